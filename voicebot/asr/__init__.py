@@ -1,0 +1,1 @@
+"""Speech recognition: the Recognizer protocol, engines, n-best and rescoring (GUI-free)."""

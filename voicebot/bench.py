@@ -1,0 +1,39 @@
+"""`voicebot bench NAME --json`: benchmarks that print JSON.
+
+Speed and memory targets live here, never in timed tests. Each benchmark is a module
+function ``run(args) -> dict``; this file only dispatches, importing lazily so one
+benchmark's heavy dependencies do not slow the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+
+# name -> ("module:function" that adds arguments or None, "module:function" returning a dict)
+BENCHMARKS: dict[str, tuple[str | None, str]] = {}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", choices=sorted(BENCHMARKS) or None,
+                        help="which benchmark to run")
+    parser.add_argument("--json", action="store_true", help="print only the JSON result")
+    # Benchmarks add their own options; unknown names are rejected by argparse.
+    for add_ref, _ in BENCHMARKS.values():
+        if add_ref:
+            _load(add_ref)(parser)
+
+
+def _load(ref: str):
+    module_name, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def run(args: argparse.Namespace) -> int:
+    result = _load(BENCHMARKS[args.name][1])(args)
+    text = json.dumps(result, indent=None if args.json else 2)
+    print(text)
+    sys.stdout.flush()
+    return 0

@@ -1,0 +1,1 @@
+"""The model store: catalog, resolving, downloading, verifying, importing (GUI-free)."""

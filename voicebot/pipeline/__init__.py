@@ -1,0 +1,1 @@
+"""The conversation turn: state machine, workers, timing, barge-in (GUI-free)."""

@@ -1,0 +1,1 @@
+"""Voice adaptation: datasets, prompts, take checks, fine-tuning processes (GUI-free)."""

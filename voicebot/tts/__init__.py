@@ -1,0 +1,1 @@
+"""Speech synthesis: the Synthesizer protocol, voices, text front end (GUI-free)."""
