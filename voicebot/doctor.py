@@ -7,12 +7,14 @@ and the rest still run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
 import sys
 import tempfile
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from voicebot import __version__
 from voicebot.paths import user_dirs
@@ -51,10 +53,8 @@ def check_onnxruntime() -> dict[str, Any]:
     # A plain `onnxruntime` next to `onnxruntime-gpu` silently replaces the GPU build.
     dists = []
     for name in ("onnxruntime", "onnxruntime-gpu"):
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             dists.append(f"{name}=={metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            pass
     built = ort.get_available_providers()
     # The GPU build lists CUDA/TensorRT even with no GPU; they only work with a CUDA driver.
     usable = [p for p in built if p == "CPUExecutionProvider"

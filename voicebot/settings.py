@@ -15,9 +15,10 @@ import os
 import time
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from voicebot.paths import user_dirs
 

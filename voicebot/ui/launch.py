@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     from voicebot.ui.errors import install_excepthook
     from voicebot.ui.main_window import MainWindow
 
-    app = create_app(sys.argv[:1])
+    app = create_app(sys.argv[:1])  # noqa: F841 (kept alive for the event loop)
     install_excepthook()
     window = MainWindow()
     window.show()

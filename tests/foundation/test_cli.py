@@ -1,0 +1,56 @@
+"""The command line: help, version, doctor, and honest 'not implemented' answers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from voicebot import __version__
+from voicebot.cli import COMMANDS, EXIT_NOT_IMPLEMENTED, main
+
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "voicebot", *args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_help_lists_every_command():
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for name in COMMANDS:
+        assert name in result.stdout
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert __version__ in capsys.readouterr().out
+
+
+def test_unimplemented_commands_say_so_and_fail(capsys):
+    pending = [name for name, (_, _, run_ref) in COMMANDS.items() if run_ref is None]
+    for name in pending:
+        assert main([name]) == EXIT_NOT_IMPLEMENTED
+        assert "not implemented" in capsys.readouterr().err
+
+
+def test_doctor_json_tells_the_truth(voicebot_home):
+    result = run_cli("doctor", "--json")
+    report = json.loads(result.stdout)
+    assert report["python"]["ok"]
+    assert report["voicebot_home"] == str(voicebot_home)
+    # CI machines have no GPU: torch and onnxruntime must say so rather than pretend.
+    torch_info, ort_info = report["torch"], report["onnxruntime"]
+    assert torch_info["ok"]
+    assert torch_info["cuda_available"] == bool(torch_info["gpus"])
+    assert "CPUExecutionProvider" in ort_info["usable_providers"]
+    assert ort_info["distributions"] == [d for d in ort_info["distributions"]
+                                         if d.startswith("onnxruntime-gpu==")]
+    for name in ("config", "data", "cache", "logs"):
+        assert report["dirs"][name]["writable"]
+        assert report["dirs"][name]["path"].startswith(str(voicebot_home))
+    assert result.returncode == (0 if report["ok"] else 1)
