@@ -1,0 +1,267 @@
+"""Playback of streamed speech: float32 chunks in, the device's rate and channels out.
+
+The output stream runs for as long as the player is open and plays silence while idle,
+so the first chunk of a reply starts within one block plus the device latency instead of
+waiting for a stream to open. Chunks are resampled from the voice's rate to the device
+rate in the caller's thread (soxr, stateful across the chunks of one utterance) and
+queued in a preallocated ring buffer; the PortAudio callback only copies from it.
+
+``stop()`` (barge-in) asks the callback to fade the queued audio out over ``fade_ms`` and
+to drop the rest; it returns once that happened, so silence reaches the speaker one
+output latency later. The time the first sample of an utterance reached the
+digital-to-analogue converter is computed from the stream's ``outputBufferDacTime`` (or
+``currentTime`` plus the stream latency where the host API does not report it) and given
+in ``time.monotonic()`` seconds: :attr:`Player.first_sample_time`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+import sounddevice as sd
+
+from voicebot.audio.capture import close_stream_quietly
+from voicebot.audio.devices import (
+    AudioDeviceError,
+    DeviceInfo,
+    DeviceLostError,
+    choose_device,
+    pick_rate,
+)
+from voicebot.audio.resample import StreamResampler
+from voicebot.audio.ring_buffer import RingBuffer
+
+log = logging.getLogger(__name__)
+
+_POLL = 0.001
+
+
+class Player:
+    """Plays queued float32 audio on an output device chosen by name."""
+
+    def __init__(self, device: str = "", *, samplerate: float | None = None,
+                 channels: int | None = None, buffer_seconds: float = 60.0,
+                 block_ms: float = 5.0, latency: float | str = "low", fade_ms: float = 5.0,
+                 on_error: Callable[[AudioDeviceError], None] | None = None) -> None:
+        choice = choose_device(device, "output")
+        self.device: DeviceInfo = choice.device
+        self.fallback_reason = choice.fallback_reason
+        self.channels = int(channels or min(self.device.max_output_channels, 2))
+        self.samplerate = pick_rate(self.device, "output", samplerate, self.channels)
+        self.block_frames = max(1, round(self.samplerate * block_ms / 1000))
+        self.latency = latency
+        self.on_error = on_error
+        self._queue = RingBuffer(int(self.samplerate * buffer_seconds))
+        self._reader = self._queue.reader()
+        self._work = np.zeros(self.block_frames * 8, np.float32)  # callback scratch
+        self._fade = np.linspace(1.0, 0.0, max(2, round(self.samplerate * fade_ms / 1000)),
+                                 dtype=np.float32)
+        self._resampler: StreamResampler | None = None
+        self._stream: sd.OutputStream | None = None
+        self._closing = False
+        # State shared with the callback: plain attributes, each written by one side only
+        # (noted per attribute) so no lock is needed.
+        self._stop_requested = 0  # caller: incremented by stop()
+        self._stops_done = 0  # callback: catches up with _stop_requested after the fade
+        self._fade_pos = 0  # callback
+        self._awaiting_first = False  # caller sets, callback clears
+        self._last_callback = 0.0  # callback
+        self.first_sample_time: float | None = None  # callback: monotonic s, see module doc
+        self.utterance_started_at: float | None = None  # caller: play() that started it
+        self.underflows = 0  # callback: PortAudio output underflows
+        self.error: AudioDeviceError | None = None
+
+    # ----- life cycle -----------------------------------------------------------
+    def open(self) -> Player:
+        if self._stream is not None:
+            return self
+        self._closing = False
+        self.error = None
+        try:
+            self._stream = sd.OutputStream(
+                device=self.device.index, samplerate=self.samplerate, channels=self.channels,
+                dtype="float32", blocksize=self.block_frames, latency=self.latency,
+                callback=self._callback, finished_callback=self._finished)
+            self._last_callback = time.monotonic()
+            self._stream.start()
+        except sd.PortAudioError as exc:
+            stream, self._stream = self._stream, None
+            if stream is not None:
+                close_stream_quietly(stream)
+            raise AudioDeviceError(f"could not open {self.device.label} for playback at "
+                                   f"{self.samplerate:g} Hz: {exc}") from exc
+        return self
+
+    def close(self) -> None:
+        self._closing = True
+        stream, self._stream = self._stream, None
+        if stream is not None and not close_stream_quietly(stream):
+            log.warning("closing the output stream of %s timed out", self.device.label)
+
+    def __enter__(self) -> Player:
+        return self.open()
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    @property
+    def output_latency(self) -> float:
+        return float(self._stream.latency) if self._stream is not None else 0.0
+
+    @property
+    def queued_seconds(self) -> float:
+        return self._reader.available / self.samplerate
+
+    @property
+    def playing(self) -> bool:
+        return self._reader.available > 0
+
+    # ----- feeding --------------------------------------------------------------
+    def play(self, chunk: np.ndarray, rate: float, last: bool = False) -> None:
+        """Queue ``chunk`` (float32 mono at ``rate`` Hz); ``last`` ends the utterance.
+
+        Blocks while the queue is full. A ``stop()`` from another thread makes it return
+        at once, dropping what it had not queued yet.
+        """
+        self._check_alive()
+        stop_generation = self._stop_requested
+        if self._resampler is None or self._resampler.in_rate != float(rate):
+            self._resampler = StreamResampler(rate, self.samplerate)
+        audio = np.asarray(chunk, dtype=np.float32).reshape(-1)
+        audio = self._resampler.process(audio, last=last)
+        if last:
+            self._resampler = None
+        if not self.playing and not self._awaiting_first and len(audio):
+            self.first_sample_time = None
+            self.utterance_started_at = time.monotonic()
+            self._awaiting_first = True
+        self._enqueue(audio, stop_generation)
+
+    def finish(self) -> None:
+        """End the utterance: flush the resampler so its last milliseconds are played."""
+        if self._resampler is not None:
+            self.play(np.zeros(0, np.float32), self._resampler.in_rate, last=True)
+
+    def _enqueue(self, audio: np.ndarray, stop_generation: int) -> None:
+        pos = 0
+        while pos < len(audio):
+            if self._stop_requested != stop_generation:
+                return
+            self._check_alive()
+            space = self._queue.capacity - self._reader.available - self.block_frames
+            if space <= 0:
+                time.sleep(0.01)
+                continue
+            n = min(space, len(audio) - pos)
+            self._queue.write(audio[pos:pos + n])
+            pos += n
+
+    # ----- stopping and waiting -------------------------------------------------
+    def stop(self, timeout: float = 0.05) -> bool:
+        """Fade out and drop everything queued; True once the callback has done it.
+
+        Returns within ``timeout`` (50 ms) either way; the fade itself is ``fade_ms``.
+        """
+        self._resampler = None
+        self._awaiting_first = False
+        self._stop_requested += 1
+        target = self._stop_requested
+        if self._stream is None or self.error is not None:
+            self._reader.skip_to_end()
+            return True
+        deadline = time.monotonic() + timeout
+        while self._stops_done < target:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(_POLL)
+        return True
+
+    def wait_done(self, timeout: float | None = None) -> bool:
+        """Wait until everything queued has been handed to the device."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.playing:
+            self._check_alive()
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)
+        return True
+
+    def wait_first_sample(self, timeout: float | None = None) -> float | None:
+        """The first-sample time of the current utterance, waiting for it if needed."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self._awaiting_first:
+            self._check_alive()
+            if deadline is not None and time.monotonic() >= deadline:
+                return None
+            time.sleep(_POLL)
+        return self.first_sample_time
+
+    def _check_alive(self) -> None:
+        if self.error is not None:
+            raise self.error
+        if self._stream is None:
+            raise AudioDeviceError("the player is not open")
+        stalled = time.monotonic() - self._last_callback
+        if stalled > max(0.75, 40 * self.block_frames / self.samplerate):
+            self._lost(f"the device stopped asking for audio {stalled:.1f} s ago")
+            raise self.error  # type: ignore[misc]
+
+    # ----- the PortAudio thread ---------------------------------------------------
+    def _callback(self, outdata: np.ndarray, frames: int, time_info, status) -> None:
+        self._last_callback = time.monotonic()
+        if status and status.output_underflow:
+            self.underflows += 1
+        outdata.fill(0.0)
+        reader = self._reader
+        if self._stops_done != self._stop_requested:
+            n = self._fade_out(frames)
+        else:
+            n = min(frames, reader.available, len(self._work))
+            if n:
+                reader.read(n, out=self._work)
+        if n == 0:
+            return
+        outdata[:n] = self._work[:n, None]
+        if self._awaiting_first:
+            dac = time_info.outputBufferDacTime
+            ahead = dac - time_info.currentTime if dac > 0 else self.output_latency
+            self.first_sample_time = self._last_callback + max(0.0, ahead)
+            self._awaiting_first = False
+
+    def _fade_out(self, frames: int) -> int:
+        reader = self._reader
+        fade = self._fade
+        n = min(frames, reader.available, len(fade) - self._fade_pos, len(self._work))
+        if n > 0:
+            block = reader.read(n, out=self._work)
+            np.multiply(block, fade[self._fade_pos:self._fade_pos + n], out=block)
+            self._fade_pos += n
+        if n < frames:  # faded to zero (or nothing left): drop the rest of the queue
+            reader.skip_to_end()
+            self._fade_pos = 0
+            self._stops_done = self._stop_requested
+        return n
+
+    def _finished(self) -> None:
+        if not self._closing:
+            self._lost("the output stream stopped unexpectedly")
+
+    def _lost(self, why: str) -> None:
+        if self.error is not None:
+            return
+        self.error = DeviceLostError(f"the speaker {self.device.label} stopped working ({why}); "
+                                     "choose another output device")
+        log.error("%s", self.error)
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            threading.Thread(target=close_stream_quietly, args=(stream,), daemon=True,
+                             name="audio-close-lost").start()
+        if self.on_error is not None:
+            try:
+                self.on_error(self.error)
+            except Exception:
+                log.exception("the player error handler failed")
