@@ -13,7 +13,11 @@ import json
 import sys
 
 # name -> ("module:function" that adds arguments or None, "module:function" returning a dict)
-BENCHMARKS: dict[str, tuple[str | None, str]] = {}
+BENCHMARKS: dict[str, tuple[str | None, str]] = {
+    # Live audio display cost and capture overflows (times Qt widgets, so it lives in ui/).
+    "audio": ("voicebot.ui.widgets.scope_bench:add_arguments",
+              "voicebot.ui.widgets.scope_bench:run"),
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -40,6 +40,7 @@ import collections
 import contextlib
 import fcntl
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -286,11 +287,14 @@ class VirtualAudio:
         pending = b""
         while not self._stop.is_set():
             try:
+                # Sleep in select until the sink writes (no busy polling), waking now and
+                # then to notice stop().
+                if not select.select([self._spk_fd], [], [], 0.05)[0]:
+                    continue
                 data = os.read(self._spk_fd, 8192)
             except BlockingIOError:
-                self._stop.wait(0.002)
                 continue
-            except OSError:
+            except (OSError, ValueError):
                 return
             if not data:  # the daemon closed its end (stopped or killed)
                 self._stop.wait(0.01)

@@ -1,0 +1,144 @@
+"""``AudioScope``: waveform + mel spectrogram + level meter + readouts for one capture.
+
+One display ``QTimer`` (60 Hz by default) drains the capture's 16 kHz ring buffer and
+updates the plots that changed; a slow timer (4 Hz) refreshes the text, whose values
+change too fast to read anyway. Nothing here touches PortAudio: the scope reads a
+:class:`~voicebot.audio.ring_buffer.RingBuffer` that a
+:class:`~voicebot.audio.capture.Capture` (or a test) fills.
+
+Wiring it into a window::
+
+    capture = Capture(settings.audio.input_device, on_error=...)   # GUI-free core
+    scope = AudioScope()
+    layout.addWidget(scope)
+    scope.set_source(capture.ring(ASR_RATE), ASR_RATE, stats=capture.stats)
+    capture.start(); scope.start()
+    ...
+    scope.stop(); capture.stop()
+
+``on_error`` runs on the capture's pump thread: forward it to the GUI thread with a
+signal (or let the slow timer show ``stats()["error"]``, which the scope does).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
+
+from voicebot.audio.capture import CLIP_LEVEL
+from voicebot.audio.features import StreamingLogMel
+from voicebot.audio.resample import ASR_RATE
+from voicebot.audio.ring_buffer import RingBuffer, RingReader
+from voicebot.ui.widgets.level_meter import LevelMeter, to_db
+from voicebot.ui.widgets.spectrogram import MelSpectrogramPlot
+from voicebot.ui.widgets.waveform import WaveformPlot
+
+DISPLAY_HZ = 60
+TEXT_HZ = 4
+# Longest stretch drained per frame; after a stall (window hidden, machine busy) older
+# audio is skipped rather than making one frame compute seconds of spectrogram.
+MAX_DRAIN_SECONDS = 0.5
+
+
+class AudioScope(QWidget):
+    """Live view of a mono audio ring buffer."""
+
+    def __init__(self, sample_rate: int = ASR_RATE, seconds: float = 5.0,
+                 display_hz: int = DISPLAY_HZ, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.sample_rate = sample_rate
+        self.mel = StreamingLogMel(sample_rate)
+        self.waveform = WaveformPlot(sample_rate, seconds)
+        self.spectrogram = MelSpectrogramPlot(self.mel, seconds)
+        self.meter = LevelMeter()
+        self.readout = QLabel("no input")
+        self.readout.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.waveform, 2)
+        layout.addWidget(self.spectrogram, 3)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.meter, 1)
+        bottom.addWidget(self.readout, 2)
+        layout.addLayout(bottom)
+        self._ring: RingBuffer | None = None
+        self._reader: RingReader | None = None
+        self._stats: Callable[[], dict] | None = None
+        self._drain = np.zeros(int(sample_rate * MAX_DRAIN_SECONDS), np.float32)
+        self._clipped_seen = 0
+        self._peak_since_text = 0.0
+        self.display_timer = QTimer(self)
+        self.display_timer.setInterval(1000 // display_hz)  # 16 ms for 60 Hz, never slower
+        self.display_timer.timeout.connect(self.update_display)
+        self.text_timer = QTimer(self)
+        self.text_timer.setInterval(round(1000 / TEXT_HZ))
+        self.text_timer.timeout.connect(self.update_text)
+
+    def set_source(self, ring: RingBuffer | None, sample_rate: int | None = None,
+                   stats: Callable[[], dict] | None = None) -> None:
+        """Show ``ring`` (mono, at the scope's rate); ``stats`` feeds the readouts."""
+        if sample_rate is not None and sample_rate != self.sample_rate:
+            raise ValueError(f"the scope shows {self.sample_rate} Hz audio, the ring holds "
+                             f"{sample_rate} Hz")
+        self._ring = ring
+        self._reader = ring.reader() if ring is not None else None
+        self._stats = stats
+        self._clipped_seen = int(stats().get("clipped_samples", 0)) if stats else 0
+
+    def start(self) -> None:
+        self.display_timer.start()
+        self.text_timer.start()
+
+    def stop(self) -> None:
+        self.display_timer.stop()
+        self.text_timer.stop()
+
+    def update_display(self) -> None:
+        """One display frame: drain new audio, update the spectrogram, waveform, meter."""
+        reader = self._reader
+        if reader is None:
+            return
+        if reader.available > len(self._drain):
+            reader.position = reader.ring.frames_written - len(self._drain)
+        new = reader.read(out=self._drain)
+        if len(new):
+            self.spectrogram.append(self.mel.push(new))
+            peak = float(max(new.max(), -new.min()))
+            rms = float(np.sqrt(np.dot(new, new) / len(new)))
+            self._peak_since_text = max(self._peak_since_text, peak)
+            self.meter.set_level(peak, rms, clipped=self._clipped(peak))
+        self.spectrogram.redraw()
+        self.waveform.refresh(self._ring)
+
+    def _clipped(self, peak: float) -> bool:
+        # The capture counts clipping on the raw device samples, before mixing and
+        # resampling can hide it; without stats, judge by the samples we see.
+        if self._stats is None:
+            return peak >= CLIP_LEVEL
+        clipped = int(self._stats().get("clipped_samples", 0))
+        fresh, self._clipped_seen = clipped > self._clipped_seen, clipped
+        return fresh
+
+    def update_text(self) -> None:
+        stats = self._stats() if self._stats else {}
+        if stats.get("error"):
+            self.readout.setText(f"⚠ {stats['error']}")
+            return
+        if self._ring is None:
+            self.readout.setText("no input")
+            return
+        parts = []
+        if stats.get("device"):
+            parts.append(f"{stats['device']} · {stats['samplerate']:g} Hz · "
+                         f"{stats['channels']} ch")
+        parts.append(f"peak {to_db(self._peak_since_text):.0f} dBFS")
+        lost = stats.get("input_overflows", 0) + stats.get("dropped_frames", 0)
+        if lost:
+            parts.append(f"overflows {lost}")
+        if self.meter.clipping:
+            parts.append("CLIPPING")
+        self._peak_since_text = 0.0
+        self.readout.setText(" · ".join(parts))

@@ -1,0 +1,100 @@
+"""A scrolling log-mel spectrogram: an ImageItem with a fixed colour map and dB range."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF
+
+from voicebot.audio.features import StreamingLogMel
+
+SECONDS = 5.0
+# Fixed levels keep colours comparable over time (auto-levels would make silence look
+# like speech). 0 dB is a full-scale sine; -100 dB is the power floor of the features.
+DB_RANGE = (-90.0, -10.0)
+COLOR_MAP = "inferno"
+TICK_HZ = (250, 500, 1000, 2000, 4000, 8000)
+
+
+class MelSpectrogramPlot(pg.PlotWidget):
+    """Shows the newest ``seconds`` of log-mel frames; feed it with :meth:`append`.
+
+    Each new column is coloured once, when it arrives, into a ring of RGBA pixels, and
+    the image handed to pyqtgraph is already RGBA: Qt draws that several times faster
+    than an 8-bit indexed image, which it would convert on every paint.
+    """
+
+    def __init__(self, mel: StreamingLogMel, seconds: float = SECONDS,
+                 db_range: tuple[float, float] = DB_RANGE, parent=None) -> None:
+        super().__init__(parent=parent)
+        self.mel = mel
+        self.db_range = db_range
+        self.n_frames = round(seconds / mel.hop_seconds)
+        cap2 = 2 * self.n_frames
+        # Double-written rings (like RingBuffer): the newest n_frames columns are always
+        # one contiguous slice, so scrolling never copies or rolls the image.
+        self._db = np.full((cap2, mel.n_mels), db_range[0], np.float32)
+        self._rgba = np.zeros((mel.n_mels, cap2, 4), np.uint8)
+        self._lut = pg.colormap.get(COLOR_MAP).getLookupTable(nPts=256, alpha=True)
+        self._rgba[:] = self._lut[0]
+        self._scale = 255.0 / (db_range[1] - db_range[0])
+        self._frames = 0
+        self.setMouseEnabled(x=False, y=False)
+        self.setMenuEnabled(False)
+        self.hideButtons()
+        self.image_item = pg.ImageItem(axisOrder="row-major")
+        self.addItem(self.image_item)
+        self.setXRange(-seconds, 0, padding=0)
+        self.setYRange(0, mel.n_mels, padding=0)
+        left = self.getPlotItem().getAxis("left")
+        left.setTicks([[(mel.band_of(hz) + 0.5, f"{hz // 1000}k" if hz >= 1000 else str(hz))
+                        for hz in TICK_HZ if hz <= mel.fmax]])
+        self.setLabel("left", "Hz")
+        self.setLabel("bottom", "seconds")
+        self._dirty = True
+        self.redraw()
+        # After the first image: setRect scales by the image size it sees now.
+        self.image_item.setRect(QRectF(-seconds, 0, seconds, mel.n_mels))
+
+    def _window(self) -> slice:
+        end = self._frames % self.n_frames + self.n_frames
+        return slice(end - self.n_frames, end)
+
+    @property
+    def frames_shown(self) -> np.ndarray:
+        """The image now on screen as dB: ``n_frames x n_mels``, oldest column first."""
+        return self._db[self._window()]
+
+    @property
+    def pixels_shown(self) -> np.ndarray:
+        """The image now on screen as RGBA: ``n_mels x n_frames x 4``, band 0 first."""
+        return self._rgba[:, self._window()]
+
+    def append(self, frames: np.ndarray) -> None:
+        """Add log-mel frames (``k x n_mels`` dB, oldest first) at the right edge."""
+        if len(frames) > self.n_frames:
+            self._frames += len(frames) - self.n_frames
+            frames = frames[-self.n_frames:]
+        n = len(frames)
+        if n == 0:
+            return
+        index = np.clip((frames - self.db_range[0]) * self._scale, 0, 255).astype(np.uint8)
+        colours = self._lut[index.T]  # n_mels x n x 4
+        cap = self.n_frames
+        start = self._frames % cap
+        first = min(n, cap - start)
+        for offset in (0, cap):
+            self._db[start + offset:start + offset + first] = frames[:first]
+            self._db[offset:offset + n - first] = frames[first:]
+            self._rgba[:, start + offset:start + offset + first] = colours[:, :first]
+            self._rgba[:, offset:offset + n - first] = colours[:, first:]
+        self._frames += n
+        self._dirty = True
+
+    def redraw(self) -> bool:
+        """Push the image to the scene if frames arrived since the last redraw."""
+        if not self._dirty:
+            return False
+        self.image_item.setImage(self.pixels_shown, autoLevels=False, levels=None)
+        self._dirty = False
+        return True
