@@ -1,0 +1,227 @@
+"""Piper (VITS) ONNX voices on onnxruntime-gpu, with espeak-ng phonemes.
+
+A Piper voice is an ``.onnx`` file plus ``.onnx.json`` holding its phoneme-to-id map,
+sample rate, espeak voice and inference scales. Text is normalised and split by
+``voicebot.tts.text``; each piece is phonemised, mapped to ids and synthesised in one
+call (VITS is not autoregressive, so a short first piece means early first audio).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from voicebot.tts import onnx_runtime, piper_split
+from voicebot.tts.base import AudioChunk, CancelToken, VoiceInfo, is_cancelled
+from voicebot.tts.espeak import phonemize
+from voicebot.tts.text import pieces
+
+log = logging.getLogger(__name__)
+
+_BOS, _EOS, _PAD = "^", "$", "_"
+# Punctuation the voices were trained with; espeak drops it, so it is put back by hand.
+_CLAUSE_PUNCTUATION = re.compile(r"([,;:.!?]+)")
+
+# Decoding the latent in windows (see piper_split): the first window is short so the
+# first audio leaves early; later ones are long because each window pays for its context.
+FIRST_WINDOW_FRAMES = 24  # ~0.28 s of audio at 22.05 kHz, 256 samples a frame
+WINDOW_FRAMES = 400
+# Frames of latent context decoded on each side of a window and then thrown away. With
+# 16 the windowed audio matches a single decoder call to ~1e-6 for en_US-joe-medium.
+CONTEXT_FRAMES = 16
+
+
+@dataclass(frozen=True)
+class PiperConfig:
+    sample_rate: int
+    espeak_voice: str
+    phoneme_id_map: dict[str, list[int]]
+    noise_scale: float
+    length_scale: float
+    noise_w: float
+    language: str
+    name: str
+
+    @classmethod
+    def load(cls, path: Path) -> PiperConfig:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("phoneme_type", "espeak") != "espeak":
+            raise ValueError(f"{path}: only espeak-phoneme Piper voices are supported, not "
+                             f"{data.get('phoneme_type')!r}")
+        inference = data.get("inference", {})
+        return cls(
+            sample_rate=int(data["audio"]["sample_rate"]),
+            espeak_voice=data.get("espeak", {}).get("voice", "en-us"),
+            phoneme_id_map={k: list(v) for k, v in data["phoneme_id_map"].items()},
+            noise_scale=float(inference.get("noise_scale", 0.667)),
+            length_scale=float(inference.get("length_scale", 1.0)),
+            noise_w=float(inference.get("noise_w", 0.8)),
+            language=data.get("language", {}).get("code", data.get("espeak", {}).get("voice",
+                                                                                    "")),
+            name=data.get("dataset", path.stem),
+        )
+
+
+class PiperVoice:
+    """A Piper voice; implements ``voicebot.tts.base.Synthesizer``."""
+
+    def __init__(self, model_path: Path, config_path: Path | None = None, *,
+                 voice_id: str | None = None, threads: int = onnx_runtime.DEFAULT_THREADS,
+                 device: str = "auto", warm_up: bool = True, streaming: bool = True) -> None:
+        model_path = Path(model_path)
+        config_path = Path(config_path or model_path.with_name(model_path.name + ".json"))
+        if not model_path.is_file():
+            raise FileNotFoundError(f"Piper voice model not found: {model_path}")
+        if not config_path.is_file():
+            raise FileNotFoundError(f"Piper voice config not found: {config_path}")
+        self.config = PiperConfig.load(config_path)
+        self.voice_id = voice_id or model_path.stem
+        self._session = self._front = self._decoder = None
+        self._latent_name = ""
+        if streaming:
+            self._open_split(model_path, threads, device, voice_id)
+        if self._front is None:
+            self._session = onnx_runtime.session(model_path, threads=threads, device=device)
+        self._input_names = {i.name for i in (self._front or self._session).get_inputs()}
+        self._unknown_logged: set[str] = set()
+        if warm_up:
+            # The first run allocates buffers and picks kernels; pay that at load time,
+            # not when the user is waiting for the first word.
+            for _ in self.stream("Hello there."):
+                pass
+
+    def _open_split(self, model_path: Path, threads: int, device: str,
+                    voice_id: str | None) -> None:
+        try:
+            split = piper_split.split_voice(model_path, voice_id)
+        except Exception as exc:  # no onnx package, an unusual graph: whole-sentence calls
+            log.warning("Piper voice %s will not stream within sentences: %s",
+                        model_path.name, exc)
+            return
+        self._front = onnx_runtime.session(split.front, threads=threads, device=device)
+        self._decoder = onnx_runtime.session(split.decoder, threads=threads, device=device)
+        self._latent_name = split.latent_name
+
+    @property
+    def streams_within_sentences(self) -> bool:
+        return self._decoder is not None
+
+    @property
+    def sample_rate(self) -> int:
+        return self.config.sample_rate
+
+    def voices(self) -> list[VoiceInfo]:
+        return [VoiceInfo(self.voice_id, self.config.name, "piper", self.config.language,
+                          self.sample_rate)]
+
+    # --- text -> ids -----------------------------------------------------------------
+
+    def phonemes(self, text: str) -> str:
+        """IPA for one piece of normalised text, with its clause punctuation kept."""
+        parts = _CLAUSE_PUNCTUATION.split(text)
+        out = []
+        for i in range(0, len(parts), 2):
+            words = parts[i]
+            punctuation = parts[i + 1] if i + 1 < len(parts) else ""
+            ipa = phonemize(words, self.config.espeak_voice) if words.strip() else ""
+            mark = _strongest(punctuation)
+            if ipa:
+                out.append(ipa + mark)
+            elif mark and out:
+                out[-1] += mark
+        return unicodedata.normalize("NFD", " ".join(out))
+
+    def phoneme_ids(self, phonemes: str) -> list[int]:
+        id_map = self.config.phoneme_id_map
+        ids = [*id_map[_BOS], *id_map[_PAD]]
+        for ch in phonemes:
+            mapped = id_map.get(ch)
+            if mapped is None:
+                if ch not in self._unknown_logged:
+                    self._unknown_logged.add(ch)
+                    log.debug("dropping %r (U+%04X): not in voice %s's phoneme map", ch,
+                              ord(ch), self.voice_id)
+                continue
+            ids.extend(mapped)
+            ids.extend(id_map[_PAD])
+        ids.extend(id_map[_EOS])
+        return ids
+
+    # --- synthesis -------------------------------------------------------------------
+
+    def _feeds(self, ids: list[int]) -> dict[str, np.ndarray]:
+        feeds = {
+            "input": np.asarray([ids], dtype=np.int64),
+            "input_lengths": np.asarray([len(ids)], dtype=np.int64),
+            "scales": np.asarray([self.config.noise_scale, self.config.length_scale,
+                                  self.config.noise_w], dtype=np.float32),
+        }
+        if "sid" in self._input_names:
+            feeds["sid"] = np.zeros(1, dtype=np.int64)
+        return feeds
+
+    def synthesize_ids(self, ids: list[int]) -> np.ndarray:
+        """The whole piece's audio at once."""
+        if self._session is None:
+            return np.concatenate(list(self.stream_ids(ids)))
+        return _as_audio(self._session.run(None, self._feeds(ids))[0])
+
+    def stream_ids(self, ids: list[int]) -> Iterator[np.ndarray]:
+        """The piece's audio in windows: a short first one, then long ones."""
+        if self._decoder is None:
+            yield _as_audio(self._session.run(None, self._feeds(ids))[0])
+            return
+        latent = self._front.run(None, self._feeds(ids))[0]  # (1, channels, frames)
+        frames = latent.shape[2]
+        start, size = 0, FIRST_WINDOW_FRAMES
+        while start < frames:
+            stop = min(frames, start + size)
+            lo, hi = max(0, start - CONTEXT_FRAMES), min(frames, stop + CONTEXT_FRAMES)
+            audio = self._decoder.run(None, {self._latent_name: latent[:, :, lo:hi]})[0]
+            audio = audio.reshape(-1)
+            hop = len(audio) // (hi - lo)
+            yield _as_audio(audio[(start - lo) * hop:(stop - lo) * hop])
+            start, size = stop, WINDOW_FRAMES
+
+    def synthesize_piece(self, text: str) -> np.ndarray:
+        """Audio for one already-normalised piece; empty if nothing in it is speakable."""
+        ids = self.phoneme_ids(self.phonemes(text))
+        if len(ids) <= 3:  # only BOS, pad, EOS
+            return np.zeros(0, dtype=np.float32)
+        return self.synthesize_ids(ids)
+
+    def stream(self, text: str, cancel: CancelToken | None = None) -> Iterator[AudioChunk]:
+        for piece in pieces(text):
+            if is_cancelled(cancel):
+                return
+            ids = self.phoneme_ids(self.phonemes(piece.text))
+            if len(ids) <= 3:  # only BOS, pad, EOS
+                log.debug("nothing speakable in %r", piece.text)
+                continue
+            windows = self.stream_ids(ids)
+            audio = next(windows)
+            for following in windows:
+                yield AudioChunk(audio, self.sample_rate, piece.text, False)
+                if is_cancelled(cancel):
+                    return
+                audio = following
+            yield AudioChunk(audio, self.sample_rate, piece.text, piece.end_of_sentence)
+
+
+def _as_audio(samples: np.ndarray) -> np.ndarray:
+    return np.clip(samples.reshape(-1), -1.0, 1.0).astype(np.float32, copy=False)
+
+
+def _strongest(punctuation: str) -> str:
+    """One mark for a run like "?!" or "...": the one that shapes intonation most."""
+    for mark in "?!.;:,":
+        if mark in punctuation:
+            return mark
+    return ""

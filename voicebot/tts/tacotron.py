@@ -1,0 +1,225 @@
+"""Tacotron2 + HiFi-GAN voices, streamed: audio leaves while the decoder still runs.
+
+``TacotronVoice`` implements the ``Synthesizer`` protocol over a backend that runs the
+model pieces of ``voicebot.tts.tacotron_parts``:
+
+- ``TorchBackend``: the Coqui modules in torch (CUDA and fp16 when a GPU is present);
+- ``OnnxBackend`` (``voicebot.tts.tacotron_onnx``): the same pieces exported to ONNX and
+  run on onnxruntime, the decoder step by step with its state kept in OrtValues.
+
+Per text piece: Coqui's tokenizer turns text into ids, the encoder runs once, the decoder
+steps until its stop token fires (Coqui's rule) or ``max_decoder_steps``, and
+``MelToAudio`` turns the growing mel into audio windows (``voicebot.tts.mel_stream``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from voicebot.tts.base import AudioChunk, CancelToken, VoiceInfo, is_cancelled
+from voicebot.tts.mel_stream import MelToAudio
+from voicebot.tts.text import pieces
+
+log = logging.getLogger(__name__)
+
+
+class Backend(Protocol):
+    """What the streaming loop needs from a model runtime (arrays are numpy on the host)."""
+
+    frame_channels: int
+    frames_per_step: int
+    hop: int
+    name: str
+
+    def start(self, ids: np.ndarray) -> None:
+        """Encode one utterance and reset the decoder state."""
+
+    def step(self, memory: np.ndarray, prenet_masks: tuple[np.ndarray, np.ndarray]
+             ) -> tuple[np.ndarray, float]:
+        """One decoder step: (frames (frames_per_step * channels,), stop logit)."""
+
+    def postnet(self, mel: np.ndarray) -> np.ndarray: ...
+
+    def vocode(self, mel: np.ndarray) -> np.ndarray: ...
+
+
+class TorchBackend:
+    """The Coqui modules in torch; fp16 on CUDA (the decoder's LSTMs are fine in half)."""
+
+    def __init__(self, model, generator, *, device: str = "auto", threads: int = 1,
+                 fp16: bool = True) -> None:
+        import torch
+
+        from voicebot.tts import tacotron_parts as parts
+
+        parts.check_supported(model)
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if device == "cpu":
+            torch.set_num_threads(threads)
+        self.torch = torch
+        self.device = torch.device(device)
+        self.dtype = torch.float16 if (fp16 and self.device.type == "cuda") else torch.float32
+        self.name = f"torch-{self.device.type}{'-fp16' if self.dtype == torch.float16 else ''}"
+        self._model = model
+        self.encoder = parts.EncoderPart(model).to(self.device, self.dtype).eval()
+        self.decoder_step = parts.DecoderStep(model).to(self.device, self.dtype).eval()
+        self.postnet_part = parts.PostnetPart(model).to(self.device, self.dtype).eval()
+        self.vocoder_part = parts.VocoderPart(generator).to(self.device, self.dtype).eval()
+        self.frame_channels = model.decoder.frame_channels
+        self.frames_per_step = model.decoder.r
+        self.hop = vocoder_hop(generator)
+        self._state: dict | None = None
+
+    def _tensor(self, array: np.ndarray):
+        return self.torch.from_numpy(np.ascontiguousarray(array)).to(self.device, self.dtype)
+
+    def start(self, ids: np.ndarray) -> None:
+        from voicebot.tts.tacotron_parts import initial_state
+
+        with self.torch.inference_mode():
+            ids_t = self.torch.from_numpy(ids.reshape(1, -1).astype(np.int64)).to(self.device)
+            self._encoded, self._processed = self.encoder(ids_t)
+            self._state = initial_state(self._encoded, self._model)
+
+    def step(self, memory, prenet_masks):
+        from voicebot.tts.tacotron_parts import STATE_NAMES
+
+        with self.torch.inference_mode():
+            outputs = self.decoder_step(
+                self._tensor(memory.reshape(1, -1)), self._tensor(prenet_masks[0]),
+                self._tensor(prenet_masks[1]), *(self._state[n] for n in STATE_NAMES),
+                self._encoded, self._processed)
+        frames, stop = outputs[0], outputs[1]
+        self._state = dict(zip(STATE_NAMES, outputs[2:], strict=True))
+        return frames.float().cpu().numpy().reshape(-1), float(stop.float().cpu())
+
+    def postnet(self, mel: np.ndarray) -> np.ndarray:
+        with self.torch.inference_mode():
+            return self.postnet_part(self._tensor(mel[None])).float().cpu().numpy()[0]
+
+    def vocode(self, mel: np.ndarray) -> np.ndarray:
+        with self.torch.inference_mode():
+            return self.vocoder_part(self._tensor(mel[None])).float().cpu().numpy()[0]
+
+
+class TacotronVoice:
+    """A Tacotron2 + HiFi-GAN voice; implements ``voicebot.tts.base.Synthesizer``."""
+
+    def __init__(self, backend: Backend, tts_config, vocoder_config, *, voice_id: str,
+                 tokenizer, max_decoder_steps: int | None = None,
+                 stop_threshold: float = 0.5, prenet_dropout: bool | None = None,
+                 seed: int = 0) -> None:
+        from TTS.utils.audio import AudioProcessor
+
+        self.backend = backend
+        self.voice_id = voice_id
+        self.tokenizer = tokenizer
+        self.tts_config, self.vocoder_config = tts_config, vocoder_config
+        self._sample_rate = int(vocoder_config.audio["sample_rate"])
+        if int(tts_config.audio["sample_rate"]) != self._sample_rate:
+            raise ValueError("the Tacotron2 and HiFi-GAN sample rates differ "
+                             f"({tts_config.audio['sample_rate']} vs {self._sample_rate})")
+        self.max_decoder_steps = int(max_decoder_steps or tts_config.max_decoder_steps)
+        self.stop_threshold = stop_threshold
+        self.prenet_dropout = (tts_config.prenet_dropout_at_inference
+                               if prenet_dropout is None else prenet_dropout)
+        self._rng = np.random.default_rng(seed)
+        tts_ap, vocoder_ap = AudioProcessor(tts_config.audio), AudioProcessor(vocoder_config.audio)
+        # Coqui's Synthesizer de-normalises the TTS mel and normalises it for the vocoder
+        # (clipping included), so this does too.
+        self._renormalize = lambda mel: vocoder_ap.normalize(tts_ap.denormalize(mel))
+        self._edge_pad = int(getattr(vocoder_config, "generator_model_params", {})
+                             .get("inference_padding", 5))
+
+    @classmethod
+    def from_checkpoints(cls, tts_checkpoint: Path, vocoder_checkpoint: Path, *,
+                         engine: str = "onnx", voice_id: str | None = None,
+                         device: str = "auto", threads: int = 1, **options) -> TacotronVoice:
+        from voicebot.tts.coqui_checkpoint import load_hifigan, load_tacotron2
+
+        model, tts_config = load_tacotron2(tts_checkpoint)
+        generator, vocoder_config = load_hifigan(vocoder_checkpoint)
+        if engine == "onnx":
+            from voicebot.tts.tacotron_onnx import OnnxBackend
+
+            backend = OnnxBackend.from_models(model, generator, tts_checkpoint,
+                                              vocoder_checkpoint, model_id=voice_id,
+                                              device=device, threads=threads)
+        elif engine == "torch":
+            backend = TorchBackend(model, generator, device=device, threads=threads)
+        else:
+            raise ValueError(f"unknown Tacotron2 engine {engine!r} (onnx or torch)")
+        return cls(backend, tts_config, vocoder_config,
+                   voice_id=voice_id or Path(tts_checkpoint).stem, tokenizer=model.tokenizer,
+                   **options)
+
+    @property
+    def sample_rate(self) -> int:
+        return self._sample_rate
+
+    def voices(self) -> list[VoiceInfo]:
+        return [VoiceInfo(self.voice_id, self.voice_id, f"tacotron2-{self.backend.name}",
+                          "en", self.sample_rate)]
+
+    def text_ids(self, text: str) -> np.ndarray:
+        return np.asarray(self.tokenizer.text_to_ids(text), dtype=np.int64)
+
+    def _prenet_masks(self) -> tuple[np.ndarray, np.ndarray]:
+        if not self.prenet_dropout:
+            return _ONES_256, _ONES_256
+        draw = lambda: (self._rng.random((1, 256)) >= 0.5).astype(np.float32) * 2  # noqa: E731
+        return draw(), draw()
+
+    def stream_ids(self, ids: np.ndarray, cancel: CancelToken | None = None
+                   ) -> Iterator[np.ndarray]:
+        """Audio windows for one utterance's ids, as soon as each is ready."""
+        backend = self.backend
+        backend.start(ids)
+        renderer = MelToAudio(backend.postnet, backend.vocode, hop=backend.hop,
+                              renormalize=self._renormalize, edge_pad=self._edge_pad)
+        channels, per_step = backend.frame_channels, backend.frames_per_step
+        memory = np.zeros(channels, dtype=np.float32)
+        for step in range(self.max_decoder_steps):
+            if is_cancelled(cancel):
+                return
+            frames, stop_logit = backend.step(memory, self._prenet_masks())
+            block = frames.reshape(per_step, channels)
+            memory = block[-1]
+            yield from renderer.push(block.T)
+            # Coqui's rule: stop once the stop token passes the threshold after step 0.
+            if 1.0 / (1.0 + np.exp(-stop_logit)) > self.stop_threshold and step > 0:
+                break
+        else:
+            log.info("Tacotron2 decoder stopped at max_decoder_steps=%d",
+                     self.max_decoder_steps)
+        yield from renderer.finish()
+
+    def stream(self, text: str, cancel: CancelToken | None = None) -> Iterator[AudioChunk]:
+        for piece in pieces(text):
+            if is_cancelled(cancel):
+                return
+            ids = self.text_ids(piece.text)
+            if ids.size == 0:
+                log.debug("nothing speakable in %r", piece.text)
+                continue
+            windows = self.stream_ids(ids, cancel)
+            previous = next(windows, None)
+            for audio in windows:
+                yield AudioChunk(previous, self.sample_rate, piece.text, False)
+                previous = audio
+            if previous is not None and not is_cancelled(cancel):
+                yield AudioChunk(previous, self.sample_rate, piece.text, piece.end_of_sentence)
+
+
+_ONES_256 = np.ones((1, 256), dtype=np.float32)
+
+
+def vocoder_hop(generator) -> int:
+    """Audio samples per mel frame: the product of the generator's upsampling strides."""
+    return int(np.prod([layer.stride[0] for layer in generator.ups]))

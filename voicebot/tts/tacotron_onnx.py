@@ -1,0 +1,172 @@
+"""Tacotron2 + HiFi-GAN on onnxruntime: export once, then run the decoder step by step.
+
+Four graphs are exported from the pieces in ``voicebot.tts.tacotron_parts``: encoder,
+decoder step (state in, state out), postnet and HiFi-GAN generator. They are cached in
+the model store's conversion cache (``voicebot.models.conversions``), which rebuilds them
+when a checkpoint's contents change. The decoder loop binds its state as
+OrtValues and feeds each step's outputs straight back as the next step's inputs, so on
+CUDA the state stays on the GPU; only the frames and the stop token come to the host.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from voicebot.paths import ensure
+from voicebot.tts import onnx_runtime
+from voicebot.tts.tacotron_parts import STATE_NAMES
+
+log = logging.getLogger(__name__)
+
+EXPORT_VERSION = "1"  # bump when the exported graphs change
+OPSET = 17
+_STEP_INPUTS = ("memory", "prenet_mask_1", "prenet_mask_2", *STATE_NAMES,
+                "encoder_outputs", "processed_inputs")
+_STEP_OUTPUTS = ("frames", "stop_logit", *(f"next_{n}" for n in STATE_NAMES))
+
+
+def _conversion_id(tts_file: Path, vocoder_file: Path) -> str:
+    """A stable id for this pair of checkpoint paths (their contents are hashed later)."""
+    key = f"{tts_file.resolve()}|{vocoder_file.resolve()}"
+    return "tacotron2-" + hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+def _export(module, args, path: Path, input_names, output_names, dynamic_axes) -> None:
+    import torch
+
+    tmp = path.with_name(path.name + ".tmp")
+    with torch.no_grad():
+        torch.onnx.export(module, args, str(tmp), input_names=list(input_names),
+                          output_names=list(output_names), dynamic_axes=dynamic_axes,
+                          opset_version=OPSET, dynamo=False, do_constant_folding=True)
+    tmp.replace(path)
+
+
+def export_hifigan(generator, path: Path, channels: int = 80) -> Path:
+    import torch
+
+    from voicebot.tts.tacotron_parts import VocoderPart
+
+    part = VocoderPart(generator).float().eval()
+    _export(part, (torch.randn(1, channels, 20),), path, ["mel"], ["audio"],
+            {"mel": {2: "frames"}, "audio": {1: "samples"}})
+    return path
+
+
+def export_tacotron2(model, folder: Path) -> dict[str, Path]:
+    """Export encoder, decoder step and postnet of ``model`` into ``folder``."""
+    import torch
+
+    from voicebot.tts import tacotron_parts as parts
+
+    parts.check_supported(model)
+    model = model.float().eval()
+    ensure(folder)
+    paths = {name: folder / f"{name}.onnx" for name in ("encoder", "decoder_step", "postnet")}
+    ids = torch.randint(1, max(2, model.num_chars - 1), (1, 12), dtype=torch.int64)
+    _export(parts.EncoderPart(model), (ids,), paths["encoder"], ["ids"],
+            ["encoder_outputs", "processed_inputs"],
+            {"ids": {1: "text"}, "encoder_outputs": {1: "text"}, "processed_inputs": {1: "text"}})
+    with torch.no_grad():
+        encoded, processed = parts.EncoderPart(model)(ids)
+    state = parts.initial_state(encoded, model)
+    channels = model.decoder.frame_channels
+    step_args = (torch.zeros(1, channels), torch.ones(1, 256), torch.ones(1, 256),
+                 *(state[n] for n in STATE_NAMES), encoded, processed)
+    text_axes = {name: {1: "text"} for name in ("attention_weights", "attention_weights_cum",
+                                                "encoder_outputs", "processed_inputs",
+                                                "next_attention_weights",
+                                                "next_attention_weights_cum")}
+    _export(parts.DecoderStep(model), step_args, paths["decoder_step"], _STEP_INPUTS,
+            _STEP_OUTPUTS, text_axes)
+    _export(parts.PostnetPart(model), (torch.randn(1, channels, 30),), paths["postnet"],
+            ["decoder_mel"], ["mel"], {"decoder_mel": {2: "frames"}, "mel": {2: "frames"}})
+    return paths
+
+
+def _export_all(model, generator, folder: Path) -> None:
+    export_tacotron2(model, folder)
+    export_hifigan(generator, folder / "hifigan.onnx", model.decoder.frame_channels)
+
+
+class OnnxBackend:
+    """The exported graphs on onnxruntime (see ``voicebot.tts.tacotron.Backend``)."""
+
+    def __init__(self, folder: Path, *, frame_channels: int, frames_per_step: int, hop: int,
+                 device: str = "auto", threads: int = 1) -> None:
+        self.frame_channels, self.frames_per_step, self.hop = frame_channels, frames_per_step, hop
+        open_ = lambda name: onnx_runtime.session(folder / f"{name}.onnx",  # noqa: E731
+                                                  threads=threads, device=device)
+        self.encoder, self.decoder_step = open_("encoder"), open_("decoder_step")
+        self.postnet_session, self.vocoder = open_("postnet"), open_("hifigan")
+        provider = self.decoder_step.get_providers()[0]
+        self.device_type = "cuda" if provider == "CUDAExecutionProvider" else "cpu"
+        self.name = f"onnx-{self.device_type}"
+        self._state: dict = {}
+        self._binding = None
+
+    @classmethod
+    def from_models(cls, model, generator, tts_checkpoint: Path, vocoder_checkpoint: Path,
+                    model_id: str | None = None, **options) -> OnnxBackend:
+        """Export (once, cached by the model store's conversion cache) and open."""
+        from voicebot.models.conversions import converted
+        from voicebot.tts.coqui_checkpoint import find_checkpoint
+        from voicebot.tts.tacotron import vocoder_hop
+
+        tts_file = find_checkpoint(tts_checkpoint)
+        vocoder_file = find_checkpoint(vocoder_checkpoint)
+        folder = converted(model_id or _conversion_id(tts_file, vocoder_file), "onnx",
+                           [tts_file, vocoder_file],
+                           functools.partial(_export_all, model, generator),
+                           version=EXPORT_VERSION)
+        return cls(folder, frame_channels=model.decoder.frame_channels,
+                   frames_per_step=model.decoder.r, hop=vocoder_hop(generator), **options)
+
+    def _value(self, array: np.ndarray):
+        import onnxruntime as ort
+
+        return ort.OrtValue.ortvalue_from_numpy(np.ascontiguousarray(array), self.device_type, 0)
+
+    def start(self, ids: np.ndarray) -> None:
+        encoded, processed = self.encoder.run(None, {"ids": ids.reshape(1, -1).astype(np.int64)})
+        steps = encoded.shape[1]
+        zeros = lambda width: np.zeros((1, width), dtype=np.float32)  # noqa: E731
+        query_dim = self.decoder_step.get_inputs()[_STEP_INPUTS.index("query")].shape[1]
+        decoder_dim = self.decoder_step.get_inputs()[_STEP_INPUTS.index("decoder_hidden")].shape[1]
+        self._state = {
+            "query": zeros(query_dim), "attention_cell": zeros(query_dim),
+            "decoder_hidden": zeros(decoder_dim), "decoder_cell": zeros(decoder_dim),
+            "context": zeros(encoded.shape[2]), "attention_weights": zeros(steps),
+            "attention_weights_cum": zeros(steps),
+        }
+        self._state = {name: self._value(value) for name, value in self._state.items()}
+        self._encoded, self._processed = self._value(encoded), self._value(processed)
+
+    def step(self, memory, prenet_masks):
+        binding = self.decoder_step.io_binding()
+        binding.bind_ortvalue_input("memory", self._value(memory.reshape(1, -1)))
+        binding.bind_ortvalue_input("prenet_mask_1", self._value(prenet_masks[0]))
+        binding.bind_ortvalue_input("prenet_mask_2", self._value(prenet_masks[1]))
+        for name in STATE_NAMES:
+            binding.bind_ortvalue_input(name, self._state[name])
+        binding.bind_ortvalue_input("encoder_outputs", self._encoded)
+        binding.bind_ortvalue_input("processed_inputs", self._processed)
+        binding.bind_output("frames", "cpu")
+        binding.bind_output("stop_logit", "cpu")
+        for name in STATE_NAMES:
+            binding.bind_output(f"next_{name}", self.device_type)
+        self.decoder_step.run_with_iobinding(binding)
+        outputs = binding.get_outputs()
+        self._state = dict(zip(STATE_NAMES, outputs[2:], strict=True))
+        return outputs[0].numpy().reshape(-1), float(outputs[1].numpy().reshape(-1)[0])
+
+    def postnet(self, mel: np.ndarray) -> np.ndarray:
+        return self.postnet_session.run(None, {"decoder_mel": mel[None].astype(np.float32)})[0][0]
+
+    def vocode(self, mel: np.ndarray) -> np.ndarray:
+        return self.vocoder.run(None, {"mel": mel[None].astype(np.float32)})[0][0]

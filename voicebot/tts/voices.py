@@ -1,0 +1,105 @@
+"""Voice ids -> ready ``Synthesizer`` objects.
+
+A voice is named by a model-store id (``piper-en-us-joe-medium``,
+``coqui-tacotron2-ddc-ljspeech``), or by a path: a Piper ``.onnx`` file, or a Tacotron2
+checkpoint (a ``.pth`` carrying its config, or a folder holding one) such as the training
+tab writes. Tacotron2 voices are spoken through the HiFi-GAN vocoder
+``coqui-hifigan-v2-ljspeech`` unless another vocoder checkpoint is given.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from voicebot.tts.base import Synthesizer
+
+log = logging.getLogger(__name__)
+
+DEFAULT_VOICE = "piper-en-us-joe-medium"
+DEFAULT_VOCODER = "coqui-hifigan-v2-ljspeech"
+VOICE_KINDS = ("tts-onnx-voice", "tts-tacotron2")
+
+
+@dataclass(frozen=True)
+class VoiceOptions:
+    engine: str = "onnx"  # Tacotron2 only: "onnx" or "torch"
+    device: str = "auto"  # "auto", "cpu" or "cuda"
+    threads: int = 1  # per-stage CPU threads (see DESIGN: the cores are shared)
+    vocoder: str | None = None  # Tacotron2 only: vocoder id or checkpoint path
+
+
+def catalog_voices() -> list[dict]:
+    """The voices the model store knows, with whether each is installed."""
+    from voicebot.models import ModelStore
+
+    store = ModelStore()
+    voices = []
+    for model_id in store.ids():
+        entry = store.entry(model_id)
+        if entry.kind not in VOICE_KINDS:
+            continue
+        voices.append({"id": model_id, "kind": entry.kind, "language": entry.language,
+                       "installed": store.root(model_id) is not None,
+                       "description": entry.description})
+    return voices
+
+
+def _resolve(model_id: str) -> Path:
+    from voicebot.models import resolve
+
+    return resolve(model_id)
+
+
+def _kind_of(voice: str) -> tuple[str, Path]:
+    """("piper" | "tacotron2", path) for a voice id or path."""
+    path = Path(voice).expanduser()
+    if path.exists():
+        if path.suffix == ".onnx" or (path.is_dir() and any(path.glob("*.onnx.json"))):
+            onnx = path if path.suffix == ".onnx" else next(path.glob("*.onnx"))
+            return "piper", onnx
+        return "tacotron2", path
+    from voicebot.models import ModelStore, UnknownModelError
+
+    try:
+        entry = ModelStore().entry(voice)
+    except UnknownModelError:
+        raise UnknownVoiceError(voice) from None
+    if entry.kind == "tts-onnx-voice":
+        return "piper", _resolve(voice)
+    if entry.kind == "tts-tacotron2":
+        return "tacotron2", _resolve(voice)
+    raise UnknownVoiceError(voice, f"{voice!r} is a {entry.kind} model, not a voice")
+
+
+class UnknownVoiceError(ValueError):
+    def __init__(self, voice: str, message: str | None = None) -> None:
+        super().__init__(message or f"unknown voice {voice!r}: give a voice id "
+                                    "(voicebot say --list-voices) or a model path")
+
+
+def load_voice(voice: str | None = None, options: VoiceOptions | None = None) -> Synthesizer:
+    """A ready voice (models loaded and warmed up); ``None`` means the settings' voice."""
+    options = options or VoiceOptions()
+    if voice is None:
+        from voicebot.settings import load_settings
+
+        voice = load_settings().tts.voice or DEFAULT_VOICE
+    kind, path = _kind_of(voice)
+    if kind == "piper":
+        from voicebot.tts.piper import PiperVoice
+
+        voice_id = voice if not Path(voice).expanduser().exists() else None
+        return PiperVoice(path, voice_id=voice_id, threads=options.threads,
+                          device=options.device)
+    from voicebot.tts.tacotron import TacotronVoice
+
+    vocoder = options.vocoder or DEFAULT_VOCODER
+    vocoder_path = Path(vocoder).expanduser()
+    if not vocoder_path.exists():
+        vocoder_path = _resolve(vocoder)
+    voice_id = voice if not Path(voice).expanduser().exists() else None
+    return TacotronVoice.from_checkpoints(path, vocoder_path, engine=options.engine,
+                                          voice_id=voice_id, device=options.device,
+                                          threads=options.threads)
