@@ -136,7 +136,7 @@ def fetch(url: str, dest: Path, *, sha256: str = "", size: int = 0,
                         chunk = response.read(CHUNK)
                         if not chunk:
                             break
-                        _write(out, chunk, part)
+                        _write_chunk(out, chunk)
                         hasher.update(chunk)
                         done += len(chunk)
                         now = time.monotonic()
@@ -151,6 +151,10 @@ def fetch(url: str, dest: Path, *, sha256: str = "", size: int = 0,
                     continue
                 raise DownloadError(f"downloading {name} failed after {retries} retries: "
                                     f"{exc}; run the same command again (it resumes)") from None
+            except OSError as exc:
+                if exc.errno == errno.ENOSPC:
+                    raise _disk_full(part) from None
+                raise
         if total is not None and done < total:
             # The connection closed early without an error: ask for the rest.
             if attempt < retries:
@@ -204,18 +208,15 @@ def _total_size(response, offset: int) -> int | None:
     return offset + int(length) if length and length.isdigit() else None
 
 
-def _write(out, chunk: bytes, part: Path) -> None:
-    try:
-        out.write(chunk)
-    except OSError as exc:
-        if exc.errno == errno.ENOSPC:
-            out.close()
-            free = shutil.disk_usage(part.parent).free
-            part.unlink(missing_ok=True)  # give the space back; a later try starts over
-            raise DownloadError(
-                f"the disk is full while writing {part.parent} ({free // 2**20} MB free); "
-                "free some space and run the same command again") from None
-        raise
+def _write_chunk(out, chunk: bytes) -> None:
+    out.write(chunk)
+
+
+def _disk_full(part: Path) -> DownloadError:
+    free = shutil.disk_usage(part.parent).free
+    part.unlink(missing_ok=True)  # give the space back; a later try starts over
+    return DownloadError(f"the disk is full while writing {part.parent} ({free // 2**20} MB "
+                         "free); free some space and run the same command again")
 
 
 def _check_cancel(cancel: CancelToken | None, name: str) -> None:

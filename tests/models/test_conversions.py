@@ -1,0 +1,101 @@
+"""The conversion cache: built once, reused, rebuilt when the source changes."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from voicebot.models.conversions import MARKER, converted
+from voicebot.models.errors import ConversionError
+
+
+class CountingConverter:
+    """A real (tiny) conversion: upper-cases the source into the output folder."""
+
+    def __init__(self, source):
+        self.source = source
+        self.calls = 0
+
+    def __call__(self, out_dir):
+        self.calls += 1
+        (out_dir / "out.txt").write_text(self.source.read_text().upper())
+
+
+def test_built_once_then_reused(tmp_path, models_dir):
+    source = tmp_path / "src.txt"
+    source.write_text("hello")
+    convert = CountingConverter(source)
+    first = converted("m", "upper", [source], convert)
+    second = converted("m", "upper", [source], convert)
+    assert first == second == models_dir / "converted" / "m" / "upper"
+    assert (first / "out.txt").read_text() == "HELLO"
+    assert convert.calls == 1
+    marker = json.loads((first / MARKER).read_text())
+    assert marker["sources"][0]["size"] == 5 and len(marker["sources"][0]["sha256"]) == 64
+
+
+def test_changed_source_invalidates_the_cache(tmp_path, models_dir):
+    source = tmp_path / "src.txt"
+    source.write_text("hello")
+    convert = CountingConverter(source)
+    out = converted("m", "upper", [source], convert)
+    source.write_text("world")
+    assert converted("m", "upper", [source], convert) == out
+    assert (out / "out.txt").read_text() == "WORLD"
+    assert convert.calls == 2
+
+
+def test_same_size_change_is_caught_by_the_hash(tmp_path, models_dir):
+    source = tmp_path / "src.txt"
+    source.write_text("hello")
+    convert = CountingConverter(source)
+    converted("m", "upper", [source], convert)
+    stat = source.stat()
+    source.write_text("jello")
+    os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
+    converted("m", "upper", [source], convert)
+    assert convert.calls == 2
+
+
+def test_touched_but_identical_source_is_not_rebuilt(tmp_path, models_dir):
+    source = tmp_path / "src.txt"
+    source.write_text("hello")
+    convert = CountingConverter(source)
+    converted("m", "upper", [source], convert)
+    os.utime(source, ns=(1, 1))
+    converted("m", "upper", [source], convert)
+    assert convert.calls == 1
+
+
+def test_version_bump_rebuilds(tmp_path, models_dir):
+    source = tmp_path / "src.txt"
+    source.write_text("hello")
+    convert = CountingConverter(source)
+    converted("m", "upper", [source], convert, version=1)
+    converted("m", "upper", [source], convert, version=2)
+    assert convert.calls == 2
+
+
+def test_failed_conversion_leaves_the_previous_output(tmp_path, models_dir):
+    source = tmp_path / "src.txt"
+    source.write_text("hello")
+    out = converted("m", "upper", [source], CountingConverter(source))
+    source.write_text("changed")
+
+    def broken(out_dir):
+        (out_dir / "half-written").write_text("x")
+        raise RuntimeError("converter crashed")
+
+    with pytest.raises(ConversionError, match="converter crashed"):
+        converted("m", "upper", [source], broken)
+    assert (out / "out.txt").read_text() == "HELLO"
+    leftovers = [p.name for p in out.parent.iterdir() if p.name != "upper"
+                 and not p.name.endswith(".lock")]
+    assert leftovers == []
+
+
+def test_missing_source_is_a_clear_error(tmp_path, models_dir):
+    with pytest.raises(ConversionError, match="source files missing"):
+        converted("m", "upper", [tmp_path / "nope"], lambda out: None)
