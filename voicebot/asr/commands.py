@@ -1,0 +1,116 @@
+"""`voicebot transcribe` and `voicebot asr-eval`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from voicebot.asr.factory import ENGINES
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--engine", choices=ENGINES, default=None,
+                        help="recogniser (default: the one in settings)")
+    parser.add_argument("--model", default=None,
+                        help="model id, e.g. whisper-tiny-en, whisper-base, vosk-ko "
+                             "(default: from settings)")
+    parser.add_argument("--nbest", type=int, default=None,
+                        help="hypotheses to produce and rescore (default: from settings)")
+    parser.add_argument("--no-lm", action="store_true", help="do not rescore with the n-gram LM")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+
+
+def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", nargs="+", metavar="FILE",
+                        help="audio files (any rate/channels soundfile reads; .raw = 16 kHz "
+                             "int16)")
+    _common(parser)
+
+
+def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--manifest", required=True,
+                        help="text file: AUDIO<TAB>REFERENCE per line; 'pocketsphinx-testdata' "
+                             "uses Debian's pocketsphinx test recordings")
+    _common(parser)
+
+
+def _setup(args):
+    from voicebot.asr.factory import create_recognizer, default_model_for, ngram_from_settings
+    from voicebot.asr.rescoring import Weights
+    from voicebot.settings import load_settings
+
+    asr = load_settings().asr
+    engine = args.engine or asr.engine
+    model_id = args.model or (asr.model if engine == asr.engine else default_model_for(engine))
+    nbest = args.nbest or asr.nbest
+    recognizer = create_recognizer(engine, model_id, nbest=nbest, device=args.device,
+                                   streaming=False)
+    # The English n-gram LM only makes sense for English recognisers.
+    lm = None if args.no_lm or engine == "vosk" else ngram_from_settings(asr)
+    return recognizer, lm, Weights.from_settings(asr), nbest
+
+
+def run_transcribe(args: argparse.Namespace) -> int:
+    from voicebot.asr.audio_input import SAMPLE_RATE, read_audio_file
+    from voicebot.asr.evaluate import recognize_file
+    from voicebot.asr.rescoring import rescore
+
+    recognizer, lm, weights, nbest = _setup(args)
+    status = 0
+    for name in args.files:
+        try:
+            audio = read_audio_file(name)
+        except (OSError, RuntimeError, ValueError) as exc:
+            print(f"{name}: cannot read audio: {exc}", file=sys.stderr)
+            status = 1
+            continue
+        hyps, seconds = recognize_file(recognizer, audio, nbest)
+        result = rescore(hyps, lm, weights)
+        if args.json:
+            out = {"file": name, "audio_seconds": round(len(audio) / SAMPLE_RATE, 3),
+                   "decode_seconds": round(seconds, 3), **result.to_dict()}
+            print(json.dumps(out, ensure_ascii=False))
+        else:
+            prefix = f"{name}: " if len(args.files) > 1 else ""
+            print(f"{prefix}{result.text}")
+            if nbest > 1 and args.verbose:
+                for h in result.hypotheses:
+                    print(f"  {h.total_score:9.2f}  ac {h.acoustic_score:8.2f}  "
+                          f"lm {h.lm_score if h.lm_score is not None else float('nan'):8.2f}"
+                          f"  {h.text}")
+    return status
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from voicebot.asr.evaluate import evaluate, pocketsphinx_testdata, read_manifest
+
+    if args.manifest == "pocketsphinx-testdata":
+        utterances = pocketsphinx_testdata()
+        if not utterances:
+            print("pocketsphinx-testdata is not installed (apt install pocketsphinx-testdata)",
+                  file=sys.stderr)
+            return 1
+    else:
+        path = Path(args.manifest)
+        if not path.is_file():
+            print(f"no manifest at {path}", file=sys.stderr)
+            return 1
+        utterances = read_manifest(path)
+    missing = [str(u.audio) for u in utterances if not u.audio.is_file()]
+    if missing:
+        print("missing audio files: " + ", ".join(missing), file=sys.stderr)
+        return 1
+    recognizer, lm, weights, nbest = _setup(args)
+    report = evaluate(recognizer, utterances, lm, weights, nbest)
+    summary = report.summary()
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        for r in report.results:
+            print(f"{r.utterance.audio.name}: {r.rescored.text}")
+        for key, value in summary.items():
+            print(f"{key}: {value}")
+    return 0

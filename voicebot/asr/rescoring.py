@@ -1,0 +1,108 @@
+"""Re-rank an n-best list with an n-gram LM: a log-linear combination of scores.
+
+    total = acoustic_weight * acoustic + lm_weight * lm + word_bonus * n_words
+
+``acoustic`` is the engine's log-probability of the hypothesis, ``lm`` the n-gram
+log-probability of its normalised words with sentence boundaries, ``n_words`` offsets
+the LM's (and the acoustic model's) preference for short outputs. All natural logs.
+The default weights live in ``AsrSettings``; ``DEFAULT_WEIGHTS`` here are the values
+tuned on the dev split (see ``tune_weights`` and tests/asr/test_rescoring.py).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+
+from voicebot.asr.normalize import words_for_scoring
+from voicebot.asr.recognizer import Hypothesis
+from voicebot.lm.ngram import NGramLM, sentence_logprob
+
+
+@dataclass(frozen=True)
+class Weights:
+    acoustic: float = 1.0
+    lm: float = 0.3
+    word_bonus: float = 0.0
+
+    @classmethod
+    def from_settings(cls, asr_settings) -> Weights:
+        return cls(acoustic=asr_settings.acoustic_weight, lm=asr_settings.lm_weight,
+                   word_bonus=asr_settings.word_bonus)
+
+
+@dataclass
+class RescoredNBest:
+    """The chosen hypothesis first, then the alternatives, all with their scores."""
+
+    hypotheses: list[Hypothesis] = field(default_factory=list)
+    weights: Weights = field(default_factory=Weights)
+
+    @property
+    def best(self) -> Hypothesis | None:
+        return self.hypotheses[0] if self.hypotheses else None
+
+    @property
+    def text(self) -> str:
+        return self.best.text if self.best else ""
+
+    def to_dict(self) -> dict:
+        return {"text": self.text, "weights": vars(self.weights),
+                "hypotheses": [h.to_dict() for h in self.hypotheses]}
+
+
+def total_score(acoustic: float, lm: float, n_words: int, weights: Weights) -> float:
+    return weights.acoustic * acoustic + weights.lm * lm + weights.word_bonus * n_words
+
+
+def rescore(hypotheses: Sequence[Hypothesis], lm: NGramLM | None,
+            weights: Weights | None = None) -> RescoredNBest:
+    """Fill lm_score/total_score on copies and sort best first (stable for ties).
+
+    Without an LM (or with lm weight 0) the LM score is left out, so the ranking is the
+    acoustic score plus the word bonus.
+    """
+    weights = weights or Weights()
+    scored = []
+    for hyp in hypotheses:
+        words = words_for_scoring(hyp.text)
+        lm_score = sentence_logprob(lm, words) if lm is not None else None
+        total = total_score(hyp.acoustic_score, lm_score or 0.0, len(words), weights) \
+            if lm_score is not None else \
+            weights.acoustic * hyp.acoustic_score + weights.word_bonus * len(words)
+        scored.append(replace(hyp, lm_score=lm_score, total_score=total))
+    order = sorted(range(len(scored)), key=lambda i: (-scored[i].total_score, i))
+    return RescoredNBest([scored[i] for i in order], weights)
+
+
+@dataclass
+class TuningItem:
+    reference: str
+    hypotheses: list[Hypothesis]  # with lm_score filled (rescore once with weight 1)
+
+
+def tune_weights(items: Iterable[TuningItem], lm_weights: Sequence[float],
+                 word_bonuses: Sequence[float]) -> tuple[Weights, float]:
+    """Grid search for the weights with the lowest WER (ties: smallest LM weight)."""
+    from voicebot.asr.wer import ErrorCounts, count_errors
+
+    items = list(items)
+    # Errors of every hypothesis are fixed; only the choice changes with the weights.
+    errors = [[count_errors(it.reference, h.text) for h in it.hypotheses] for it in items]
+    best: tuple[float, float, float, float] | None = None
+    for lm_w, bonus in itertools.product(sorted(lm_weights), sorted(word_bonuses)):
+        weights = Weights(1.0, lm_w, bonus)
+        counts = ErrorCounts()
+        for item, item_errors in zip(items, errors, strict=True):
+            if not item.hypotheses:
+                continue
+            totals = [total_score(h.acoustic_score, h.lm_score or 0.0,
+                                  len(words_for_scoring(h.text)), weights)
+                      for h in item.hypotheses]
+            counts.add(item_errors[max(range(len(totals)), key=lambda i: (totals[i], -i))])
+        key = (counts.wer, lm_w, abs(bonus), bonus)
+        if best is None or key < best:
+            best = key
+    assert best is not None
+    return Weights(1.0, best[1], best[3]), best[0]

@@ -1,0 +1,130 @@
+"""Vosk (Kaldi) recogniser: streaming partials, n-best alternatives, word timings.
+
+Vosk finds its own endpoints inside a long utterance; each endpoint closes a segment
+whose best text is kept, and ``finish`` returns the n-best of the last segment with the
+earlier segments' best text in front. Only English models give English; the Korean model
+in the offline packages proves the path (tests synthesise Korean with espeak-ng).
+
+``acoustic_score`` is Vosk's alternative "confidence": the lattice path score (acoustic
+plus Vosk's own graph LM, higher is better); only differences between alternatives mean
+anything. With a single alternative Vosk reports per-word confidences instead, and the
+score is the sum of their logs.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+
+from voicebot.asr.audio_input import SAMPLE_RATE, sanitize
+from voicebot.asr.recognizer import Hypothesis, Partial, PartialCallback, WordTiming
+
+log = logging.getLogger(__name__)
+
+
+@functools.lru_cache(maxsize=2)
+def load_vosk_model(model_id: str = "vosk-ko"):
+    from vosk import Model, SetLogLevel
+
+    from voicebot.models import resolve
+
+    SetLogLevel(-1)  # Kaldi's logging goes to stderr and cannot be routed to ours
+    path: Path = resolve(model_id)
+    return Model(str(path))
+
+
+def _words(entries: list[dict] | None) -> list[WordTiming]:
+    return [WordTiming(e["word"], float(e["start"]), float(e["end"]), e.get("conf"))
+            for e in entries or []]
+
+
+class VoskRecognizer:
+    sample_rate = SAMPLE_RATE
+
+    def __init__(self, model, *, nbest: int = 5, on_partial: PartialCallback | None = None):
+        self.model = model
+        self.nbest = max(1, nbest)
+        self.on_partial = on_partial
+        self._recognizer = None
+        self.reset()
+
+    def _new_recognizer(self, nbest: int):
+        from vosk import KaldiRecognizer
+
+        recognizer = KaldiRecognizer(self.model, SAMPLE_RATE)
+        recognizer.SetWords(True)
+        recognizer.SetPartialWords(True)
+        if nbest > 1:
+            recognizer.SetMaxAlternatives(nbest)
+        return recognizer
+
+    def reset(self) -> None:
+        self._recognizer = self._new_recognizer(self.nbest)
+        self._segments: list[Hypothesis] = []  # best of each closed segment
+        self._samples = 0  # Vosk's word times already count from the first sample
+        self.last_partial: Partial | None = None
+
+    def feed(self, audio: np.ndarray) -> Partial | None:
+        samples = sanitize(audio)
+        if not samples.size:
+            return None
+        pcm = (samples * 32767.0).astype("<i2").tobytes()
+        self._samples += samples.size
+        if self._recognizer.AcceptWaveform(pcm):
+            # Vosk found an endpoint: keep this segment's best and carry on.
+            segment = self._parse(json.loads(self._recognizer.Result()), 1)
+            if segment and segment[0].text:
+                self._segments.append(segment[0])
+            partial_text = ""
+        else:
+            partial_text = json.loads(self._recognizer.PartialResult()).get("partial", "")
+        committed = " ".join(s.text for s in self._segments)
+        partial = Partial(committed=committed, tentative=partial_text,
+                          audio_seconds=self._samples / SAMPLE_RATE)
+        if self.last_partial is None or partial.text != self.last_partial.text:
+            self.last_partial = partial
+            if self.on_partial:
+                self.on_partial(partial)
+            return partial
+        return None
+
+    def finish(self, nbest: int | None = None) -> list[Hypothesis]:
+        nbest = max(1, nbest or self.nbest)
+        try:
+            last = self._parse(json.loads(self._recognizer.FinalResult()), nbest)
+            if not self._segments:
+                return [h for h in last if h.text]
+            head_text = " ".join(s.text for s in self._segments)
+            head_score = sum(s.acoustic_score for s in self._segments)
+            head_words = [w for s in self._segments for w in (s.words or [])]
+            if not last or not last[0].text:
+                last = [Hypothesis(text="", acoustic_score=0.0, words=[])]
+            for h in last:
+                h.text = " ".join(p for p in (head_text, h.text) if p)
+                h.acoustic_score += head_score
+                h.words = head_words + (h.words or [])
+                h.n_tokens = len(h.text.split())
+            return last
+        finally:
+            self.reset()
+
+    @staticmethod
+    def _parse(result: dict, nbest: int) -> list[Hypothesis]:
+        if "alternatives" in result:
+            hyps = [Hypothesis(text=alt.get("text", "").strip(),
+                               acoustic_score=float(alt.get("confidence", 0.0)),
+                               words=_words(alt.get("result")), engine_rank=rank)
+                    for rank, alt in enumerate(result["alternatives"][:nbest])]
+        else:
+            words = _words(result.get("result"))
+            score = sum(math.log(max(w.confidence or 1.0, 1e-6)) for w in words)
+            hyps = [Hypothesis(text=result.get("text", "").strip(), acoustic_score=score,
+                               words=words)]
+        for h in hyps:
+            h.n_tokens = len(h.text.split())
+        return hyps

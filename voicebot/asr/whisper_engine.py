@@ -1,0 +1,213 @@
+"""Streaming Whisper recogniser for push-to-talk.
+
+While audio comes in, the buffer is re-decoded greedily at a bounded rate (at most every
+``partial_interval`` seconds of audio, and never more than half the time spent
+decoding), and the prefix two decodes agree on is committed (``LocalAgreement``). At
+``finish`` only the uncommitted tail is decoded, with beam search for the n-best list, so
+the result arrives soon after release.
+
+Utterances longer than Whisper's 30 s window are cut into segments at the quietest
+moment before ``max_segment_seconds``; closed segments keep only their text and score,
+so memory stays bounded however long the input.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from voicebot.asr.audio_input import SAMPLE_RATE, sanitize
+from voicebot.asr.local_agreement import LocalAgreement
+from voicebot.asr.recognizer import Hypothesis, Partial, PartialCallback
+from voicebot.asr.whisper_model import WhisperModel
+
+log = logging.getLogger(__name__)
+
+# Below this peak level the input is digital silence: no decode at all.
+SILENCE_PEAK = 1e-3
+# Whisper's own "no speech" rule: a likely no-speech token and an unconfident transcript.
+NO_SPEECH_PROB = 0.6
+NO_SPEECH_AVG_LOGPROB = -1.0
+
+
+def converted_model_dir(model_id: str) -> Path:
+    """The transformers folder for a catalog Whisper model, converted once and cached."""
+    from voicebot.asr.whisper_convert import CONVERTER_VERSION, convert_ct2_whisper
+    from voicebot.models import resolve
+    from voicebot.models.conversions import converted
+
+    source = resolve(model_id)
+    if (source / "model.safetensors").is_file():
+        return source  # already a transformers model (e.g. imported by the user)
+    files = [source / name for name in ("model.bin", "config.json", "tokenizer.json")]
+    return converted(model_id, "transformers", files,
+                     functools.partial(convert_ct2_whisper, source),
+                     version=CONVERTER_VERSION)
+
+
+@functools.lru_cache(maxsize=2)
+def load_whisper(model_id: str = "whisper-tiny-en", device: str = "auto",
+                 cpu_threads: int = 1) -> WhisperModel:
+    """A loaded, warmed-up model, shared by every recogniser in the process."""
+    model = WhisperModel(converted_model_dir(model_id), device=device, cpu_threads=cpu_threads)
+    model.warm_up()
+    return model
+
+
+class WhisperRecognizer:
+    sample_rate = SAMPLE_RATE
+
+    def __init__(self, model: WhisperModel, *, nbest: int = 5, beam_size: int | None = None,
+                 streaming: bool = True, partial_interval: float = 0.5,
+                 max_segment_seconds: float = 25.0, language: str = "en",
+                 on_partial: PartialCallback | None = None):
+        self.model = model
+        self.nbest = nbest
+        self.beam_size = beam_size
+        self.streaming = streaming
+        self.partial_interval = partial_interval
+        self.max_segment = int(max_segment_seconds * SAMPLE_RATE)
+        self.language = language
+        self.on_partial = on_partial
+        tokenizer = model.tokenizer
+        starts = {i for tok, i in tokenizer.get_vocab().items() if tok.startswith("\u0120")}
+        self._agreement = LocalAgreement(lambda token: token in starts)
+        # One 30 s buffer, reused: feed() copies into it, nothing grows.
+        self._buffer = np.zeros(int(30 * SAMPLE_RATE), dtype=np.float32)
+        self.reset()
+
+    # ------------------------------------------------------------------ protocol
+    def reset(self) -> None:
+        self._length = 0
+        self._decoded_at = 0
+        self._next_decode_gap = int(self.partial_interval * SAMPLE_RATE)
+        self._agreement.reset()
+        self._segments: list[tuple[str, float, int]] = []  # text, logprob, tokens
+        self._total_samples = 0
+        self._peak = 0.0
+        self.last_partial: Partial | None = None
+        self.decode_seconds: list[float] = []
+
+    def feed(self, audio: np.ndarray) -> Partial | None:
+        samples = sanitize(audio)
+        if samples.size:
+            self._peak = max(self._peak, float(np.abs(samples).max()))
+        offset = 0
+        while offset < samples.size:
+            room = self.max_segment - self._length
+            if room <= 0:
+                self._close_segment()
+                continue
+            take = min(room, samples.size - offset)
+            self._buffer[self._length:self._length + take] = samples[offset:offset + take]
+            self._length += take
+            self._total_samples += take
+            offset += take
+        if not self.streaming or self._length - self._decoded_at < self._next_decode_gap:
+            return None
+        return self._partial()
+
+    def finish(self, nbest: int | None = None) -> list[Hypothesis]:
+        """The n-best list for the utterance ([] for no speech); then resets."""
+        nbest = max(1, nbest or self.nbest)
+        try:
+            return self._final(nbest)
+        finally:
+            self.reset()
+
+    # ------------------------------------------------------------------ internals
+    def _has_speech_energy(self) -> bool:
+        return self._peak >= SILENCE_PEAK
+
+    def _partial(self) -> Partial | None:
+        if not self._has_speech_energy():
+            self._decoded_at = self._length
+            return None
+        started = time.perf_counter()
+        result = self.model.decode(self._buffer[:self._length], prefix=self._agreement.committed,
+                                   language=self.language)
+        elapsed = time.perf_counter() - started
+        self._decoded_at = self._length
+        # Keep decoding to at most half of real time, so feeding never falls behind.
+        self._next_decode_gap = int(max(self.partial_interval, 2 * elapsed) * SAMPLE_RATE)
+        tokens = result.sequences[0].tokens
+        self._agreement.update(tokens)
+        committed = self._agreement.committed
+        partial = Partial(
+            committed=self._join(*(s[0] for s in self._segments), self.model.text(committed)),
+            tentative=self.model.text(tokens[len(committed):]),
+            audio_seconds=self._total_samples / SAMPLE_RATE)
+        self.last_partial = partial
+        if self.on_partial:
+            self.on_partial(partial)
+        return partial
+
+    def _close_segment(self) -> None:
+        """Decode the buffer up to its quietest recent moment; keep the rest."""
+        cut = _quietest_cut(self._buffer[:self._length])
+        result = self.model.decode(self._buffer[:cut], language=self.language)
+        best = result.sequences[0]
+        if not _is_no_speech(result):
+            self._segments.append((self.model.text(best.tokens), best.logprob, best.n_decoded))
+        rest = self._length - cut
+        self._buffer[:rest] = self._buffer[cut:self._length]
+        self._length = rest
+        self._decoded_at = 0
+        self._agreement.reset()
+
+    def _final(self, nbest: int) -> list[Hypothesis]:
+        if not self._has_speech_energy() or (self._length == 0 and not self._segments):
+            return []
+        hypotheses: list[Hypothesis] = []
+        if self._length:
+            beam = self.beam_size or (nbest if nbest > 1 else 1)
+            started = time.perf_counter()
+            result = self.model.decode(self._buffer[:self._length],
+                                       prefix=self._agreement.committed,
+                                       beam_size=beam, nbest=nbest, language=self.language)
+            self.decode_seconds.append(time.perf_counter() - started)
+            if not _is_no_speech(result):
+                for rank, seq in enumerate(result.sequences):
+                    hypotheses.append(Hypothesis(
+                        text=self.model.text(seq.tokens), acoustic_score=seq.logprob,
+                        n_tokens=seq.n_decoded, engine_rank=rank,
+                        extras={"no_speech_prob": result.no_speech_prob,
+                                "finished": seq.finished}))
+        if self._segments:
+            head = self._join(*(s[0] for s in self._segments))
+            head_score = sum(s[1] for s in self._segments)
+            head_tokens = sum(s[2] for s in self._segments)
+            if not hypotheses:
+                hypotheses.append(Hypothesis(text="", acoustic_score=0.0))
+            for h in hypotheses:
+                h.text = self._join(head, h.text)
+                h.acoustic_score += head_score
+                h.n_tokens += head_tokens
+        return [h for h in hypotheses if h.text] or []
+
+    @staticmethod
+    def _join(*parts: str) -> str:
+        return " ".join(p for p in parts if p)
+
+
+def _is_no_speech(result) -> bool:
+    best = result.sequences[0]
+    avg = best.logprob / max(1, best.n_decoded)
+    return (not best.tokens) or (result.no_speech_prob > NO_SPEECH_PROB
+                                 and avg < NO_SPEECH_AVG_LOGPROB)
+
+
+def _quietest_cut(audio: np.ndarray, search_seconds: float = 5.0,
+                  frame_seconds: float = 0.1) -> int:
+    """Index of the quietest 100 ms frame in the last few seconds (where to cut)."""
+    frame = int(frame_seconds * SAMPLE_RATE)
+    start = max(0, len(audio) - int(search_seconds * SAMPLE_RATE))
+    region = audio[start:len(audio) - len(audio[start:]) % frame]
+    if len(region) < frame:
+        return len(audio)
+    energy = (region.reshape(-1, frame) ** 2).mean(axis=1)
+    return start + int(np.argmin(energy)) * frame + frame // 2
