@@ -25,3 +25,24 @@ def voicebot_home(tmp_path, monkeypatch):
     monkeypatch.setenv("VOICEBOT_HOME", str(home))
     monkeypatch.setenv(MODELS_ENV, SHARED_MODELS_DIR)
     return home
+
+
+@pytest.fixture(scope="session")
+def virtual_audio(tmp_path_factory):
+    """A private PulseAudio with a virtual microphone ``vmic`` and speaker ``vspeaker``.
+
+    Started once per test session and stopped at its end (the daemon also dies with the
+    test process). Device names are what tests pass to voicebot.audio; the fixture's
+    ``inject()`` speaks into the microphone and ``speaker_audio()`` returns what was
+    played. See voicebot/audio/virtual_device.py.
+    """
+    from voicebot.audio.virtual_device import VirtualAudio, pulseaudio_available
+
+    if not pulseaudio_available():
+        pytest.skip("the virtual audio devices need PulseAudio: install the Debian packages "
+                    "pulseaudio, pulseaudio-utils and libasound2-plugins")
+    # VirtualAudio replaces stale FIFOs in its root before the daemon creates them.
+    audio = VirtualAudio(root=tmp_path_factory.mktemp("virtual-audio"))
+    audio.start()
+    yield audio
+    audio.stop()

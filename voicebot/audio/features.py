@@ -42,6 +42,11 @@ class StreamingStft:
         # Pending samples: a frame's worth of history plus room for one batch of hops.
         self._pending = np.zeros(self.win + self.hop * self.max_frames, np.float32)
         self._pending_len = 0
+        # Frame k of the pending samples starts at k * hop: one strided view, made once.
+        item = self._pending.itemsize
+        self._frame_view = np.lib.stride_tricks.as_strided(
+            self._pending, shape=(self.max_frames, self.win), strides=(self.hop * item, item),
+            writeable=False)
         self._frames = np.zeros((self.max_frames, self.n_fft), np.float32)
         self._spectrum = np.zeros((self.max_frames, self.n_bins), np.complex64)
         self._power = np.zeros((self.max_frames, self.n_bins), np.float32)
@@ -72,8 +77,7 @@ class StreamingStft:
         if self._pending_len < self.win:
             return None
         count = min(self.max_frames, 1 + (self._pending_len - self.win) // self.hop)
-        frames = np.lib.stride_tricks.sliding_window_view(
-            self._pending[:self._pending_len], self.win)[::self.hop][:count]
+        frames = self._frame_view[:count]
         work = self._frames[:count]
         np.multiply(frames, self.window, out=work[:, :self.win])  # tail stays zero-padded
         spectrum = self._spectrum[:count]

@@ -14,7 +14,9 @@ counts the loss in ``dropped_frames`` rather than returning overwritten data.
 
 Thread safety: the writer updates ``frames_written`` only after the data is in place, and
 a reader checks the count again after copying to detect a writer that lapped it mid-copy.
-Python's GIL makes the single integer update atomic.
+A write in progress is not counted yet, so the writer first announces how far it will
+write (``write_end``) and readers treat frames that far back as already overwritten.
+Python's GIL makes each integer update atomic.
 """
 
 from __future__ import annotations
@@ -41,6 +43,8 @@ class RingBuffer:
         self.frames_written = 0
         # Frames the writer had to drop because a single write was larger than the buffer.
         self.writer_dropped = 0
+        # Where the write in progress (if any) ends; equals frames_written between writes.
+        self.write_end = 0
 
     @property
     def dtype(self) -> np.dtype:
@@ -51,6 +55,7 @@ class RingBuffer:
         n = len(block)
         if n == 0:
             return
+        self.write_end = self.frames_written + n  # announce before touching the data
         if n > self.capacity:  # only the newest `capacity` frames can be kept
             self.writer_dropped += n - self.capacity
             self.frames_written += n - self.capacity
@@ -108,9 +113,10 @@ class RingReader:
         ring = self.ring
         cap = ring.capacity
         written = ring.frames_written
-        if written - self.position > cap:
-            self.dropped_frames += written - cap - self.position
-            self.position = written - cap
+        oldest_safe = ring.write_end - cap
+        if self.position < oldest_safe:
+            self.dropped_frames += oldest_safe - self.position
+            self.position = oldest_safe
         n = written - self.position
         if max_frames is not None:
             n = min(n, int(max_frames))
@@ -124,7 +130,7 @@ class RingReader:
             result = out[:n]
             np.copyto(result, src)
         # If the writer lapped us while copying, the oldest part was overwritten: drop it.
-        lapped = ring.frames_written - cap - self.position
+        lapped = ring.write_end - cap - self.position
         if lapped > 0:
             lost = min(lapped, n)
             self.dropped_frames += lost

@@ -374,7 +374,7 @@ class VirtualAudio:
              "-F", str(root / "vaudio.pa"), "--log-target=stderr", "--high-priority=no",
              "--realtime=no", "--disallow-exit"],
             env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE)
+            stderr=subprocess.PIPE, preexec_fn=_die_with_parent)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._daemon.poll() is not None:
@@ -399,6 +399,19 @@ class VirtualAudio:
         self._spk_fd = os.open(root / "spk.fifo", os.O_RDONLY | os.O_NONBLOCK)
 
 
+def _die_with_parent() -> None:
+    """In the daemon's child process: get SIGTERM when the parent dies (Linux).
+
+    A test run killed with SIGKILL cannot stop its daemon; the kernel does it instead,
+    so no orphaned PulseAudio keeps FIFOs open.
+    """
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def main(argv: list[str] | None = None) -> int:
     from voicebot.audio.wav_io import read_wav, write_wav_atomic
 
@@ -410,9 +423,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loop", type=Path, help="WAV file spoken into the mic again and again")
     parser.add_argument("--record", type=Path, help="save what the speaker played to this WAV")
     parser.add_argument("--seconds", type=float, default=0, help="stop after this long")
+    parser.add_argument("--root", type=Path, help="folder for sockets, FIFOs and config "
+                        "(default: a new temporary folder, removed at exit)")
     args = parser.parse_args(argv)
     loop = read_wav(args.loop) if args.loop else None
-    with VirtualAudio(args.mic_rate, args.mic_channels, speaker_seconds=600) as va:
+    if args.root:
+        args.root.mkdir(parents=True, exist_ok=True)
+    with VirtualAudio(args.mic_rate, args.mic_channels, speaker_seconds=120,
+                      root=args.root) as va:
         print("# virtual audio running; in another shell run:")
         for key, value in va.client_env().items():
             print(f"export {key}='{value}'")
