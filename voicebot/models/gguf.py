@@ -20,11 +20,9 @@ CONVERSION_NAME = "safetensors"
 def gguf_to_safetensors(gguf_file: Path, out_dir: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
 
-    # The caller reports progress; transformers' per-tensor bars would flood the set-up log.
-    hf_logging.disable_progress_bar()
-
+    # transformers shows its own progress bars here; on a first start they are the only
+    # sign of progress during this half-minute, so they are left on.
     gguf_file = Path(gguf_file)
     folder, name = str(gguf_file.parent), gguf_file.name
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
