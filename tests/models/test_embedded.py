@@ -158,3 +158,10 @@ def test_vosk_korean_model_loads():
     recognizer = vosk.KaldiRecognizer(model, 16000)
     recognizer.AcceptWaveform(np.zeros(1600, dtype=np.int16).tobytes())
     assert "text" in json.loads(recognizer.FinalResult())
+
+
+def test_doctor_models_check_passes():
+    from voicebot.doctor import check_models
+
+    report = check_models()
+    assert report["ok"], report.get("error")

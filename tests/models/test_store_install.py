@@ -14,6 +14,7 @@ from voicebot.models.errors import (
     ModelCorruptError,
     ModelNotInstalledError,
     UnknownModelError,
+    UnsafeArchiveError,
 )
 from voicebot.models.installed import MARKER, read_marker
 
@@ -219,3 +220,60 @@ parts = ["parts_pkg1:data/tokenizer.json"]
     folder = store.download("split-whisper")
     assert (folder / "model.bin").read_bytes() == model
     assert store.verify("split-whisper")["ok"]
+
+
+def test_unsafe_downloaded_archive_is_refused_and_discarded(file_server, make_store, sha):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("m/am/final.mdl", b"am")
+        zf.writestr("../../escaped.txt", b"evil")
+    data = buffer.getvalue()
+    file_server.add("/bad.zip", data)
+    store = make_store(f'''
+[[model]]
+id = "bad-vosk"
+kind = "asr-vosk"
+files = [{{ path = "am/final.mdl" }}]
+[model.source]
+type = "url"
+url = "{file_server.base_url}/bad.zip"
+archive = "zip"
+sha256 = "{sha(data)}"
+''')
+    with pytest.raises(UnsafeArchiveError, match="discarded"):
+        store.download("bad-vosk")
+    assert not (store.models_dir / "bad-vosk").exists()
+    assert not (store.models_dir / ".partial" / "bad-vosk").exists()
+    assert not any(store.models_dir.parent.rglob("escaped.txt"))
+
+
+def test_prepare_checks_hashes_of_embedded_packages(tmp_path, make_store, sha,
+                                                    monkeypatch):
+    pkg = tmp_path / "site" / "tiny_vad_pkg"
+    (pkg / "data").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    model = b"onnx" * 1000
+    (pkg / "data" / "vad.onnx").write_bytes(model)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    store = make_store(f'''
+[[model]]
+id = "tiny-vad"
+kind = "vad"
+default = true
+main = "vad.onnx"
+files = [{{ path = "vad.onnx", size = {len(model)}, sha256 = "{sha(model)}" }}]
+[model.source]
+type = "pypi"
+package = "tiny-vad-pkg==1.0"
+module = "tiny_vad_pkg"
+path = "data"
+''')
+    [row] = store.prepare()
+    assert row["ok"] and row["path"] == str(pkg / "data" / "vad.onnx")
+    (pkg / "data" / "vad.onnx").write_bytes(b"ONNX" * 1000)  # same size, other content
+    [row] = store.prepare()
+    assert not row["ok"] and "sha256" in row["error"]
+    assert not store.verify("tiny-vad")["ok"]
+    (pkg / "data" / "vad.onnx").unlink()
+    [row] = store.prepare()
+    assert not row["ok"] and "vad.onnx is missing" in row["error"]

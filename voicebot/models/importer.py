@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import re
 import shutil
+import tarfile
 import tempfile
+import zipfile
 from pathlib import Path
 
 from voicebot.models import archive
@@ -59,7 +61,10 @@ def import_model(source: Path, model_id: str, *, models_dir: Path, catalog: Cata
             root = work / "model"
             shutil.copytree(source, root)
         elif archive.is_archive(source):
-            archive.extract(source, work / "unpacked")
+            try:
+                archive.extract(source, work / "unpacked")
+            except (zipfile.BadZipFile, tarfile.TarError, EOFError) as exc:
+                raise InvalidModelError(f"cannot read the archive {source}: {exc}") from None
             root = archive.single_top_folder(work / "unpacked")
         else:
             root, main = _single_file(source, work / "model")

