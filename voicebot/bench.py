@@ -14,6 +14,8 @@ import sys
 
 # name -> ("module:function" that adds arguments or None, "module:function" returning a dict)
 BENCHMARKS: dict[str, tuple[str | None, str]] = {
+    # Chat model: first token, first speakable clause, tokens/s against plain transformers.
+    "lm": ("voicebot.lm.bench:add_arguments", "voicebot.lm.bench:run"),
     # Live audio display cost and capture overflows (times Qt widgets, so it lives in ui/).
     "audio": ("voicebot.ui.widgets.scope_bench:add_arguments",
               "voicebot.ui.widgets.scope_bench:run"),

@@ -1,0 +1,219 @@
+"""The chat model: a conversation in, a streamed spoken-style reply out (GUI-free).
+
+``ChatModel`` is what the pipeline talks to. ``LocalChatModel`` implements it on top of a
+backend (ONNX Runtime on the CPU, torch on CUDA or as the fallback) and adds what makes a
+small local model usable in a voice conversation:
+
+- the system prompt from the settings, always first (see ``prompt``);
+- memory within a token budget: the context minus room for the reply, oldest turns
+  dropped first, an over-long user message cut to its end;
+- the reply capped at ``max_reply_tokens`` and stopped at the model's end-of-turn token;
+- cancel: checked before every token (and between prompt chunks), so a barge-in stops
+  generation within one token;
+- a loop guard that ends a reply repeating itself;
+- a fallback sentence when the model says nothing, so the user always hears an answer.
+
+Generation runs in a worker thread that hands text pieces to the caller through a queue,
+so the model keeps generating while the caller is busy with the previous piece.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+import numpy as np
+
+from voicebot.lm.backend import Backend, CancelToken
+from voicebot.lm.decoding import GenerationOptions, LoopGuard, TextStream, choose_token
+from voicebot.lm.prompt import Message, Prompt, build_prompt
+
+log = logging.getLogger(__name__)
+
+FALLBACK_REPLY = "Sorry, I don't have an answer to that. Could you say it another way?"
+
+
+class ChatModel(Protocol):
+    def stream(self, history: Sequence[Message],
+               cancel: CancelToken | None = None) -> Iterator[str]:
+        """The reply to ``history`` (which ends with the user's message), piece by piece.
+
+        Yields nothing for an empty user message. Stops soon after ``cancel`` is set.
+        """
+        ...
+
+
+@dataclass(frozen=True)
+class GenerationStats:
+    backend: str
+    prompt_tokens: int
+    reused_tokens: int  # prompt tokens whose cache was kept from the previous turn
+    dropped_messages: int
+    truncated_user: bool
+    new_tokens: int = 0
+    first_token_s: float | None = None  # from the call to the first text piece
+    total_s: float = 0.0
+    stop_reason: str = ""  # "end", "length", "loop", "cancelled", "closed", "error"
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        if self.first_token_s is None or self.new_tokens < 2:
+            return None
+        return (self.new_tokens - 1) / max(self.total_s - self.first_token_s, 1e-9)
+
+
+class _Stop:
+    """Either the caller's cancel token or the stream being closed early."""
+
+    def __init__(self, cancel: CancelToken | None):
+        self.cancel = cancel
+        self.closed = threading.Event()
+
+    def is_set(self) -> bool:
+        return self.closed.is_set() or (self.cancel is not None and self.cancel.is_set())
+
+
+_DONE = object()
+
+
+class LocalChatModel:
+    """A ChatModel running a local causal LM through a backend."""
+
+    def __init__(self, backend: Backend, tokenizer: Any, *, system_prompt: str,
+                 max_reply_tokens: int = 120, context_tokens: int = 2048,
+                 options: GenerationOptions | None = None,
+                 stop_token_ids: Sequence[int] = ()):
+        if max_reply_tokens < 1:
+            raise ValueError("max_reply_tokens must be at least 1")
+        if context_tokens <= max_reply_tokens:
+            raise ValueError(f"context_tokens ({context_tokens}) must be larger than "
+                             f"max_reply_tokens ({max_reply_tokens})")
+        self.backend = backend
+        self.tokenizer = tokenizer
+        self.system_prompt = system_prompt
+        self.max_reply_tokens = max_reply_tokens
+        self.context_tokens = context_tokens
+        self.options = replace(options or GenerationOptions(), max_new_tokens=max_reply_tokens)
+        self.stop_token_ids = frozenset(stop_token_ids) | _stop_ids(tokenizer)
+        self.last_prompt: Prompt | None = None
+        self.last_stats: GenerationStats | None = None
+        self.generations = 0  # how many times the model actually ran
+        self._lock = threading.Lock()  # one generation at a time: the cache is shared
+
+    @property
+    def prompt_budget(self) -> int:
+        return self.context_tokens - self.max_reply_tokens
+
+    def prompt_for(self, history: Sequence[Message]) -> Prompt:
+        return build_prompt(self.tokenizer, self.system_prompt, history, self.prompt_budget)
+
+    def warm_up(self) -> None:
+        """Compute the system prompt once, so the first turn only computes the question."""
+        with self._lock:
+            prompt = build_prompt(self.tokenizer, self.system_prompt,
+                                  [{"role": "user", "content": "Hello."}], self.prompt_budget)
+            self.backend.start(prompt.ids)
+
+    def stream(self, history: Sequence[Message],
+               cancel: CancelToken | None = None) -> Iterator[str]:
+        if not history or not str(history[-1].get("content", "")).strip():
+            return  # nothing was said: no reply, and no time spent on the model
+        started = time.perf_counter()
+        prompt = self.prompt_for(history)
+        stop = _Stop(cancel)
+        pieces: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        worker = threading.Thread(target=self._generate, args=(prompt, stop, pieces, started),
+                                  name="chat-lm", daemon=True)
+        worker.start()
+        try:
+            while True:
+                item = pieces.get()
+                if item is _DONE:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                if stop.is_set():
+                    break  # cancelled: do not hand out what was already queued
+                yield item
+        finally:
+            stop.closed.set()
+            worker.join()
+
+    def reply(self, history: Sequence[Message], cancel: CancelToken | None = None) -> str:
+        return "".join(self.stream(history, cancel)).strip()
+
+    def _generate(self, prompt: Prompt, stop: _Stop, pieces: queue.SimpleQueue,
+                  started: float) -> None:
+        with self._lock:
+            self.last_prompt = prompt
+            self.generations += 1
+            stats = GenerationStats(backend=self.backend.name, prompt_tokens=len(prompt.ids),
+                                    reused_tokens=0, dropped_messages=prompt.dropped_messages,
+                                    truncated_user=prompt.truncated_user)
+            try:
+                stats = self._decode(prompt, stop, pieces, started, stats)
+            except BaseException as exc:
+                stats = replace(stats, stop_reason="error")
+                log.exception("chat model failed")
+                pieces.put(exc)
+            finally:
+                self.last_stats = replace(stats, total_s=time.perf_counter() - started)
+                pieces.put(_DONE)
+
+    def _decode(self, prompt: Prompt, stop: _Stop, pieces: queue.SimpleQueue,
+                started: float, stats: GenerationStats) -> GenerationStats:
+        options = self.options
+        rng = np.random.default_rng(options.seed)
+        text = TextStream(self.tokenizer)
+        guard = LoopGuard()
+        generated: list[int] = []
+        first_token_s = None
+        said_something = False
+        logits = self.backend.start(prompt.ids, stop)
+        stats = replace(stats, reused_tokens=self.backend.reused_tokens)
+        reason = "length"
+        while True:
+            if logits is None or stop.is_set():
+                reason = "closed" if stop.closed.is_set() else "cancelled"
+                break
+            if len(generated) >= options.max_new_tokens:
+                reason = "length"
+                break
+            token = choose_token(logits, generated, options, rng)
+            if token in self.stop_token_ids:
+                reason = "end"
+                break
+            generated.append(token)
+            piece = text.push(token)
+            if not said_something:
+                piece = piece.lstrip()
+            if piece:
+                if first_token_s is None:
+                    first_token_s = time.perf_counter() - started
+                said_something = True
+                pieces.put(piece)
+            if guard.push(token):
+                reason = "loop"
+                break
+            logits = self.backend.step(token)
+        if reason in ("end", "length", "loop") and not text.text.strip():
+            if first_token_s is None:
+                first_token_s = time.perf_counter() - started
+            pieces.put(FALLBACK_REPLY)
+        return replace(stats, new_tokens=len(generated), first_token_s=first_token_s,
+                       stop_reason=reason)
+
+
+def _stop_ids(tokenizer: Any) -> frozenset[int]:
+    """The ids that end a reply: end-of-sequence and the chat template's special tokens
+    (a model that starts a new turn, "<|im_start|>user", has finished its own)."""
+    ids = set(getattr(tokenizer, "all_special_ids", []) or [])
+    eos = getattr(tokenizer, "eos_token_id", None)
+    if isinstance(eos, int):
+        ids.add(eos)
+    return frozenset(ids)

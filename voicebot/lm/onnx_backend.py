@@ -1,0 +1,119 @@
+"""The fast CPU path: the exported int8 decoder on ONNX Runtime (GUI-free).
+
+The export (``onnx_export``) runs once per model and is cached in the user models dir
+next to the model's other conversions (``converted/<model id>/onnx-cpu-int8``), rebuilt
+only when the model's weights or the export code change.
+
+Threads: ONNX Runtime's pool is per session, so the chat model's share of the CPU is set
+here without touching torch's process-wide setting, and the pool does not spin while
+idle (a spinning pool would steal the core that TTS needs while the LM waits).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from voicebot.lm import onnx_export
+from voicebot.lm.backend import PREFILL_CHUNK, CancelToken, reusable_prefix
+
+log = logging.getLogger(__name__)
+
+CONVERSION_NAME = f"onnx-cpu-int{onnx_export.WEIGHT_BITS}"
+
+
+def default_threads() -> int:
+    """One core of two, half of more (up to 4): the LM shares the CPU with TTS and ASR,
+    and on 2 cores a 2-thread run collapses when anything else is busy (DESIGN.md)."""
+    cores = os.cpu_count() or 1
+    return 1 if cores <= 2 else min(4, cores // 2)
+
+
+def _weight_files(model_dir: Path) -> list[Path]:
+    files = sorted(model_dir.glob("*.safetensors")) + sorted(model_dir.glob("*.bin"))
+    return [*files, model_dir / "config.json"]
+
+
+def exported_decoder(model_dir: Path, model_id: str | None = None) -> Path:
+    """The folder with the ONNX export of ``model_dir``, exporting it the first time."""
+    from voicebot.models.conversions import converted
+
+    if model_id is None:  # a local folder: name its cache after the folder and its path
+        digest = hashlib.sha1(str(model_dir.resolve()).encode()).hexdigest()[:8]
+        model_id = f"local-{model_dir.name}-{digest}"
+    return converted(model_id, CONVERSION_NAME, _weight_files(model_dir),
+                     partial(onnx_export.export_decoder, model_dir),
+                     version=onnx_export.EXPORT_VERSION)
+
+
+class OnnxBackend:
+    def __init__(self, export_dir: Path, threads: int | None = None):
+        import onnxruntime as ort
+
+        self.layout = json.loads((export_dir / onnx_export.LAYOUT_FILE).read_text("utf-8"))
+        self.threads = threads or default_threads()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(export_dir / onnx_export.MODEL_FILE), options,
+                                            providers=["CPUExecutionProvider"])
+        layers = self.layout["layers"]
+        self._past_names = onnx_export.past_names(layers)
+        self._outputs = ["logits", *onnx_export.present_names(layers)]
+        self.name = f"onnxruntime-cpu-int{self.layout['bits']}"
+        self.reused_tokens = 0
+        self._ids: list[int] = []
+        self._past = onnx_export.empty_past(self.layout)
+
+    def _forward(self, ids: Sequence[int]) -> np.ndarray:
+        feeds = dict(zip(self._past_names, self._past, strict=True))
+        feeds["input_ids"] = np.asarray([ids], dtype=np.int64)
+        logits, *self._past = self.session.run(self._outputs, feeds)
+        self._ids.extend(ids)
+        return logits[0]
+
+    def _keep(self, length: int) -> None:
+        """Cut the cache back to its first ``length`` tokens."""
+        past = []
+        for i, array in enumerate(self._past):
+            cut = array[..., :length] if i % 2 == 0 else array[:, :, :length]
+            past.append(np.ascontiguousarray(cut))
+        self._past = past
+        del self._ids[length:]
+
+    def start(self, ids: Sequence[int], cancel: CancelToken | None = None) -> np.ndarray | None:
+        keep = reusable_prefix(self._ids, ids)
+        self._keep(keep)
+        self.reused_tokens = keep
+        logits = None
+        try:
+            for begin in range(keep, len(ids), PREFILL_CHUNK):
+                if cancel is not None and cancel.is_set():
+                    return None
+                logits = self._forward(ids[begin:begin + PREFILL_CHUNK])
+        except BaseException:
+            self.reset()
+            raise
+        return logits
+
+    def step(self, token: int) -> np.ndarray:
+        try:
+            return self._forward([token])
+        except BaseException:
+            self.reset()
+            raise
+
+    def reset(self) -> None:
+        """Forget the cache (also after an error: it may not match ``_ids`` any more)."""
+        self._ids = []
+        self._past = onnx_export.empty_past(self.layout)

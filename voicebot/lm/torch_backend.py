@@ -1,0 +1,101 @@
+"""Any transformers causal LM through torch: the CUDA path, and the CPU fallback (GUI-free).
+
+On CUDA the weights run in bfloat16 where the GPU supports it (Ampere and newer) and in
+float16 otherwise; on the CPU in float32 (CPU half precision is slower, not faster).
+The decode loop is our own (one forward per token with a DynamicCache) rather than
+``generate()``: it lets every token be checked for cancel and loops, and lets the cache
+of the previous turn be reused.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from voicebot.lm.backend import PREFILL_CHUNK, CancelToken, reusable_prefix
+
+log = logging.getLogger(__name__)
+
+
+def pick_torch_device(device: str = "auto") -> tuple[str, Any]:
+    """("cuda" | "cpu", torch dtype) for ``device`` ("auto", "cuda", "cuda:1", "cpu")."""
+    import torch
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise RuntimeError("CUDA was asked for, but torch sees no CUDA device")
+        index = torch.device(device).index or 0
+        bf16 = torch.cuda.get_device_capability(index)[0] >= 8 and torch.cuda.is_bf16_supported()
+        return device, (torch.bfloat16 if bf16 else torch.float16)
+    return "cpu", torch.float32
+
+
+class TorchBackend:
+    def __init__(self, model_dir: Path, device: str = "auto", threads: int | None = None):
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        self.device, self.dtype = pick_torch_device(device)
+        if threads and self.device == "cpu":
+            # Process-wide in torch: only set when asked (see DESIGN, CPU thread budget).
+            torch.set_num_threads(threads)
+        self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=self.dtype)
+        self.model.to(self.device).eval()
+        dtype_name = str(self.dtype).removeprefix("torch.")
+        self.name = f"torch-{self.device.split(':')[0]}-{dtype_name}"
+        self.reused_tokens = 0
+        self._ids: list[int] = []
+        self._cache: Any = None
+
+    def _forward(self, ids: Sequence[int]) -> np.ndarray:
+        import torch
+
+        tensor = torch.tensor([list(ids)], dtype=torch.long, device=self.device)
+        out = self.model(input_ids=tensor, past_key_values=self._cache, use_cache=True,
+                         logits_to_keep=1)
+        self._cache = out.past_key_values
+        self._ids.extend(ids)
+        return out.logits[0, -1].float().cpu().numpy()
+
+    def start(self, ids: Sequence[int], cancel: CancelToken | None = None) -> np.ndarray | None:
+        import torch
+        from transformers import DynamicCache
+
+        keep = reusable_prefix(self._ids, ids)
+        with torch.inference_mode():
+            if keep == 0 or self._cache is None:
+                self._cache = DynamicCache(config=self.model.config)
+                self._ids, keep = [], 0
+            else:
+                self._cache.crop(keep)
+                del self._ids[keep:]
+            self.reused_tokens = keep
+            logits = None
+            try:
+                for begin in range(keep, len(ids), PREFILL_CHUNK):
+                    if cancel is not None and cancel.is_set():
+                        return None
+                    logits = self._forward(ids[begin:begin + PREFILL_CHUNK])
+            except BaseException:
+                self.reset()  # a half-filled cache must not be reused
+                raise
+        return logits
+
+    def step(self, token: int) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            try:
+                return self._forward([token])
+            except BaseException:
+                self.reset()
+                raise
+
+    def reset(self) -> None:
+        self._ids, self._cache = [], None
