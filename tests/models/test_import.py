@@ -114,3 +114,25 @@ def test_import_a_single_voice_file_with_its_config(tmp_path, make_store):
     assert path.name == "my-voice"
     assert store.resolve("my-voice") == path / "me.onnx"
     assert (path / "me.onnx.json").is_file()
+
+
+def test_import_under_a_catalog_id_uses_the_users_copy(tmp_path, models_dir):
+    from voicebot.models.store import ModelStore
+
+    store = ModelStore()  # the real catalog, a private models dir
+    source = _vosk_folder(tmp_path / "vosk-model-small-en-us-0.15")
+    (source / "graph" / "HCLG.fst").unlink()
+    (source / "graph" / "HCLr.fst").write_bytes(b"hclr")
+    (source / "graph" / "Gr.fst").write_bytes(b"gr")
+    path = store.import_model(source, "vosk-en-us-small-0.15")
+    assert store.resolve("vosk-en-us-small-0.15") == path == models_dir / "vosk-en-us-small-0.15"
+    row = next(r for r in store.status() if r["id"] == "vosk-en-us-small-0.15")
+    assert row["installed"] and row["origin"] == "import"
+    assert store.verify("vosk-en-us-small-0.15")["ok"]
+
+
+def test_import_cannot_replace_an_embedded_default(tmp_path, models_dir):
+    from voicebot.models.store import ModelStore
+
+    with pytest.raises(ModelError, match="Python package"):
+        ModelStore().import_model(_vosk_folder(tmp_path / "v"), "vosk-ko")

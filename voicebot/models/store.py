@@ -288,13 +288,17 @@ class ModelStore:
     def _expected_files(self, entry: ModelEntry, root: Path) -> dict[str, tuple[int, str]]:
         """rel path -> (size, sha256) that the installed model must have (0/"": unknown)."""
         expected: dict[str, tuple[int, str]] = {}
-        if not entry.embedded:
-            marker = read_marker(root) or {}
-            for rel, info in marker.get("files", {}).items():
-                expected[rel] = (int(info.get("size", 0)), info.get("sha256", ""))
+        marker = {} if entry.embedded else (read_marker(root) or {})
+        for rel, info in marker.get("files", {}).items():
+            expected[rel] = (int(info.get("size", 0)), info.get("sha256", ""))
+        # An import is the user's own copy: it must have the catalog's files, but is
+        # checked against what was imported, not against the catalog's pins.
+        pinned = entry.source.type != "local" and marker.get("origin") != "import"
         for spec in entry.files:
             size, digest = expected.get(spec.path, (0, ""))
-            expected[spec.path] = (spec.size or size, _catalog_digest(entry, spec) or digest)
+            if pinned:
+                size, digest = spec.size or size, spec.sha256 or digest
+            expected[spec.path] = (size, digest)
         return expected
 
     def _missing_message(self, entry: ModelEntry) -> str:
@@ -309,11 +313,6 @@ class ModelStore:
     def _corrupt_message(entry: ModelEntry, root: Path, problems: list[str]) -> str:
         return (f"model '{entry.id}' at {root} is damaged: {'; '.join(problems)}; run: "
                 f"voicebot models download {entry.id} --force")
-
-
-def _catalog_digest(entry: ModelEntry, spec: FileSpec) -> str:
-    # Imports are the user's own files: only downloads must match the catalog's pins.
-    return "" if entry.source.type == "local" else spec.sha256
 
 
 def _entry_from_marker(marker: dict[str, Any]) -> ModelEntry:
