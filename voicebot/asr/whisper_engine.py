@@ -149,10 +149,12 @@ class WhisperRecognizer:
     def _close_segment(self) -> None:
         """Decode the buffer up to its quietest recent moment; keep the rest."""
         cut = _quietest_cut(self._buffer[:self._length])
-        result = self.model.decode(self._buffer[:cut], language=self.language)
-        best = result.sequences[0]
-        if not _is_no_speech(result):
-            self._segments.append((self.model.text(best.tokens), best.logprob, best.n_decoded))
+        if _peak(self._buffer[:cut]) >= SILENCE_PEAK:
+            result = self.model.decode(self._buffer[:cut], language=self.language)
+            best = result.sequences[0]
+            if not _is_no_speech(result):
+                self._segments.append((self.model.text(best.tokens), best.logprob,
+                                       best.n_decoded))
         rest = self._length - cut
         self._buffer[:rest] = self._buffer[cut:self._length]
         self._length = rest
@@ -163,7 +165,7 @@ class WhisperRecognizer:
         if not self._has_speech_energy() or (self._length == 0 and not self._segments):
             return []
         hypotheses: list[Hypothesis] = []
-        if self._length:
+        if self._length and _peak(self._buffer[:self._length]) >= SILENCE_PEAK:
             beam = self.beam_size or (nbest if nbest > 1 else 1)
             started = time.perf_counter()
             result = self.model.decode(self._buffer[:self._length],
@@ -192,6 +194,10 @@ class WhisperRecognizer:
     @staticmethod
     def _join(*parts: str) -> str:
         return " ".join(p for p in parts if p)
+
+
+def _peak(audio: np.ndarray) -> float:
+    return float(np.abs(audio).max()) if audio.size else 0.0
 
 
 def _is_no_speech(result) -> bool:

@@ -1,0 +1,81 @@
+"""Whisper tiny.en on real recorded speech: accuracy, n-best, streaming."""
+
+from __future__ import annotations
+
+import itertools
+
+from voicebot.asr.normalize import for_scoring
+from voicebot.asr.recognizer import Recognizer
+from voicebot.asr.wer import ErrorCounts, count_errors
+from voicebot.asr.whisper_engine import WhisperRecognizer
+
+# Measured 0.054 greedy / 0.065 5-best (92 words); the bound leaves room for CPU
+# numeric differences, not for a broken converter (which gives WER near 1).
+WER_BOUND = 0.12
+
+
+def test_greedy_wer_on_pocketsphinx_recordings(whisper_model, clips):
+    recognizer = WhisperRecognizer(whisper_model, streaming=False)
+    assert isinstance(recognizer, Recognizer)
+    counts = ErrorCounts()
+    for utterance, audio in clips:
+        recognizer.feed(audio)
+        hyps = recognizer.finish(1)
+        assert len(hyps) == 1
+        counts.add(count_errors(utterance.reference, hyps[0].text))
+    assert counts.ref_words == 92
+    assert counts.wer <= WER_BOUND, counts
+
+
+def test_nbest_has_distinct_scored_hypotheses(whisper_model, short_clip):
+    recognizer = WhisperRecognizer(whisper_model, streaming=False)
+    recognizer.feed(short_clip)
+    hyps = recognizer.finish(5)
+    assert 2 <= len(hyps) <= 5
+    assert len({h.text for h in hyps}) == len(hyps)
+    assert [h.engine_rank for h in hyps] == list(range(len(hyps)))
+    for h in hyps:
+        assert h.acoustic_score < 0 and h.n_tokens > 0 and h.words is None
+    # "ill disposed" is among the alternatives even when the 1-best mishears it.
+    assert any("ill disposed" in for_scoring(h.text) for h in hyps)
+
+
+def _stream(model, audio, chunk):
+    partials = []
+    recognizer = WhisperRecognizer(model, nbest=5, on_partial=partials.append)
+    returned = [p for i in range(0, len(audio), chunk)
+                if (p := recognizer.feed(audio[i:i + chunk])) is not None]
+    assert returned == partials  # feed() returns what the callback got
+    return partials, recognizer.finish(5)
+
+
+def test_streaming_partials_grow_and_final_keeps_the_committed_prefix(whisper_model, clips):
+    audio = next(a for u, a in clips if u.audio.name.endswith("0920.wav"))  # 6 s
+    partials, final = _stream(whisper_model, audio, 320)
+    assert len(partials) >= 4
+    assert partials[0].audio_seconds < partials[-1].audio_seconds
+    committed = [for_scoring(p.committed) for p in partials]
+    for before, after in itertools.pairwise(committed):
+        assert after.startswith(before)  # committed text never changes
+    assert committed[-1], "something was committed while the user spoke"
+    assert for_scoring(final[0].text).startswith(committed[-1])
+    ref = next(u for u, a in clips if u.audio.name.endswith("0920.wav")).reference
+    assert count_errors(ref, final[0].text).wer <= 0.1
+
+
+def test_twenty_ms_chunks_give_the_same_final_as_one_block(whisper_model, short_clip, clips):
+    for audio in (short_clip, next(a for u, a in clips if u.audio.name == "003.wav")):
+        _, streamed = _stream(whisper_model, audio, 320)
+        block = WhisperRecognizer(whisper_model, nbest=5)
+        block.feed(audio)
+        assert for_scoring(streamed[0].text) == for_scoring(block.finish(5)[0].text)
+
+
+def test_recognizer_is_reusable_after_finish_and_reset(whisper_model, short_clip):
+    recognizer = WhisperRecognizer(whisper_model, streaming=False)
+    recognizer.feed(short_clip)
+    first = recognizer.finish(1)[0].text
+    recognizer.feed(short_clip[:8000])
+    recognizer.reset()  # abandon an utterance half-way
+    recognizer.feed(short_clip)
+    assert recognizer.finish(1)[0].text == first
