@@ -19,6 +19,8 @@ BENCHMARKS: dict[str, tuple[str | None, str]] = {
     # Live audio display cost and capture overflows (times Qt widgets, so it lives in ui/).
     "audio": ("voicebot.ui.widgets.scope_bench:add_arguments",
               "voicebot.ui.widgets.scope_bench:run"),
+    # Speech synthesis: first audio, real-time factor, ONNX vs Coqui speedup per voice.
+    "tts": ("voicebot.tts.bench:add_arguments", "voicebot.tts.bench:run"),
     # Speech recognition: real-time factors, time from release to the final n-best.
     "asr": ("voicebot.asr.bench:add_arguments", "voicebot.asr.bench:run"),
 }

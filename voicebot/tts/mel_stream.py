@@ -25,7 +25,7 @@ class MelToAudio:
     def __init__(self, postnet: Transform, vocoder: Transform, *, hop: int,
                  renormalize: Transform | None = None, edge_pad: int = 5,
                  postnet_context: int = 10, vocoder_context: int = 12,
-                 first_frames: int = 16, frames_per_window: int = 64) -> None:
+                 first_frames: int = 16, frames_per_window: int = 128) -> None:
         self.postnet, self.vocoder, self.hop = postnet, vocoder, hop
         self.renormalize = renormalize
         self.edge_pad = edge_pad

@@ -140,7 +140,8 @@ class TacotronVoice:
     @classmethod
     def from_checkpoints(cls, tts_checkpoint: Path, vocoder_checkpoint: Path, *,
                          engine: str = "onnx", voice_id: str | None = None,
-                         device: str = "auto", threads: int = 1, **options) -> TacotronVoice:
+                         device: str = "auto", threads: int = 1,
+                         decoder_precision: str | None = None, **options) -> TacotronVoice:
         from voicebot.tts.coqui_checkpoint import load_hifigan, load_tacotron2
 
         model, tts_config = load_tacotron2(tts_checkpoint)
@@ -150,7 +151,8 @@ class TacotronVoice:
 
             backend = OnnxBackend.from_models(model, generator, tts_checkpoint,
                                               vocoder_checkpoint, model_id=voice_id,
-                                              device=device, threads=threads)
+                                              device=device, threads=threads,
+                                              decoder_precision=decoder_precision)
         elif engine == "torch":
             backend = TorchBackend(model, generator, device=device, threads=threads)
         else:

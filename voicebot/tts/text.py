@@ -303,7 +303,7 @@ def _cut_long(sentence: str, limit: int = MAX_PIECE_CHARS) -> list[str]:
 def first_clause(sentence: str) -> tuple[str, str]:
     """Split a short leading clause off ``sentence``: (lead, rest); rest may be "".
 
-    Cuts at the first comma/semicolon/colon after at least two words; without one, a
+    Cuts at the first comma/semicolon/colon ("Sure," is a fine first piece); without one, a
     long sentence is cut before a word that usually starts a clause ("and", "because").
     A short first piece is synthesised in a fraction of the time
     of the whole sentence, which is what the listener waits for.
@@ -313,9 +313,8 @@ def first_clause(sentence: str) -> tuple[str, str]:
         return sentence, ""
     match = _CLAUSE_END.search(sentence)
     if match:
-        lead = sentence[:match.start()]
-        n = len(lead.split())
-        if FIRST_PIECE_MIN_WORDS <= n <= 2 * FIRST_PIECE_MAX_WORDS:
+        lead = sentence[:match.start()]  # keeps its comma: the voice pauses naturally
+        if len(lead.split()) <= 2 * FIRST_PIECE_MAX_WORDS:
             return lead, sentence[match.end():]
     for i in range(FIRST_PIECE_MIN_WORDS + 1, min(len(words) - 2, FIRST_PIECE_MAX_WORDS + 1)):
         if words[i].lower().strip(",") in _CLAUSE_STARTERS:

@@ -28,6 +28,7 @@ class VoiceOptions:
     device: str = "auto"  # "auto", "cpu" or "cuda"
     threads: int = 1  # per-stage CPU threads (see DESIGN: the cores are shared)
     vocoder: str | None = None  # Tacotron2 only: vocoder id or checkpoint path
+    decoder_precision: str | None = None  # Tacotron2 ONNX: "int8" (CPU default) or "fp32"
 
 
 def catalog_voices() -> list[dict]:
@@ -102,4 +103,5 @@ def load_voice(voice: str | None = None, options: VoiceOptions | None = None) ->
     voice_id = voice if not Path(voice).expanduser().exists() else None
     return TacotronVoice.from_checkpoints(path, vocoder_path, engine=options.engine,
                                           voice_id=voice_id, device=options.device,
-                                          threads=options.threads)
+                                          threads=options.threads,
+                                          decoder_precision=options.decoder_precision)

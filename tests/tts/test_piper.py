@@ -1,0 +1,109 @@
+"""The embedded Piper voice (en_US-joe-medium) on onnxruntime, for real."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import logging
+import threading
+
+import numpy as np
+import pytest
+
+from voicebot.tts.base import Synthesizer, collect
+from voicebot.tts.espeak import phonemize
+from voicebot.tts.piper import PiperVoice
+
+
+def test_it_is_a_synthesizer(piper_voice):
+    assert isinstance(piper_voice, Synthesizer)
+    assert piper_voice.sample_rate == 22050
+    [info] = piper_voice.voices()
+    assert info.id == "piper-en-us-joe-medium" and info.sample_rate == 22050
+
+
+def test_espeak_gives_ipa():
+    assert phonemize("Hello world", "en-us") == "həlˈoʊ wˈɜːld"
+
+
+def test_speech_is_real_and_of_plausible_length(piper_voice):
+    text = "The weather today is sunny and warm."
+    audio, rate = collect(piper_voice.stream(text))
+    assert rate == 22050 and audio.dtype == np.float32
+    assert np.all(np.isfinite(audio)) and np.abs(audio).max() <= 1.0
+    seconds = len(audio) / rate
+    assert 1.2 < seconds < 4.5  # seven words at a speaking rate of ~2-5 words/s
+    rms = float(np.sqrt(np.mean(audio ** 2)))
+    assert rms > 0.02, "speech should not be near-silent"
+    # Speech has pauses and louder stretches: the frame energy must vary.
+    frames = audio[: len(audio) // 512 * 512].reshape(-1, 512)
+    energy = np.sqrt((frames ** 2).mean(axis=1))
+    assert energy.max() > 5 * np.percentile(energy, 10)
+
+
+def test_first_audio_comes_before_the_sentence_is_done(piper_voice):
+    chunks = list(piper_voice.stream("Sure, I can set a timer for ten minutes from now."))
+    assert piper_voice.streams_within_sentences
+    assert len(chunks) >= 3
+    assert chunks[0].text == "Sure,"
+    assert chunks[0].duration_s < 0.5
+    assert chunks[-1].end_of_sentence and not chunks[0].end_of_sentence
+
+
+def test_split_windowed_voice_matches_the_original_graph(piper_voice):
+    """Cut graph + windowed decoding give the samples of the original model in one call."""
+    from voicebot.models import resolve
+
+    original = PiperVoice(resolve("piper-en-us-joe-medium"), streaming=False, warm_up=False)
+    streaming = copy.copy(piper_voice)
+    # Without noise the voice is deterministic, so the two can be compared sample by sample.
+    original.config = streaming.config = dataclasses.replace(
+        piper_voice.config, noise_scale=0.0, noise_w=0.0)
+    ids = original.phoneme_ids(original.phonemes(
+        "This sentence is long enough to need several decoder windows, for sure."))
+    windows = list(streaming.stream_ids(ids))
+    assert len(windows) >= 2
+    streamed, reference = np.concatenate(windows), original.synthesize_ids(ids)
+    assert streamed.shape == reference.shape
+    assert np.abs(streamed - reference).max() < 1e-3
+
+
+@pytest.mark.parametrize("text", ["", "   \n ", "😀🎉👍", "...", "🙂 !!"])
+def test_nothing_to_say_gives_no_audio_and_returns(piper_voice, text):
+    assert list(piper_voice.stream(text)) == []
+
+
+def test_characters_outside_the_phoneme_map_are_dropped(piper_voice, caplog):
+    with caplog.at_level(logging.DEBUG, logger="voicebot.tts.piper"):
+        ids = piper_voice.phoneme_ids("hə☃lˈoʊ")
+    expected = piper_voice.phoneme_ids("həlˈoʊ")
+    assert ids == expected
+    assert "not in voice" in caplog.text and "☃" in caplog.text
+
+
+def test_non_english_and_odd_text_do_not_crash(piper_voice):
+    text = "Bonjour, je m'appelle Jean. Привет мир! 日本語です。 ʘ‿ʘ ∑∫≈"
+    audio, _ = collect(piper_voice.stream(text))
+    assert audio.size > 0 and np.all(np.isfinite(audio))
+
+
+def test_long_text_streams_in_bounded_pieces_and_cancels(piper_voice):
+    sentence = "This is one of many sentences in a very long reply, and it goes on. "
+    text = (sentence * 80)[:5000]
+    cancel = threading.Event()
+    heard = 0.0
+    chunks = 0
+    for chunk in piper_voice.stream(text, cancel):
+        chunks += 1
+        heard += chunk.duration_s
+        assert chunk.duration_s < 6.0  # pieces, not one 5,000-character utterance
+        if heard > 8.0:
+            cancel.set()
+    assert chunks >= 3
+    assert heard < 16.0, "cancel must stop the stream at the next piece"
+
+
+def test_cancel_before_start_gives_nothing(piper_voice):
+    cancel = threading.Event()
+    cancel.set()
+    assert list(piper_voice.stream("Hello there.", cancel)) == []

@@ -1,0 +1,33 @@
+"""`voicebot say` writes speech to a WAV file and reports bad voices clearly."""
+
+from __future__ import annotations
+
+import soundfile as sf
+
+from voicebot.cli import main
+
+
+def test_say_writes_a_wav_file(tmp_path, capsys):
+    out = tmp_path / "hello.wav"
+    assert main(["say", "Hello there. It is 7:30 and 21 degrees.", "-o", str(out)]) == 0
+    info = sf.info(out)
+    assert info.samplerate == 22050 and info.channels == 1
+    assert 1.5 < info.duration < 8
+    assert "wrote" in capsys.readouterr().err
+    assert not list(tmp_path.glob(".*.part"))
+
+
+def test_say_with_nothing_to_say_writes_an_empty_file(tmp_path):
+    out = tmp_path / "empty.wav"
+    assert main(["say", "🙂", "-o", str(out)]) == 0
+    assert sf.info(out).frames == 0
+
+
+def test_say_rejects_an_unknown_voice(tmp_path, capsys):
+    assert main(["say", "Hi.", "--voice", "no-such-voice", "-o", str(tmp_path / "x.wav")]) == 1
+    assert "unknown voice 'no-such-voice'" in capsys.readouterr().err
+
+
+def test_say_lists_voices(capsys):
+    assert main(["say", "--list-voices"]) == 0
+    assert "piper-en-us-joe-medium" in capsys.readouterr().out

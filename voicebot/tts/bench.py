@@ -1,0 +1,171 @@
+"""`voicebot bench tts --json`: first-audio latency, real-time factor and engine speedup.
+
+Per voice:
+- ``first_audio_ms``: from ``stream(text)`` to the first audio chunk, for a one-sentence
+  reply (median of ``--tts-repeats`` runs; the voice is loaded and warmed up first);
+- ``rtf``: synthesis time / audio duration for a three-sentence paragraph (median);
+- Tacotron2 + HiFi-GAN only, ``onnx_vs_coqui_speedup``: Coqui's own
+  ``TTS.utils.synthesizer.Synthesizer.tts`` time divided by this ONNX engine's time, same
+  checkpoints, same text, both on one CPU thread (or the GPU when present).
+
+Trained Tacotron2 weights are not shipped (users download them), so the Tacotron2 numbers
+use models built from Coqui's tacotron2-DDC / hifigan_v2 configs with random weights. A
+random stop token fires at arbitrary steps, so both engines run with the stop threshold
+set above 1 (never fires) and ``max_decoder_steps = --tts-decoder-steps``: each decodes
+exactly that many steps of the same text, so they do the same work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import numpy as np
+
+from voicebot.paths import user_dirs
+
+ONE_SENTENCE = "Sure, I can set a timer for ten minutes."
+PARAGRAPH = ("The weather today is sunny and warm, with a light breeze from the west. "
+             "Tomorrow will be cloudy, and it may rain in the evening. "
+             "Remember to take an umbrella if you go out.")
+SPEEDUP_TEXT = "The quick brown fox jumps over the lazy dog."
+NEVER_STOP = 2.0  # a sigmoid never exceeds 1
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("tts benchmark")
+    group.add_argument("--tts-voice", action="append", dest="tts_voices",
+                       help="voice id or path to measure (repeatable; default: the default "
+                            "Piper voice and a random-weight Tacotron2)")
+    group.add_argument("--tts-repeats", type=int, default=5, help="runs per measurement")
+    group.add_argument("--tts-threads", type=int, default=1, help="CPU threads per engine")
+    group.add_argument("--tts-decoder-steps", type=int, default=100,
+                       help="Tacotron2 decoder steps per utterance with random weights")
+    group.add_argument("--tts-skip-coqui", action="store_true",
+                       help="skip the (slow) Coqui Synthesizer comparison")
+
+
+def _median(values: list[float]) -> float:
+    return round(statistics.median(values), 4)
+
+
+def measure_stream(voice, text: str, repeats: int) -> dict:
+    """first-chunk latency and real-time factor of ``voice.stream(text)``."""
+    first, rtf, audio_s = [], [], 0.0
+    for _ in range(repeats):
+        started = time.perf_counter()
+        first_at = None
+        audio_s = 0.0
+        for chunk in voice.stream(text):
+            if first_at is None:
+                first_at = time.perf_counter()
+            audio_s += chunk.duration_s
+        total = time.perf_counter() - started
+        if first_at is None:
+            raise RuntimeError(f"voice produced no audio for {text!r}")
+        first.append((first_at - started) * 1000)
+        rtf.append(total / audio_s)
+    return {"first_audio_ms": _median(first), "first_audio_ms_runs": [round(x, 1) for x in first],
+            "rtf": _median(rtf), "audio_s": round(audio_s, 3)}
+
+
+def _voice_result(voice_id: str, args) -> dict:
+    from voicebot.tts.voices import VoiceOptions, load_voice
+
+    started = time.perf_counter()
+    voice = load_voice(voice_id, VoiceOptions(threads=args.tts_threads))
+    load_s = time.perf_counter() - started
+    one = measure_stream(voice, ONE_SENTENCE, args.tts_repeats)
+    paragraph = measure_stream(voice, PARAGRAPH, args.tts_repeats)
+    return {"engine": voice.voices()[0].engine, "load_s": round(load_s, 2),
+            "streams_within_sentences": getattr(voice, "streams_within_sentences", None),
+            "first_audio_ms": one["first_audio_ms"], "first_audio_ms_runs":
+            one["first_audio_ms_runs"], "rtf": paragraph["rtf"],
+            "paragraph_audio_s": paragraph["audio_s"]}
+
+
+def _coqui_synthesizer(tts_dir, vocoder_dir, steps: int, use_cuda: bool):
+    from TTS.utils.synthesizer import Synthesizer
+
+    synthesizer = Synthesizer(tts_checkpoint=tts_dir / "model_file.pth",
+                              tts_config_path=tts_dir / "config.json",
+                              vocoder_checkpoint=vocoder_dir / "model_file.pth",
+                              vocoder_config=vocoder_dir / "config.json", use_cuda=use_cuda)
+    synthesizer.tts_model.decoder.max_decoder_steps = steps
+    synthesizer.tts_model.decoder.stop_threshold = NEVER_STOP
+    return synthesizer
+
+
+def _tacotron_result(args) -> dict:
+    import torch
+
+    from voicebot.tts.random_voice import write_random_voice
+    from voicebot.tts.tacotron import TacotronVoice
+
+    torch.set_num_threads(args.tts_threads)
+    steps = args.tts_decoder_steps
+    tts_dir, vocoder_dir = write_random_voice(user_dirs().cache / "bench-tts")
+    started = time.perf_counter()
+    voice = TacotronVoice.from_checkpoints(tts_dir, vocoder_dir, engine="onnx",
+                                           threads=args.tts_threads, max_decoder_steps=steps,
+                                           stop_threshold=NEVER_STOP)
+    load_s = time.perf_counter() - started
+    # Warm-up: the first onnxruntime runs allocate and pick kernels.
+    for _ in voice.stream("Hello."):
+        pass
+    one = measure_stream(voice, ONE_SENTENCE, args.tts_repeats)
+    paragraph = measure_stream(voice, PARAGRAPH, max(1, args.tts_repeats // 2))
+    result = {"engine": voice.backend.name, "weights": "random (Coqui tacotron2-DDC and "
+              "hifigan_v2 configs)", "decoder_steps_per_utterance": steps,
+              "load_s": round(load_s, 2), "first_audio_ms": one["first_audio_ms"],
+              "first_audio_ms_runs": one["first_audio_ms_runs"], "rtf": paragraph["rtf"]}
+    if args.tts_skip_coqui:
+        return result
+
+    coqui = _coqui_synthesizer(tts_dir, vocoder_dir, steps, torch.cuda.is_available())
+    coqui.tts("Hello.", split_sentences=False)  # warm-up
+    ids = voice.text_ids(SPEEDUP_TEXT)
+    coqui_times, onnx_times, coqui_len, onnx_len = [], [], 0, 0
+    for _ in range(max(3, args.tts_repeats // 2)):
+        started = time.perf_counter()
+        coqui_wav = coqui.tts(SPEEDUP_TEXT, split_sentences=False)
+        coqui_times.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        ours = np.concatenate(list(voice.stream_ids(ids)))
+        onnx_times.append(time.perf_counter() - started)
+        coqui_len, onnx_len = len(coqui_wav), len(ours)
+    result.update({
+        "onnx_vs_coqui_speedup": round(statistics.median(coqui_times)
+                                       / statistics.median(onnx_times), 2),
+        "coqui_synthesizer_s": _median(coqui_times), "onnx_s": _median(onnx_times),
+        "coqui_samples": coqui_len, "onnx_samples": onnx_len,
+        "speedup_text": SPEEDUP_TEXT,
+    })
+    return result
+
+
+def run(args: argparse.Namespace) -> dict:
+    load_before = os.getloadavg()
+    voices = args.tts_voices or ["piper-en-us-joe-medium", "tacotron2-random"]
+    results = {}
+    for voice_id in voices:
+        if voice_id == "tacotron2-random":
+            results[voice_id] = _tacotron_result(args)
+        else:
+            results[voice_id] = _voice_result(voice_id, args)
+    import onnxruntime
+
+    return {
+        "benchmark": "tts",
+        "voices": results,
+        "one_sentence": ONE_SENTENCE,
+        "paragraph": PARAGRAPH,
+        "threads": args.tts_threads,
+        "repeats": args.tts_repeats,
+        "machine": {"cpus": os.cpu_count(), "load_avg_before": [round(x, 2) for x in load_before],
+                    "load_avg_after": [round(x, 2) for x in os.getloadavg()],
+                    "onnxruntime": onnxruntime.__version__,
+                    "providers": onnxruntime.get_available_providers()},
+    }
