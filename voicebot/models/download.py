@@ -101,7 +101,7 @@ def fetch(url: str, dest: Path, *, sha256: str = "", size: int = 0,
     last_report = 0.0
     attempt = 0
     while True:
-        _check_cancel(cancel, name)
+        raise_if_cancelled(cancel, name)
         try:
             response = _open(url, done, timeout)
         except urllib.error.HTTPError as exc:
@@ -132,7 +132,7 @@ def fetch(url: str, dest: Path, *, sha256: str = "", size: int = 0,
             try:
                 with open(part, "ab") as out:
                     while True:
-                        _check_cancel(cancel, name)
+                        raise_if_cancelled(cancel, name)
                         chunk = response.read(CHUNK)
                         if not chunk:
                             break
@@ -219,7 +219,7 @@ def _disk_full(part: Path) -> DownloadError:
                          "free); free some space and run the same command again")
 
 
-def _check_cancel(cancel: CancelToken | None, name: str) -> None:
+def raise_if_cancelled(cancel: CancelToken | None, name: str) -> None:
     if cancel is not None and cancel.is_set():
         raise DownloadCancelledError(f"download of {name} cancelled; running it again "
                                      "resumes where it stopped")

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from voicebot.models.hashing import HashCache
+from voicebot.models.hashing import HashCache, sha256_file
 
 MARKER = ".voicebot-model.json"
 
@@ -36,10 +36,7 @@ def write_marker(folder: Path, *, model_id: str, kind: str, origin: str, source:
     files: dict[str, dict[str, Any]] = {}
     for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MARKER):
         rel = path.relative_to(folder).as_posix()
-        digest = known.get(rel) or (hashes.sha256(path) if hashes else None)
-        if digest is None:
-            from voicebot.models.hashing import sha256_file
-            digest = sha256_file(path)
+        digest = known.get(rel) or (hashes.sha256(path) if hashes else sha256_file(path))
         files[rel] = {"size": path.stat().st_size, "sha256": digest}
     marker = {
         "id": model_id, "kind": kind, "origin": origin, "source": source, "main": main,

@@ -194,7 +194,7 @@ def _concatenate(pieces: list[Path], dest: Path, spec: FileSpec, progress, cance
         for piece in pieces:
             with open(piece, "rb") as src:
                 while chunk := src.read(1 << 20):
-                    download._check_cancel(cancel, label)
+                    download.raise_if_cancelled(cancel, label)
                     out.write(chunk)
                     hasher.update(chunk)
                     done += len(chunk)
