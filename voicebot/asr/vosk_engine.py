@@ -46,9 +46,13 @@ def _words(entries: list[dict] | None) -> list[WordTiming]:
 class VoskRecognizer:
     sample_rate = SAMPLE_RATE
 
-    def __init__(self, model, *, nbest: int = 5, on_partial: PartialCallback | None = None):
+    def __init__(self, model, *, nbest: int = 5, partial_interval: float = 0.25,
+                 on_partial: PartialCallback | None = None):
         self.model = model
         self.nbest = max(1, nbest)
+        # Asking Kaldi for a partial traceback costs a little each time: with 20 ms
+        # chunks, asking on every chunk made decoding ~15% slower for no visible gain.
+        self.partial_interval = int(partial_interval * SAMPLE_RATE)
         self.on_partial = on_partial
         self._recognizer = None
         self.reset()
@@ -67,6 +71,7 @@ class VoskRecognizer:
         self._recognizer = self._new_recognizer(self.nbest)
         self._segments: list[Hypothesis] = []  # best of each closed segment
         self._samples = 0  # Vosk's word times already count from the first sample
+        self._partial_at = 0
         self.last_partial: Partial | None = None
 
     def feed(self, audio: np.ndarray) -> Partial | None:
@@ -81,8 +86,11 @@ class VoskRecognizer:
             if segment and segment[0].text:
                 self._segments.append(segment[0])
             partial_text = ""
-        else:
+        elif self._samples - self._partial_at >= self.partial_interval:
+            self._partial_at = self._samples
             partial_text = json.loads(self._recognizer.PartialResult()).get("partial", "")
+        else:
+            return None
         committed = " ".join(s.text for s in self._segments)
         partial = Partial(committed=committed, tentative=partial_text,
                           audio_seconds=self._samples / SAMPLE_RATE)
