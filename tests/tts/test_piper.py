@@ -50,6 +50,25 @@ def test_first_audio_comes_before_the_sentence_is_done(piper_voice):
     assert chunks[-1].end_of_sentence and not chunks[0].end_of_sentence
 
 
+def test_first_chunk_is_yielded_before_the_next_window_is_decoded(piper_voice):
+    runs = []
+
+    class CountingDecoder:
+        def __init__(self, session):
+            self.session = session
+
+        def run(self, *args):
+            runs.append(1)
+            return self.session.run(*args)
+
+    voice = copy.copy(piper_voice)
+    voice._decoder = CountingDecoder(piper_voice._decoder)
+    chunks = voice.stream("This single sentence has no comma in it but it is long enough.")
+    next(chunks)
+    assert len(runs) == 1
+    assert len(list(chunks)) >= 1 and len(runs) >= 2
+
+
 def test_split_windowed_voice_matches_the_original_graph(piper_voice):
     """Cut graph + windowed decoding give the samples of the original model in one call."""
     from voicebot.models import resolve

@@ -117,3 +117,26 @@ def test_checkpoint_without_config_is_refused(random_checkpoints, tmp_path):
         coqui_checkpoint.load_tacotron2(tmp_path / "missing.pth")
     with pytest.raises(coqui_checkpoint.CheckpointError, match="not tacotron2"):
         coqui_checkpoint.load_tacotron2(random_checkpoints[1])
+
+
+def test_first_audio_leaves_after_a_few_decoder_steps(tacotron_voices):
+    """The first chunk is handed out while most decoder steps are still to come."""
+    voice = tacotron_voices["onnx-int8"]
+    steps = []
+    real_step = voice.backend.step
+
+    def counting_step(*args):
+        steps.append(1)
+        return real_step(*args)
+
+    voice.backend.step = counting_step
+    try:
+        chunks = voice.stream("Hello there.")
+        first = next(chunks)
+        steps_before_first = len(steps)
+        rest = list(chunks)
+    finally:
+        del voice.backend.step
+    assert first.duration_s > 0 and rest
+    assert steps_before_first < 20 < len(steps) == 30
+    assert rest[-1].end_of_sentence and not first.end_of_sentence

@@ -54,7 +54,7 @@ class MelToAudio:
             yield self._render(self._emitted, stop, total=None)
 
     def finish(self) -> Iterator[np.ndarray]:
-        """The decoder stopped: render everything that is left."""
+        """The decoder stopped: render everything that is left (the last window last)."""
         total = self.decoder_frames
         if total == 0:
             return
@@ -62,6 +62,11 @@ class MelToAudio:
         while self._emitted < end:
             stop = min(end, self._emitted + self._window())
             yield self._render(self._emitted, stop, total=total)
+
+    @property
+    def done(self) -> bool:
+        """True once ``finish`` has rendered the last window."""
+        return self._emitted >= self.decoder_frames + 2 * self.edge_pad > 2 * self.edge_pad
 
     def _window(self) -> int:
         return self.first_frames if self._emitted == 0 else self.frames_per_window

@@ -175,8 +175,13 @@ class PiperVoice:
 
     def stream_ids(self, ids: list[int]) -> Iterator[np.ndarray]:
         """The piece's audio in windows: a short first one, then long ones."""
+        for audio, _ in self._windows(ids):
+            yield audio
+
+    def _windows(self, ids: list[int]) -> Iterator[tuple[np.ndarray, bool]]:
+        """(audio, is_last) per decoder window; one window without the split graphs."""
         if self._decoder is None:
-            yield _as_audio(self._session.run(None, self._feeds(ids))[0])
+            yield _as_audio(self._session.run(None, self._feeds(ids))[0]), True
             return
         latent = self._front.run(None, self._feeds(ids))[0]  # (1, channels, frames)
         frames = latent.shape[2]
@@ -187,7 +192,7 @@ class PiperVoice:
             audio = self._decoder.run(None, {self._latent_name: latent[:, :, lo:hi]})[0]
             audio = audio.reshape(-1)
             hop = len(audio) // (hi - lo)
-            yield _as_audio(audio[(start - lo) * hop:(stop - lo) * hop])
+            yield _as_audio(audio[(start - lo) * hop:(stop - lo) * hop]), stop == frames
             start, size = stop, WINDOW_FRAMES
 
     def synthesize_piece(self, text: str) -> np.ndarray:
@@ -205,14 +210,11 @@ class PiperVoice:
             if len(ids) <= 3:  # only BOS, pad, EOS
                 log.debug("nothing speakable in %r", piece.text)
                 continue
-            windows = self.stream_ids(ids)
-            audio = next(windows)
-            for following in windows:
-                yield AudioChunk(audio, self.sample_rate, piece.text, False)
+            for audio, last in self._windows(ids):
+                yield AudioChunk(audio, self.sample_rate, piece.text,
+                                 last and piece.end_of_sentence)
                 if is_cancelled(cancel):
                     return
-                audio = following
-            yield AudioChunk(audio, self.sample_rate, piece.text, piece.end_of_sentence)
 
 
 def _as_audio(samples: np.ndarray) -> np.ndarray:

@@ -181,6 +181,12 @@ class TacotronVoice:
     def stream_ids(self, ids: np.ndarray, cancel: CancelToken | None = None
                    ) -> Iterator[np.ndarray]:
         """Audio windows for one utterance's ids, as soon as each is ready."""
+        for audio, _ in self._windows(ids, cancel):
+            yield audio
+
+    def _windows(self, ids: np.ndarray, cancel: CancelToken | None
+                 ) -> Iterator[tuple[np.ndarray, bool]]:
+        """(audio, is_last) per window, each yielded the moment it is rendered."""
         backend = self.backend
         backend.start(ids)
         renderer = MelToAudio(backend.postnet, backend.vocode, hop=backend.hop,
@@ -193,14 +199,16 @@ class TacotronVoice:
             frames, stop_logit = backend.step(memory, self._prenet_masks())
             block = frames.reshape(per_step, channels)
             memory = block[-1]
-            yield from renderer.push(block.T)
+            for audio in renderer.push(block.T):
+                yield audio, False
             # Coqui's rule: stop once the stop token passes the threshold after step 0.
             if 1.0 / (1.0 + np.exp(-stop_logit)) > self.stop_threshold and step > 0:
                 break
         else:
             log.info("Tacotron2 decoder stopped at max_decoder_steps=%d",
                      self.max_decoder_steps)
-        yield from renderer.finish()
+        for audio in renderer.finish():
+            yield audio, renderer.done
 
     def stream(self, text: str, cancel: CancelToken | None = None) -> Iterator[AudioChunk]:
         for piece in pieces(text):
@@ -210,13 +218,9 @@ class TacotronVoice:
             if ids.size == 0:
                 log.debug("nothing speakable in %r", piece.text)
                 continue
-            windows = self.stream_ids(ids, cancel)
-            previous = next(windows, None)
-            for audio in windows:
-                yield AudioChunk(previous, self.sample_rate, piece.text, False)
-                previous = audio
-            if previous is not None and not is_cancelled(cancel):
-                yield AudioChunk(previous, self.sample_rate, piece.text, piece.end_of_sentence)
+            for audio, last in self._windows(ids, cancel):
+                yield AudioChunk(audio, self.sample_rate, piece.text,
+                                 last and piece.end_of_sentence)
 
 
 _ONES_256 = np.ones((1, 256), dtype=np.float32)
