@@ -13,6 +13,7 @@ import os
 import pytest
 
 from voicebot.paths import MODELS_ENV, user_dirs
+from voicebot.settings import Settings
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 SHARED_MODELS_DIR = str(user_dirs().models)
@@ -46,3 +47,22 @@ def virtual_audio(tmp_path_factory):
     audio.start()
     yield audio
     audio.stop()
+
+
+@pytest.fixture(scope="session")
+def engines():
+    """The default engines (recognizer, n-gram LM, chat model, voice), loaded once."""
+    from voicebot.pipeline.session import load_engines
+
+    return load_engines(Settings(), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def question_audio(engines):
+    """A spoken question, synthesised by the embedded voice (16 kHz mono)."""
+    import soxr
+
+    from voicebot.tts.base import collect
+
+    audio, rate = collect(engines.synthesizer.stream("What is the capital of France?"))
+    return soxr.resample(audio, rate, 16000).astype("float32")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -40,3 +41,22 @@ def wait_for(condition, timeout: float, interval: float = 0.01) -> bool:
 def tone(freq: float, seconds: float, rate: int, amplitude: float = 0.5) -> np.ndarray:
     t = np.arange(int(seconds * rate)) / rate
     return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def retained_allocations(work, module_file: str) -> int:
+    """Bytes still allocated after ``work()`` by code running inside ``module_file``.
+
+    Filtering by module keeps other threads (the virtual device's feeder) out of it.
+    """
+    tracemalloc.start(25)
+    try:
+        before = tracemalloc.take_snapshot()
+        result = work()
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    del result
+    only_module = [tracemalloc.Filter(True, module_file, all_frames=True)]
+    diff = after.filter_traces(only_module).compare_to(before.filter_traces(only_module),
+                                                       "filename")
+    return sum(stat.size_diff for stat in diff)

@@ -1,10 +1,9 @@
-import tracemalloc
-
 import librosa
 import numpy as np
 import pytest
-from audio_test_utils import SPEECH_FILE, tone
+from audio_test_utils import SPEECH_FILE, retained_allocations, tone
 
+from voicebot.audio import features
 from voicebot.audio.features import StreamingLogMel, StreamingStft
 from voicebot.audio.wav_io import read_wav
 
@@ -73,10 +72,5 @@ def test_steady_pushes_allocate_nothing_per_frame():
     block = tone(440, 0.01, RATE)  # 10 ms: one hop per push, like a live capture
     for _ in range(10):
         mel.push(block)
-    tracemalloc.start()
-    before = tracemalloc.get_traced_memory()[0]
-    for _ in range(500):
-        mel.push(block)
-    after = tracemalloc.get_traced_memory()[0]
-    tracemalloc.stop()
-    assert after - before < 4096
+    assert retained_allocations(lambda: all(mel.push(block) is not None for _ in range(500)),
+                                features.__file__) < 2048

@@ -100,7 +100,7 @@ class Capture:
         self._pump: threading.Thread | None = None
         self._stopping = threading.Event()
         self._last_callback = 0.0
-        self._callbacks = 0
+        self._stream_finished = False
         self.input_overflows = 0  # PortAudio said the device delivered data we missed
         self.clipped_samples = 0
         self.peak = 0.0  # largest |sample| since the last take_peak()
@@ -134,6 +134,7 @@ class Capture:
         if self._stream is not None:
             return self
         self._stopping.clear()
+        self._stream_finished = False
         self.error = None
         try:
             self._stream = sd.InputStream(
@@ -178,13 +179,12 @@ class Capture:
         if status and status.input_overflow:
             self.input_overflows += 1
         self._raw.write(indata)
-        self._callbacks += 1
         self._last_callback = time.monotonic()
 
     def _finished(self) -> None:
-        # Called when the stream ends for any reason; only unexpected ends matter.
-        if not self._stopping.is_set():
-            self._lost("the input stream stopped unexpectedly")
+        # Runs on PortAudio's thread, which closing the stream may cancel (ALSA does):
+        # only leave a note; the pump thread reports it.
+        self._stream_finished = True
 
     # ----- the pump thread ------------------------------------------------------
     def _pump_loop(self) -> None:
@@ -197,7 +197,7 @@ class Capture:
             stalled = time.monotonic() - self._last_callback
             if stalled > max(_STALL_SECONDS, 20 * period):
                 self._lost(f"no audio from {self.device.label} for {stalled:.1f} s")
-            elif stream is not None and not stream.active and not self._stopping.is_set():
+            elif self._stream_finished or (stream is not None and not stream.active):
                 self._lost("the input stream stopped unexpectedly")
 
     def _drain(self) -> None:

@@ -63,6 +63,7 @@ class Player:
         self._resampler: StreamResampler | None = None
         self._stream: sd.OutputStream | None = None
         self._closing = False
+        self._stream_finished = False  # set on PortAudio's thread when the stream ends
         # State shared with the callback: plain attributes, each written by one side only
         # (noted per attribute) so no lock is needed.
         self._stop_requested = 0  # caller: incremented by stop()
@@ -80,6 +81,7 @@ class Player:
         if self._stream is not None:
             return self
         self._closing = False
+        self._stream_finished = False
         self.error = None
         try:
             self._stream = sd.OutputStream(
@@ -205,6 +207,9 @@ class Player:
             raise self.error
         if self._stream is None:
             raise AudioDeviceError("the player is not open")
+        if self._stream_finished and not self._closing:
+            self._lost("the output stream stopped unexpectedly")
+            raise self.error  # type: ignore[misc]
         stalled = time.monotonic() - self._last_callback
         if stalled > max(0.75, 40 * self.block_frames / self.samplerate):
             self._lost(f"the device stopped asking for audio {stalled:.1f} s ago")
@@ -247,8 +252,9 @@ class Player:
         return n
 
     def _finished(self) -> None:
-        if not self._closing:
-            self._lost("the output stream stopped unexpectedly")
+        # Runs on PortAudio's thread, which closing the stream may cancel (ALSA does):
+        # only leave a note; the caller's next play()/wait reports it.
+        self._stream_finished = True
 
     def _lost(self, why: str) -> None:
         if self.error is not None:

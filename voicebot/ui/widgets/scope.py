@@ -96,11 +96,14 @@ class AudioScope(QWidget):
         self.display_timer.stop()
         self.text_timer.stop()
 
-    def update_display(self) -> None:
-        """One display frame: drain new audio, update the spectrogram, waveform, meter."""
+    def update_display(self) -> bool:
+        """One display frame: drain new audio, update the spectrogram, waveform, meter.
+
+        Returns whether a plot changed (a frame with no new audio redraws nothing).
+        """
         reader = self._reader
         if reader is None:
-            return
+            return False
         if reader.available > len(self._drain):
             reader.position = reader.ring.frames_written - len(self._drain)
         new = reader.read(out=self._drain)
@@ -110,8 +113,9 @@ class AudioScope(QWidget):
             rms = float(np.sqrt(np.dot(new, new) / len(new)))
             self._peak_since_text = max(self._peak_since_text, peak)
             self.meter.set_level(peak, rms, clipped=self._clipped(peak))
-        self.spectrogram.redraw()
-        self.waveform.refresh(self._ring)
+        drew_spectrogram = self.spectrogram.redraw()
+        drew_waveform = self.waveform.refresh(self._ring)
+        return drew_spectrogram or drew_waveform
 
     def _clipped(self, peak: float) -> bool:
         # The capture counts clipping on the raw device samples, before mixing and
