@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import soundfile as sf
 
 from voicebot.cli import main
@@ -31,3 +32,15 @@ def test_say_rejects_an_unknown_voice(tmp_path, capsys):
 def test_say_lists_voices(capsys):
     assert main(["say", "--list-voices"]) == 0
     assert "piper-en-us-joe-medium" in capsys.readouterr().out
+
+
+@pytest.mark.audio
+def test_say_plays_on_the_speaker(virtual_audio):
+    import numpy as np
+
+    start = virtual_audio.speaker_frames()
+    assert main(["say", "Hello there, how are you?", "--output-device", "vspeaker"]) == 0
+    played, _ = virtual_audio.speaker_audio(start)  # mono float32 at 48 kHz
+    windows = played[: len(played) // 960 * 960].reshape(-1, 960)  # 20 ms each
+    voiced = np.sqrt((windows ** 2).mean(axis=1)) > 0.01
+    assert voiced.sum() * 0.02 > 0.6, "about a second of speech should reach the speaker"

@@ -34,6 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "exact fp32 (CUDA default)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
+    parser.add_argument("--output-device", help="play on this device (default: the settings' "
+                                               "output device, else the system default)")
     parser.add_argument("--list-voices", action="store_true", help="list voices and exit")
 
 
@@ -107,9 +109,12 @@ def run(args: argparse.Namespace) -> int:
         seconds = _write(chunks, args.output, voice.sample_rate)
         print(f"wrote {seconds:.2f} s of speech to {args.output}", file=sys.stderr)
         return 0
-    from voicebot.settings import load_settings
+    device = args.output_device
+    if device is None:
+        from voicebot.settings import load_settings
 
-    seconds = _play(chunks, load_settings().audio.output_device)
+        device = load_settings().audio.output_device
+    seconds = _play(chunks, device)
     if seconds == 0:
         print("voicebot say: nothing to say", file=sys.stderr)
     return 0

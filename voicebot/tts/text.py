@@ -50,6 +50,8 @@ _SCALES = {"k": "thousand", "m": "million", "mn": "million", "b": "billion", "bn
            "thousand": "thousand", "million": "million", "billion": "billion",
            "trillion": "trillion"}
 
+_UNITS = {"km/h": "kilometers per hour", "mph": "miles per hour", "m/s": "meters per second",
+          "°C": "degrees Celsius", "°F": "degrees Fahrenheit"}
 _SYMBOLS = {"&": " and ", "@": " at ", "+": " plus ", "=": " equals ", "%": " percent ",
             "°": " degrees ", "#": " number ", "×": " times ", "÷": " divided by ",
             "<": " less than ", ">": " greater than ", "~": " about ", "½": " one half ",
@@ -142,6 +144,26 @@ def _digits(match: re.Match) -> str:
     return " " + ", ".join(" ".join(num2words(int(d), lang="en") for d in g) for g in groups) + " "
 
 
+def _us_date(match: re.Match) -> str:
+    month, day, year = int(match.group(1)), int(match.group(2)), int(match.group(3))
+    if not (1 <= month <= 12 and 1 <= day <= 31):
+        return match.group(0)
+    return f" {_MONTHS[month - 1]} {num2words(day, lang='en', to='ordinal')}, {_say_year(year)} "
+
+
+_FRACTION_NAMES = {2: ("half", "halves"), 4: ("quarter", "quarters")}
+
+
+def _fraction(match: re.Match) -> str:
+    top, bottom = int(match.group(1)), int(match.group(2))
+    if bottom in _FRACTION_NAMES:
+        one, many = _FRACTION_NAMES[bottom]
+    else:
+        one = num2words(bottom, lang="en", to="ordinal")
+        many = one + "s"
+    return f" {_say_int(top)} {one if top == 1 else many} "
+
+
 def _ordinal(match: re.Match) -> str:
     return num2words(_plain_number(match.group(1)), lang="en", to="ordinal")
 
@@ -202,6 +224,9 @@ def _drop_unspeakable(text: str) -> str:
 def normalize(text: str) -> str:
     """Written text -> words a voice can read (English rules; other scripts pass through)."""
     text = unicodedata.normalize("NFC", text).translate(_QUOTES)
+    for unit, spoken in _UNITS.items():  # before "km" alone becomes "kilometers"
+        text = re.sub(r"(?<=\d)\s?" + re.escape(unit) + r"(?!\w)", " " + spoken, text)
+    text = text.replace("°", " degrees ")  # a symbol (So) that the next line would drop
     text = _drop_unspeakable(text)
     text = _URL.sub(" a link ", text)
     text = _EMAIL.sub(lambda m: f" {m.group(1)} at {m.group(2)} dot {m.group(3)} ", text)
@@ -210,6 +235,8 @@ def normalize(text: str) -> str:
     text = re.sub(r"([$£€¥])\s?(" + _NUM + r")(?:\.(\d+))?(?:\s?(k|mn|m|bn|b|thousand|million"
                   r"|billion|trillion)\b)?", _currency, text, flags=re.IGNORECASE)
     text = re.sub(r"\b(\d{4})-(\d{2})-(\d{2})\b", _iso_date, text)
+    text = re.sub(r"\b(\d{1,2})/(\d{1,2})/(\d{4})\b", _us_date, text)  # US order: m/d/y
+    text = re.sub(r"(?<![\d/])(\d{1,2})/([2-9]|10)(?![\d/])", _fraction, text)
     months = "|".join(sorted(_MONTH_LOOKUP, key=len, reverse=True))
     text = re.sub(r"\b(" + months + r")\.?\s+(\d{1,2})(?:st|nd|rd|th)?\b(?:,?\s+(\d{4})\b)?",
                   _month_day, text, flags=re.IGNORECASE)
