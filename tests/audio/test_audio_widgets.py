@@ -132,3 +132,4 @@ def test_scope_draws_live_speech_from_the_virtual_microphone(qtbot, scope, virtu
     assert np.abs(y).max() > 0.3
     assert scope.meter.hold_db > -20
     assert capture.input_overflows == 0
+    scope.set_source(None)  # widgets may outlive the test; do not keep the capture alive

@@ -7,6 +7,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF
 
 from voicebot.audio.features import StreamingLogMel
+from voicebot.ui.widgets.waveform import AXIS_WIDTH
 
 SECONDS = 5.0
 # Fixed levels keep colours comparable over time (auto-levels would make silence look
@@ -49,6 +50,7 @@ class MelSpectrogramPlot(pg.PlotWidget):
         left = self.getPlotItem().getAxis("left")
         left.setTicks([[(mel.band_of(hz) + 0.5, f"{hz // 1000}k" if hz >= 1000 else str(hz))
                         for hz in TICK_HZ if hz <= mel.fmax]])
+        left.setWidth(AXIS_WIDTH)
         self.setLabel("left", "Hz")
         self.setLabel("bottom", "seconds")
         self._dirty = True

@@ -8,6 +8,7 @@ import pyqtgraph as pg
 from voicebot.audio.ring_buffer import RingBuffer
 
 SECONDS = 5.0
+AXIS_WIDTH = 44  # pixels of the left axis; shared with the spectrogram to align time
 
 
 def peak_decimate(samples: np.ndarray, bins: int, out_min: np.ndarray,
@@ -40,7 +41,9 @@ class WaveformPlot(pg.PlotWidget):
         self.hideButtons()
         self.setXRange(-seconds, 0, padding=0)
         self.setYRange(-1, 1, padding=0.02)
-        self.getPlotItem().hideAxis("left")
+        left = self.getPlotItem().getAxis("left")
+        left.setTicks([[(-1.0, "-1"), (0.0, "0"), (1.0, "1")]])
+        left.setWidth(AXIS_WIDTH)  # same as the spectrogram's, so the time axes line up
         self.setLabel("bottom", "seconds")
         # A bare PlotCurveItem: PlotDataItem's extra layers (downsampling, clipping,
         # bounds bookkeeping) cost more than they save on data already decimated here.
