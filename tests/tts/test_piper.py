@@ -126,3 +126,9 @@ def test_cancel_before_start_gives_nothing(piper_voice):
     cancel = threading.Event()
     cancel.set()
     assert list(piper_voice.stream("Hello there.", cancel)) == []
+
+
+def test_later_clauses_of_a_reply_need_not_be_split(piper_voice):
+    text = "Then, after that, we can talk about something else."
+    assert len({c.text for c in piper_voice.stream(text)}) == 2
+    assert len({c.text for c in piper_voice.stream(text, split_first=False)}) == 1

@@ -140,3 +140,13 @@ def test_first_audio_leaves_after_a_few_decoder_steps(tacotron_voices):
     assert first.duration_s > 0 and rest
     assert steps_before_first < 20 < len(steps) == 30
     assert rest[-1].end_of_sentence and not first.end_of_sentence
+
+
+def test_checkpoint_with_config_json_beside_it_loads(random_checkpoints, tmp_path):
+    """Coqui's released models keep the config in config.json next to the weights."""
+    state = torch.load(random_checkpoints[0] / "model_file.pth", weights_only=True)
+    del state["config"]
+    torch.save(state, tmp_path / "model_file.pth")
+    shutil.copy(random_checkpoints[0] / "config.json", tmp_path / "config.json")
+    model, config = coqui_checkpoint.load_tacotron2(tmp_path)  # the folder is enough
+    assert config.model == "tacotron2" and model.decoder.r == 2

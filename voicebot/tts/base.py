@@ -55,8 +55,13 @@ class Synthesizer(Protocol):
         """The voices this engine instance can speak with (usually one)."""
         ...
 
-    def stream(self, text: str, cancel: CancelToken | None = None) -> Iterator[AudioChunk]:
-        """Audio for ``text``, piece by piece; yields nothing for text with nothing to say."""
+    def stream(self, text: str, cancel: CancelToken | None = None, *,
+               split_first: bool = True) -> Iterator[AudioChunk]:
+        """Audio for ``text``, piece by piece; yields nothing for text with nothing to say.
+
+        ``split_first`` cuts a short leading clause off the first sentence so its audio
+        comes sooner; a caller feeding later clauses of the same reply passes False.
+        """
         ...
 
 

@@ -195,15 +195,9 @@ class PiperVoice:
             yield _as_audio(audio[(start - lo) * hop:(stop - lo) * hop]), stop == frames
             start, size = stop, WINDOW_FRAMES
 
-    def synthesize_piece(self, text: str) -> np.ndarray:
-        """Audio for one already-normalised piece; empty if nothing in it is speakable."""
-        ids = self.phoneme_ids(self.phonemes(text))
-        if len(ids) <= 3:  # only BOS, pad, EOS
-            return np.zeros(0, dtype=np.float32)
-        return self.synthesize_ids(ids)
-
-    def stream(self, text: str, cancel: CancelToken | None = None) -> Iterator[AudioChunk]:
-        for piece in pieces(text):
+    def stream(self, text: str, cancel: CancelToken | None = None, *,
+               split_first: bool = True) -> Iterator[AudioChunk]:
+        for piece in pieces(text, split_first=split_first):
             if is_cancelled(cancel):
                 return
             ids = self.phoneme_ids(self.phonemes(piece.text))

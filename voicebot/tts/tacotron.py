@@ -210,8 +210,9 @@ class TacotronVoice:
         for audio in renderer.finish():
             yield audio, renderer.done
 
-    def stream(self, text: str, cancel: CancelToken | None = None) -> Iterator[AudioChunk]:
-        for piece in pieces(text):
+    def stream(self, text: str, cancel: CancelToken | None = None, *,
+               split_first: bool = True) -> Iterator[AudioChunk]:
+        for piece in pieces(text, split_first=split_first):
             if is_cancelled(cancel):
                 return
             ids = self.text_ids(piece.text)
