@@ -11,7 +11,7 @@ from voicebot.settings import load_settings
 def test_main_window_opens_and_persists_state(qtbot):
     from voicebot.ui.main_window import MainWindow
 
-    window = MainWindow()
+    window = MainWindow(load_models=False)
     qtbot.addWidget(window)
     window.show()
     qtbot.waitExposed(window)
@@ -23,7 +23,7 @@ def test_main_window_opens_and_persists_state(qtbot):
     saved = load_settings()
     assert saved.ui.geometry and saved.ui.last_tab == 1
 
-    again = MainWindow()
+    again = MainWindow(load_models=False)
     qtbot.addWidget(again)
     again.show()
     assert again.tabs.currentIndex() == 1

@@ -110,7 +110,7 @@ def _hypothesis_summary(hypothesis: Any) -> dict[str, Any]:
 
 
 class Conversation:
-    def __init__(self, *, chat: ChatStreamer, synthesizer: Any, player: Any,
+    def __init__(self, *, chat: ChatStreamer, synthesizer: Any, player: Any | None,
                  splitter_factory: Callable[[], ClauseSplitter],
                  recognizer: Any = None, mic: Any = None,
                  rescore: Callable[[list[Any]], list[Any]] | None = None,
@@ -212,7 +212,8 @@ class Conversation:
             log.info("turn %d interrupted", turn.id)
             turn.cancel.set()
             turn.released.set()
-            self.player.stop()
+            if self.player is not None:
+                self.player.stop()
 
     def _set_state(self, state: TurnState, turn: Turn | None) -> None:
         with self._lock:
@@ -323,12 +324,16 @@ class Conversation:
                 clauses.put(clause)
 
     def _speak(self, turn: Turn, clauses: queue.Queue) -> None:
-        """Synthesize clauses as they come and play them; runs beside the chat model."""
+        """Synthesize clauses as they come and play them; runs beside the chat model.
+
+        Without an output device (``player`` None) replies are text only."""
         try:
             while True:
                 clause = clauses.get()
                 if clause is None or turn.cancelled:
                     break
+                if self.player is None:
+                    continue
                 turn.spoken.append(clause)
                 for chunk in self.synthesizer.stream(clause, turn.cancel):
                     if turn.cancelled:
@@ -337,7 +342,7 @@ class Conversation:
                     self._set_state(TurnState.SPEAKING, turn)
                     self.player.play(chunk.samples, chunk.sample_rate)
                     self._note_first_sample(turn)
-            if turn.cancelled:
+            if turn.cancelled or self.player is None:
                 return
             self.player.finish()
             first = self.player.wait_first_sample(timeout=2.0)

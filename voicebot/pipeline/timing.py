@@ -28,6 +28,8 @@ STAGES = {
     "tts_first_audio_ms": ("first_clause", "first_audio"),
     "playback_start_ms": ("first_audio", "first_played"),
     "voice_to_voice_ms": ("ptt_release", "first_played"),
+    # Typed turns have no release: their latency starts when the text is submitted.
+    "reply_ms": ("final_transcript", "first_played"),
 }
 
 

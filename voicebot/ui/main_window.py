@@ -6,10 +6,19 @@ import logging
 
 from PySide6.QtCore import QByteArray, Qt
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import QLabel, QMainWindow, QMessageBox, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from voicebot import APP_DISPLAY_NAME, __version__
 from voicebot.settings import Settings, load_settings, save_settings
+from voicebot.ui.conversation_tab import ConversationTab
 
 log = logging.getLogger(__name__)
 
@@ -25,15 +34,14 @@ def _placeholder(text: str) -> QWidget:
 
 
 class MainWindow(QMainWindow):
-    def __init__(self, settings: Settings | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, load_models: bool = True) -> None:
         super().__init__()
         self.settings = settings or load_settings()
         self.setWindowTitle(APP_DISPLAY_NAME)
         self.resize(1100, 760)
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
-        self.conversation_tab = _placeholder(
-            "Conversation\n\nPush-to-talk conversation arrives with the conversation pipeline.")
+        self.conversation_tab = ConversationTab(self.settings, load_models=load_models)
         self.training_tab = _placeholder(
             "Training\n\nThe voice-adaptation wizard arrives with the training studio.")
         self.tabs.addTab(self.conversation_tab, "Conversation")
@@ -45,6 +53,15 @@ class MainWindow(QMainWindow):
 
     def _build_menu(self) -> None:
         file_menu = self.menuBar().addMenu("&File")
+        for label, fmt in (("Export conversation as &Markdown…", "md"),
+                           ("Export conversation as &JSON…", "json")):
+            action = QAction(label, self)
+            action.triggered.connect(lambda _=False, f=fmt: self.export_history(f))
+            file_menu.addAction(action)
+        clear = QAction("&Clear conversation", self)
+        clear.triggered.connect(self._confirm_clear)
+        file_menu.addAction(clear)
+        file_menu.addSeparator()
         quit_action = QAction("&Quit", self)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
@@ -53,6 +70,28 @@ class MainWindow(QMainWindow):
         about = QAction("&About", self)
         about.triggered.connect(self._about)
         help_menu.addAction(about)
+
+    def export_history(self, fmt: str, path: str | None = None) -> str | None:
+        from voicebot.pipeline.history import export_json, export_markdown
+
+        if path is None:
+            name_filter = "Markdown (*.md)" if fmt == "md" else "JSON (*.json)"
+            path, _ = QFileDialog.getSaveFileName(self, "Export conversation",
+                                                  f"conversation.{fmt}", name_filter)
+            if not path:
+                return None
+        turns = self.conversation_tab.saved_turns
+        text = export_markdown(turns) if fmt == "md" else export_json(turns)
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        self.statusBar().showMessage(f"Exported {len(turns)} turns to {path}", 5000)
+        return path
+
+    def _confirm_clear(self) -> None:
+        answer = QMessageBox.question(self, "Clear conversation",
+                                      "Forget the whole conversation history?")
+        if answer == QMessageBox.StandardButton.Yes:
+            self.conversation_tab.clear_history()
 
     def _about(self) -> None:
         QMessageBox.about(self, f"About {APP_DISPLAY_NAME}",
@@ -80,4 +119,5 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt naming)
         self.save_state()
+        self.conversation_tab.shutdown()
         super().closeEvent(event)
