@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
 import logging
 import threading
 
@@ -132,3 +133,18 @@ def test_later_clauses_of_a_reply_need_not_be_split(piper_voice):
     text = "Then, after that, we can talk about something else."
     assert len({c.text for c in piper_voice.stream(text)}) == 2
     assert len({c.text for c in piper_voice.stream(text, split_first=False)}) == 1
+
+
+def test_windows_grow_so_playback_never_waits(piper_voice):
+    """Each window is at most WINDOW_GROWTH times the one before it: while it is being
+    decoded, the audio already handed out (at least as long) is still playing."""
+    from voicebot.tts.piper import WINDOW_GROWTH
+
+    chunks = list(piper_voice.stream(
+        "This sentence has no comma at all and it keeps going for quite a long while "
+        "so that its audio needs several windows of the decoder to come out in full.",
+        split_first=False))
+    durations = [c.duration_s for c in chunks]
+    assert len(durations) >= 3
+    for before, after in itertools.pairwise(durations):
+        assert after <= WINDOW_GROWTH * before + 1e-6

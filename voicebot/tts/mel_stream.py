@@ -4,8 +4,10 @@ Tacotron2's decoder produces frames one step at a time; the postnet and the voco
 convolutional, so any stretch of their output depends only on a few frames around it.
 ``MelToAudio`` takes frames as they come and, as soon as enough lie ahead of the next
 stretch, runs postnet and vocoder on that stretch plus context on both sides and keeps
-only the middle. With enough context the joined audio equals what one call over the
-whole utterance gives (Coqui's way), yet the first audio leaves after a few decoder steps.
+only the middle. Stretches start short (first audio early) and double up to a limit, so
+each is ready before the audio already handed out has played. With enough context the
+joined audio equals what one call over the whole utterance gives (Coqui's way), yet the
+first audio leaves after a few decoder steps.
 
 Frame indices: ``decoder`` frames D (what the decoder emits), ``mel`` M = postnet(D) (same
 length), and ``vocoder input`` V = M with ``edge_pad`` copies of its first and last frame
@@ -25,14 +27,16 @@ class MelToAudio:
     def __init__(self, postnet: Transform, vocoder: Transform, *, hop: int,
                  renormalize: Transform | None = None, edge_pad: int = 5,
                  postnet_context: int = 10, vocoder_context: int = 12,
-                 first_frames: int = 16, frames_per_window: int = 128) -> None:
+                 first_frames: int = 16, growth: int = 2, max_frames: int = 128) -> None:
         self.postnet, self.vocoder, self.hop = postnet, vocoder, hop
         self.renormalize = renormalize
         self.edge_pad = edge_pad
         self.postnet_context = postnet_context
         self.vocoder_context = vocoder_context
         self.first_frames = first_frames
-        self.frames_per_window = frames_per_window
+        self.growth = growth
+        self.max_frames = max_frames
+        self._size = first_frames
         self._decoder: list[np.ndarray] = []  # (channels, k) blocks as they arrived
         self._decoder_cat: np.ndarray | None = None
         self._emitted = 0  # vocoder-input frames already turned into audio
@@ -69,7 +73,7 @@ class MelToAudio:
         return self._emitted >= self.decoder_frames + 2 * self.edge_pad > 2 * self.edge_pad
 
     def _window(self) -> int:
-        return self.first_frames if self._emitted == 0 else self.frames_per_window
+        return self._size
 
     def _all_decoder(self) -> np.ndarray:
         if self._decoder_cat is None:
@@ -96,4 +100,5 @@ class MelToAudio:
         vocoder_input = np.ascontiguousarray(mel[:, mel_index - d_lo])
         audio = self.vocoder(vocoder_input)
         self._emitted = stop
+        self._size = min(self.max_frames, self._size * self.growth)
         return audio[(start - v_lo) * self.hop:(stop - v_lo) * self.hop]

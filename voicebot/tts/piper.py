@@ -30,9 +30,12 @@ _BOS, _EOS, _PAD = "^", "$", "_"
 _CLAUSE_PUNCTUATION = re.compile(r"([,;:.!?]+)")
 
 # Decoding the latent in windows (see piper_split): the first window is short so the
-# first audio leaves early; later ones are long because each window pays for its context.
+# first audio leaves early; each later one is WINDOW_GROWTH times longer, so it is ready
+# before the audio already handed out has played (no gap while the real-time factor is
+# below ~1/WINDOW_GROWTH), and they stay few because each window pays for its context.
 FIRST_WINDOW_FRAMES = 24  # ~0.28 s of audio at 22.05 kHz, 256 samples a frame
-WINDOW_FRAMES = 400
+WINDOW_GROWTH = 3
+MAX_WINDOW_FRAMES = 400
 # Frames of latent context decoded on each side of a window and then thrown away. With
 # 16 the windowed audio matches a single decoder call to ~1e-6 for en_US-joe-medium.
 CONTEXT_FRAMES = 16
@@ -63,14 +66,18 @@ class PiperConfig:
             noise_scale=float(inference.get("noise_scale", 0.667)),
             length_scale=float(inference.get("length_scale", 1.0)),
             noise_w=float(inference.get("noise_w", 0.8)),
-            language=data.get("language", {}).get("code", data.get("espeak", {}).get("voice",
-                                                                                    "")),
+            language=data.get("language", {}).get("code") or data.get("espeak", {})
+            .get("voice", ""),
             name=data.get("dataset", path.stem),
         )
 
 
 class PiperVoice:
-    """A Piper voice; implements ``voicebot.tts.base.Synthesizer``."""
+    """A Piper voice; implements ``voicebot.tts.base.Synthesizer``.
+
+    ``streaming`` (default) runs the graph cut in two (``piper_split``) and decodes each
+    piece in windows; without it, or when the cut fails, each piece is one call.
+    """
 
     def __init__(self, model_path: Path, config_path: Path | None = None, *,
                  voice_id: str | None = None, threads: int = onnx_runtime.DEFAULT_THREADS,
@@ -174,7 +181,7 @@ class PiperVoice:
         return _as_audio(self._session.run(None, self._feeds(ids))[0])
 
     def stream_ids(self, ids: list[int]) -> Iterator[np.ndarray]:
-        """The piece's audio in windows: a short first one, then long ones."""
+        """The piece's audio in windows: a short first one, then longer ones."""
         for audio, _ in self._windows(ids):
             yield audio
 
@@ -193,7 +200,7 @@ class PiperVoice:
             audio = audio.reshape(-1)
             hop = len(audio) // (hi - lo)
             yield _as_audio(audio[(start - lo) * hop:(stop - lo) * hop]), stop == frames
-            start, size = stop, WINDOW_FRAMES
+            start, size = stop, min(MAX_WINDOW_FRAMES, size * WINDOW_GROWTH)
 
     def stream(self, text: str, cancel: CancelToken | None = None, *,
                split_first: bool = True) -> Iterator[AudioChunk]:
