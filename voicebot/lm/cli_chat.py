@@ -86,7 +86,10 @@ def _one_shot(args: argparse.Namespace) -> int:
         speakable += clauses
         if not args.json:
             print(piece, end="", flush=True)
-    speakable += splitter.flush()
+    rest = splitter.flush()
+    if rest and first_clause_s is None:
+        first_clause_s = time.perf_counter() - call  # the reply was a single clause
+    speakable += rest
     if args.json:
         stats = model.last_stats
         print(json.dumps({

@@ -1,7 +1,7 @@
 """The fast CPU path: the exported int8 decoder on ONNX Runtime (GUI-free).
 
 The export (``onnx_export``) runs once per model and is cached in the user models dir
-next to the model's other conversions (``converted/<model id>/onnx-cpu-int8``), rebuilt
+next to the model's other conversions (``converted/<model id>/onnx-cpu``), rebuilt
 only when the model's weights or the export code change.
 
 Threads: ONNX Runtime's pool is per session, so the chat model's share of the CPU is set
@@ -26,7 +26,7 @@ from voicebot.lm.backend import PREFILL_CHUNK, CancelToken, reusable_prefix
 
 log = logging.getLogger(__name__)
 
-CONVERSION_NAME = f"onnx-cpu-int{onnx_export.WEIGHT_BITS}"
+CONVERSION_NAME = "onnx-cpu"
 
 
 def default_threads() -> int:
@@ -70,7 +70,9 @@ class OnnxBackend:
         layers = self.layout["layers"]
         self._past_names = onnx_export.past_names(layers)
         self._outputs = ["logits", *onnx_export.present_names(layers)]
-        self.name = f"onnxruntime-cpu-int{self.layout['bits']}"
+        weights = self.layout.get("weights", {})
+        self.name = "onnxruntime-cpu-" + "+".join(
+            f"int{bits.removesuffix('bit')}" for bits, count in sorted(weights.items()) if count)
         self.reused_tokens = 0
         self._ids: list[int] = []
         self._past = onnx_export.empty_past(self.layout)

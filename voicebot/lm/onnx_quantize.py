@@ -1,0 +1,145 @@
+"""Weight-only quantisation of an ONNX decoder's matrix multiplies (MatMulNBits).
+
+Each MatMul with a constant [K, N] weight becomes ONNX Runtime's MatMulNBits (weights in
+blocks of 32 along K, int8 arithmetic on the CPU with ``accuracy_level`` 4), at the
+lowest precision that loses nothing the weights still have:
+
+- 4 bits when every block of 32 weights already sits on a grid of at most 16 evenly
+  spaced values. That is the case for models converted from a GGUF file (the embedded
+  SmolLM2 is Q4_1: value = d * q + m per block). MatMulNBits' integer zero point cannot
+  hold Q4_1's float offset ``m``, so it is added back exactly:
+  ``x @ W = MatMulNBits(x, q, d) + blocksum(x) @ M`` (M: the offsets, [K/32, N]).
+  Re-quantising with a rounded zero point instead measured a mean KL divergence of 0.36
+  from the float model (greedy tokens agreeing 70% of the time); the exact form ~0.07
+  (what is left is the int8 rounding of activations).
+- 8 bits otherwise (float or bf16 weights, Q8_0 embeddings): asymmetric, per block.
+  Measured KL 0.004 (94% greedy agreement) on the embedded model.
+
+4-bit weights are read twice as fast as 8-bit ones, which on this model is the difference
+between ~52 and ~80 tokens/s on one core.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+BLOCK = 32
+# A weight is "on the grid" when it is this close to it, relative to the grid step:
+# GGUF de-quantisation computes d * q + m in float32, so a little rounding is expected.
+GRID_TOLERANCE = 1e-3
+
+
+def four_bit_grid(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(q [N, K/32, 32] uint8 in 0..15, step [N, K/32], offset [N, K/32]) when every block
+    of ``weight`` ([K, N]) is exactly offset + step * q; None otherwise."""
+    k, n = weight.shape
+    blocks = weight.T.reshape(n, k // BLOCK, BLOCK).astype(np.float64)
+    low = blocks.min(-1)
+    high = blocks.max(-1)
+    spread = high - low
+    ordered = np.sort(blocks, -1)
+    gaps = np.diff(ordered, axis=-1)
+    # The grid step is the smallest gap between distinct values in the block.
+    gaps = np.where(gaps > spread[..., None] * 1e-4, gaps, np.inf)
+    step = gaps.min(-1)
+    flat = ~np.isfinite(step)  # all 32 weights equal: any step will do
+    step = np.where(flat, 1.0, step)
+    levels = np.rint(spread / step)
+    if np.any(levels > 15):
+        return None
+    step = np.where(flat, 1.0, spread / np.maximum(levels, 1))
+    q = np.rint((blocks - low[..., None]) / step[..., None])
+    error = np.abs(blocks - (low[..., None] + q * step[..., None]))
+    if np.any(error > GRID_TOLERANCE * step[..., None] + 1e-7):
+        return None
+    return q.astype(np.uint8), step.astype(np.float32), low.astype(np.float32)
+
+
+def pack_four_bit(q: np.ndarray) -> np.ndarray:
+    """Two 4-bit values per byte, the first in the low nibble (MatMulNBits' layout)."""
+    return (q[..., 0::2] | (q[..., 1::2] << 4)).astype(np.uint8)
+
+
+def eight_bit(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(q [N, K/32, 32] uint8, scale [N, K/32], zero point [N, K/32] uint8)."""
+    k, n = weight.shape
+    blocks = weight.T.reshape(n, k // BLOCK, BLOCK).astype(np.float64)
+    low = np.minimum(blocks.min(-1), 0.0)
+    high = np.maximum(blocks.max(-1), 0.0)
+    scale = np.where(high > low, (high - low) / 255.0, 1.0)
+    zero = np.clip(np.rint(-low / scale), 0, 255)
+    q = np.clip(np.rint(blocks / scale[..., None] + zero[..., None]), 0, 255)
+    return q.astype(np.uint8), scale.astype(np.float32), zero.astype(np.uint8)
+
+
+def quantize_matmuls(model: Any) -> dict[str, int]:
+    """Rewrite ``model`` (an onnx ModelProto) in place; how many matmuls got 4 and 8 bits."""
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    initializers = {init.name: init for init in graph.initializer}
+    nodes, unused, added = [], set(), []
+    counts = {"4bit": 0, "8bit": 0}
+    for node in graph.node:
+        weight_name = node.input[1] if node.op_type == "MatMul" else None
+        weight = (numpy_helper.to_array(initializers[weight_name])
+                  if weight_name in initializers else None)
+        if weight is None or weight.ndim != 2 or weight.shape[0] % BLOCK:
+            nodes.append(node)
+            continue
+        k, n = weight.shape
+        base = f"q{counts['4bit'] + counts['8bit']}_{node.name.strip('/').replace('/', '_')}"
+        grid = four_bit_grid(weight)
+        if grid is not None:
+            q, step, offset = grid
+            # Zero point 0 (two per byte): the offsets are added back below.
+            zeros = np.zeros((n, (k // BLOCK + 1) // 2), np.uint8)
+            added += [numpy_helper.from_array(pack_four_bit(q), f"{base}_B"),
+                      numpy_helper.from_array(step.reshape(-1), f"{base}_scales"),
+                      numpy_helper.from_array(zeros.reshape(-1), f"{base}_zeros"),
+                      numpy_helper.from_array(np.ascontiguousarray(offset.T), f"{base}_offsets"),
+                      numpy_helper.from_array(np.array([0, 0, k // BLOCK, BLOCK], np.int64),
+                                              f"{base}_block_shape"),
+                      numpy_helper.from_array(np.array([-1], np.int64), f"{base}_last_axis")]
+            x = node.input[0]
+            nodes += [
+                helper.make_node("MatMulNBits", [x, f"{base}_B", f"{base}_scales",
+                                                 f"{base}_zeros"], [f"{base}_main"],
+                                 name=f"{base}_matmul", domain="com.microsoft", K=k, N=n,
+                                 bits=4, block_size=BLOCK, accuracy_level=4),
+                helper.make_node("Reshape", [x, f"{base}_block_shape"], [f"{base}_blocks"],
+                                 name=f"{base}_reshape"),
+                helper.make_node("ReduceSum", [f"{base}_blocks", f"{base}_last_axis"],
+                                 [f"{base}_sums"], name=f"{base}_sum", keepdims=0),
+                helper.make_node("MatMul", [f"{base}_sums", f"{base}_offsets"],
+                                 [f"{base}_offset"], name=f"{base}_offset_matmul"),
+                helper.make_node("Add", [f"{base}_main", f"{base}_offset"], list(node.output),
+                                 name=f"{base}_add"),
+            ]
+            counts["4bit"] += 1
+        else:
+            q, scale, zero = eight_bit(weight)
+            added += [numpy_helper.from_array(q, f"{base}_B"),
+                      numpy_helper.from_array(scale.reshape(-1), f"{base}_scales"),
+                      numpy_helper.from_array(zero.reshape(-1), f"{base}_zeros")]
+            nodes.append(helper.make_node(
+                "MatMulNBits", [node.input[0], f"{base}_B", f"{base}_scales", f"{base}_zeros"],
+                list(node.output), name=f"{base}_matmul", domain="com.microsoft", K=k, N=n,
+                bits=8, block_size=BLOCK, accuracy_level=4))
+            counts["8bit"] += 1
+        unused.add(weight_name)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    kept = [init for init in graph.initializer if init.name not in unused]
+    del graph.initializer[:]
+    graph.initializer.extend([*kept, *added])
+    if not any(opset.domain == "com.microsoft" for opset in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    log.info("quantised %d matmuls to 4 bits (exact grid) and %d to 8 bits",
+             counts["4bit"], counts["8bit"])
+    return counts
