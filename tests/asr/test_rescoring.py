@@ -5,7 +5,15 @@ from __future__ import annotations
 import pytest
 
 from voicebot.asr.recognizer import Hypothesis
-from voicebot.asr.rescoring import Weights, merge_variants, rescore, total_score
+from voicebot.asr.rescoring import (
+    TUNED_WEIGHTS,
+    TuningItem,
+    Weights,
+    merge_variants,
+    rescore,
+    total_score,
+    tune_weights,
+)
 from voicebot.asr.wer import ErrorCounts, count_errors
 from voicebot.asr.whisper_engine import WhisperRecognizer
 from voicebot.settings import AsrSettings
@@ -29,7 +37,7 @@ def test_lm_fixes_an_acoustic_confusion(ngram_lm):
     nbest = [Hypothesis("four of close", acoustic_score=-3.0),
              Hypothesis("four of clubs", acoustic_score=-3.15)]
     reference = "four of clubs"
-    weights = Weights.from_settings(AsrSettings())
+    weights = TUNED_WEIGHTS
     result = rescore(nbest, ngram_lm, weights)
     assert count_errors(reference, nbest[0].text).errors == 1
     assert result.text == "four of clubs"
@@ -44,12 +52,20 @@ def test_lm_fixes_an_acoustic_confusion(ngram_lm):
 
 def test_rescoring_never_worse_than_first_best_on_real_speech(whisper_model, clips, ngram_lm):
     recognizer = WhisperRecognizer(whisper_model, nbest=5, streaming=False)
-    weights = Weights.from_settings(AsrSettings())
+    weights = TUNED_WEIGHTS
     first, rescored = ErrorCounts(), ErrorCounts()
+    items = []
     for utterance, audio in clips:
         recognizer.feed(audio)
         nbest = recognizer.finish(5)
         assert 1 <= len(nbest) <= 5
         first.add(count_errors(utterance.reference, nbest[0].text))
-        rescored.add(count_errors(utterance.reference, rescore(nbest, ngram_lm, weights).text))
+        result = rescore(nbest, ngram_lm, weights)
+        rescored.add(count_errors(utterance.reference, result.text))
+        items.append(TuningItem(utterance.reference, result.hypotheses))
     assert rescored.wer <= first.wer
+    # The tuned weights are among the best on the dev split (every second utterance).
+    dev = items[1::2]
+    _, best_dev_wer = tune_weights(dev, [0, 0.05, 0.1, 0.2, 0.3, 0.5], [0, 0.5, 1])
+    _, tuned_dev_wer = tune_weights(dev, [weights.lm], [weights.word_bonus])
+    assert tuned_dev_wer == best_dev_wer
