@@ -114,7 +114,14 @@ def run(args: argparse.Namespace) -> int:
         from voicebot.settings import load_settings
 
         device = load_settings().audio.output_device
-    seconds = _play(chunks, device)
+    from voicebot.audio.devices import AudioDeviceError
+
+    try:
+        seconds = _play(chunks, device)
+    except AudioDeviceError as exc:
+        print(f"voicebot say: cannot play: {exc} (write a file with -o instead)",
+              file=sys.stderr)
+        return EXIT_FAILED
     if seconds == 0:
         print("voicebot say: nothing to say", file=sys.stderr)
     return 0
