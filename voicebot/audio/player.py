@@ -38,6 +38,10 @@ from voicebot.audio.ring_buffer import RingBuffer
 log = logging.getLogger(__name__)
 
 _POLL = 0.001
+# Output buffering: small enough that stop() is silent at the speaker well within 50 ms
+# (fade 5 ms + one block + this), large enough to ride out a busy 2-core machine
+# without underruns (PortAudio's "low" setting, ~10 ms here, glitched under load).
+DEFAULT_LATENCY = 0.025
 
 
 class Player:
@@ -45,7 +49,8 @@ class Player:
 
     def __init__(self, device: str = "", *, samplerate: float | None = None,
                  channels: int | None = None, buffer_seconds: float = 60.0,
-                 block_ms: float = 5.0, latency: float | str = "low", fade_ms: float = 5.0,
+                 block_ms: float = 5.0, latency: float | str = DEFAULT_LATENCY,
+                 fade_ms: float = 5.0,
                  on_error: Callable[[AudioDeviceError], None] | None = None) -> None:
         choice = choose_device(device, "output")
         self.device: DeviceInfo = choice.device
