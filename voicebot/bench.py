@@ -23,6 +23,9 @@ BENCHMARKS: dict[str, tuple[str | None, str]] = {
     "tts": ("voicebot.tts.bench:add_arguments", "voicebot.tts.bench:run"),
     # Speech recognition: real-time factors, time from release to the final n-best.
     "asr": ("voicebot.asr.bench:add_arguments", "voicebot.asr.bench:run"),
+    # Whole spoken turns through the virtual devices: voice-to-voice latency, memory.
+    "turn": ("voicebot.pipeline.bench_turn:add_arguments",
+             "voicebot.pipeline.bench_turn:run"),
 }
 
 

@@ -1,0 +1,98 @@
+"""`voicebot bench turn`: spoken turns through the virtual audio devices, end to end.
+
+Each turn: the question is spoken into the virtual microphone while the talk button is
+held, released, and the clock runs until the first reply sample reaches the virtual
+speaker (voice to voice). The questions are synthesised once by the embedded voice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import statistics
+import threading
+import time
+
+from voicebot.pipeline.timing import STAGES
+
+QUESTIONS = (
+    "What is the capital of France?",
+    "How many days are there in a week?",
+    "Can you recommend a good book?",
+    "What is the weather like on the moon?",
+    "Tell me something about cats.",
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("bench turn")
+    group.add_argument("--turn-count", type=int, default=10, help="spoken turns to run")
+    group.add_argument("--turn-device", default="cpu", help="cpu, cuda or auto")
+
+
+def _rss_peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def run(args: argparse.Namespace) -> dict:
+    import soxr
+
+    from voicebot.audio.capture import Capture
+    from voicebot.audio.player import Player
+    from voicebot.audio.virtual_device import VirtualAudio
+    from voicebot.pipeline.session import build_conversation, load_engines
+    from voicebot.settings import Settings
+    from voicebot.tts.base import collect
+
+    settings = Settings()
+    turns_wanted = max(1, args.turn_count)
+    with VirtualAudio() as audio:
+        engines = load_engines(settings, device=args.turn_device)
+        questions = []
+        for text in QUESTIONS:
+            samples, rate = collect(engines.synthesizer.stream(text))
+            questions.append(soxr.resample(samples, rate, 16000).astype("float32"))
+        capture = Capture("vmic").start()
+        player = Player("vspeaker").open()
+        conversation = build_conversation(settings, engines, player=player,
+                                          mic=capture.ring(16000))
+        records = []
+        try:
+            for i in range(turns_wanted):
+                question = questions[i % len(questions)]
+                turn = conversation.start_listening()
+                starts = audio.inject(question, 16000)
+                time.sleep(max(0.0, starts - time.monotonic()) + len(question) / 16000 + 0.2)
+                conversation.stop_listening()
+                if not turn.finished.wait(120):
+                    raise RuntimeError(f"turn {turn.id} did not finish in 120 s")
+                records.append(turn)
+                time.sleep(0.2)
+        finally:
+            conversation.close()
+            threading.Thread(target=player.close, daemon=True).start()
+            capture.stop()
+        overflows = capture.input_overflows
+
+    result: dict = {"turns": len(records), "device": args.turn_device}
+    for stage in STAGES:
+        values = [t.timing.breakdown()[stage] for t in records
+                  if stage in t.timing.breakdown()]
+        if values:
+            result[f"{stage.removesuffix('_ms')}_ms_median"] = round(statistics.median(values),
+                                                                       1)
+    v2v = [t.timing.breakdown()["voice_to_voice_ms"] for t in records
+           if "voice_to_voice_ms" in t.timing.breakdown()]
+    result["v2v_ms_median"] = round(statistics.median(v2v), 1) if v2v else None
+    result["v2v_ms_p90"] = round(_percentile(v2v, 0.9), 1) if v2v else None
+    result["turns_without_reply_audio"] = len(records) - len(v2v)
+    result["recognised"] = [t.user_text for t in records[:len(QUESTIONS)]]
+    result["input_overflows"] = overflows
+    result["rss_mb_peak"] = round(_rss_peak_mb(), 1)
+    return result
