@@ -51,8 +51,7 @@ class Backend(Protocol):
 class TorchBackend:
     """The Coqui modules in torch; fp16 on CUDA (the decoder's LSTMs are fine in half)."""
 
-    def __init__(self, model, generator, *, device: str = "auto", threads: int = 1,
-                 fp16: bool = True) -> None:
+    def __init__(self, model, generator, *, device: str = "auto", fp16: bool = True) -> None:
         import torch
 
         from voicebot.tts import tacotron_parts as parts
@@ -60,8 +59,8 @@ class TorchBackend:
         parts.check_supported(model)
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        if device == "cpu":
-            torch.set_num_threads(threads)
+        # torch's CPU thread pool is process-wide (shared with ASR and the chat model), so
+        # it is not set here; whoever owns the process sets it once.
         self.torch = torch
         self.device = torch.device(device)
         self.dtype = torch.float16 if (fp16 and self.device.type == "cuda") else torch.float32
@@ -142,6 +141,7 @@ class TacotronVoice:
                          engine: str = "onnx", voice_id: str | None = None,
                          device: str = "auto", threads: int = 1,
                          decoder_precision: str | None = None, **options) -> TacotronVoice:
+        """Load both checkpoints; ``threads`` sets onnxruntime's pool (torch's is global)."""
         from voicebot.tts.coqui_checkpoint import load_hifigan, load_tacotron2
 
         model, tts_config = load_tacotron2(tts_checkpoint)
@@ -154,7 +154,7 @@ class TacotronVoice:
                                               device=device, threads=threads,
                                               decoder_precision=decoder_precision)
         elif engine == "torch":
-            backend = TorchBackend(model, generator, device=device, threads=threads)
+            backend = TorchBackend(model, generator, device=device)
         else:
             raise ValueError(f"unknown Tacotron2 engine {engine!r} (onnx or torch)")
         return cls(backend, tts_config, vocoder_config,
