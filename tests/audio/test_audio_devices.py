@@ -106,11 +106,12 @@ def test_devices_vanishing_mid_stream_stop_cleanly_and_report(virtual_audio):
         assert time.monotonic() - vanished_at < 2
         assert isinstance(capture.error, DeviceLostError)
         assert "vmic" in str(capture.error) and "choose another" in str(capture.error)
-        with pytest.raises(DeviceLostError):  # the player says so instead of hanging
-            deadline = time.monotonic() + 3
-            while time.monotonic() < deadline:
-                player.play(tone(440, 0.05, 22_050), 22_050)
-                time.sleep(0.05)
+        # The player notices on its own, and then refuses to play instead of hanging.
+        assert wait_for(lambda: player.error is not None, 3), "player did not notice"
+        assert isinstance(player.error, DeviceLostError) and "vspeaker" in str(player.error)
+        with pytest.raises(DeviceLostError):
+            player.play(tone(440, 0.05, 22_050), 22_050)
+        assert wait_for(lambda: len(errors) == 2, 1)  # each reported once, via on_error
         assert capture.error in errors and player.error in errors
         done = threading.Event()
 

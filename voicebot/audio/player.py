@@ -67,6 +67,10 @@ class Player:
                                  dtype=np.float32)
         self._resampler: StreamResampler | None = None
         self._stream: sd.OutputStream | None = None
+        # Notices a lost device while nothing is being played (play() notices it too).
+        self._watchdog: threading.Thread | None = None
+        self._watchdog_stop = threading.Event()
+        self._lost_lock = threading.Lock()
         self._closing = False
         self._stream_finished = False  # set on PortAudio's thread when the stream ends
         # State shared with the callback: plain attributes, each written by one side only
@@ -101,10 +105,18 @@ class Player:
                 close_stream_quietly(stream)
             raise AudioDeviceError(f"could not open {self.device.label} for playback at "
                                    f"{self.samplerate:g} Hz: {exc}") from exc
+        self._watchdog_stop.clear()
+        self._watchdog = threading.Thread(target=self._watch, name="audio-player-watchdog",
+                                          daemon=True)
+        self._watchdog.start()
         return self
 
     def close(self) -> None:
         self._closing = True
+        self._watchdog_stop.set()
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is not None and watchdog is not threading.current_thread():
+            watchdog.join(timeout=1)
         stream, self._stream = self._stream, None
         if stream is not None and not close_stream_quietly(stream):
             log.warning("closing the output stream of %s timed out", self.device.label)
@@ -207,6 +219,15 @@ class Player:
             time.sleep(_POLL)
         return self.first_sample_time
 
+    def _watch(self) -> None:
+        while not self._watchdog_stop.wait(0.25):
+            if self.error is not None or self._stream is None:
+                return
+            try:
+                self._check_alive()
+            except AudioDeviceError:
+                return  # reported through on_error and self.error by _lost()
+
     def _check_alive(self) -> None:
         if self.error is not None:
             raise self.error
@@ -262,10 +283,11 @@ class Player:
         self._stream_finished = True
 
     def _lost(self, why: str) -> None:
-        if self.error is not None:
-            return
-        self.error = DeviceLostError(f"the speaker {self.device.label} stopped working ({why}); "
-                                     "choose another output device")
+        with self._lost_lock:  # the watchdog and a caller may notice at the same time
+            if self.error is not None:
+                return
+            self.error = DeviceLostError(f"the speaker {self.device.label} stopped working "
+                                         f"({why}); choose another output device")
         log.error("%s", self.error)
         stream, self._stream = self._stream, None
         if stream is not None:
