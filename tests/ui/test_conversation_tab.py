@@ -95,7 +95,8 @@ def test_close_mid_turn_is_quick(qtbot, window):
     tab.text_box.setText("Tell me a long story about the sea.")
     tab.send_text()
     qtbot.waitUntil(lambda: tab.conversation.state is TurnState.SPEAKING, timeout=30_000)
+    conversation = tab.conversation
     started = time.monotonic()
     window.close()
     assert time.monotonic() - started < 2.0
-    assert all(not t.is_alive() for t in tab.conversation._threads)
+    assert all(not t.is_alive() for t in conversation._threads)

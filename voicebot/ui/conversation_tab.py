@@ -54,18 +54,20 @@ class EngineLoader(QObject):
     """
 
     progress = Signal(str)
-    loaded = Signal(object)  # Engines
+    loaded = Signal(object, int)  # Engines, generation
     failed = Signal(str)
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, generation: int) -> None:
         super().__init__()
         self.settings = settings
+        self.generation = generation
 
     def run(self) -> None:
         try:
             from voicebot.pipeline.session import load_engines
 
-            self.loaded.emit(load_engines(self.settings, progress=self.progress.emit))
+            engines = load_engines(self.settings, progress=self.progress.emit)
+            self.loaded.emit(engines, self.generation)
         except Exception as exc:  # shown to the user; the app keeps running
             log.exception("loading the models failed")
             self.failed.emit(f"{type(exc).__name__}: {exc}")
@@ -104,6 +106,8 @@ class ConversationTab(QWidget):
         self._bot_bubbles: dict[int, Bubble] = {}
         self._talking = False
         self._closing = False
+        self._load_generation = 0
+        self._loads_models = load_models  # False: engines are handed in (use_engines)
         self.bridge = ConversationBridge()
         self._build()
         self._connect_bridge()
@@ -178,12 +182,21 @@ class ConversationTab(QWidget):
 
     # ----- start-up -------------------------------------------------------------
     def load_engines(self) -> None:
-        self._loader = EngineLoader(self.settings)
-        self._loader.progress.connect(
-            lambda text: self.status_label.setText(f"Loading: {text}…"))
-        self._loader.loaded.connect(self.use_engines)
+        self._load_generation += 1
+        self._loader = EngineLoader(self.settings, self._load_generation)
+        # Bound methods of this widget: Qt disconnects them if the tab is destroyed first.
+        self._loader.progress.connect(self._on_load_progress)
+        self._loader.loaded.connect(self._on_loaded)
         self._loader.failed.connect(self._on_load_failed)
         threading.Thread(target=self._loader.run, name="load-engines", daemon=True).start()
+
+    def _on_load_progress(self, text: str) -> None:
+        self.status_label.setText(f"Loading: {text}…")
+
+    def _on_loaded(self, engines: Any, generation: int) -> None:
+        # Settings changed again while loading: only the newest load is used.
+        if generation == self._load_generation:
+            self.use_engines(engines)
 
     def use_engines(self, engines: Any) -> None:
         """Engines are loaded: open audio and build the conversation."""
@@ -348,15 +361,29 @@ class ConversationTab(QWidget):
             self.conversation.history = []
         save_history(self.saved_turns)
 
-    # ----- shutdown -------------------------------------------------------------
-    def shutdown(self, timeout: float = 1.5) -> None:
-        """Stop everything within ``timeout`` seconds (the window closes after)."""
-        self._closing = True
-        QApplication.instance().removeEventFilter(self)
+    # ----- settings changes and shutdown -------------------------------------------
+    def apply_settings(self, settings: Settings) -> None:
+        """Use new settings: reload models if they changed, reopen the audio devices."""
+        old, self.settings = self.settings, settings
+        reload_models = (old.asr, old.chat, old.tts) != (settings.asr, settings.chat,
+                                                          settings.tts)
+        self._close_session()
+        if (reload_models or self.engines is None) and self._loads_models:
+            self.engines = None
+            self.status_label.setText("Loading models…")
+            self.load_engines()
+        elif self.engines is not None:
+            self.use_engines(self.engines)
+
+    def _close_session(self, timeout: float = 1.5) -> None:
+        """Close the conversation and the audio devices (the engines stay loaded)."""
+        self._set_controls_enabled(False)
+        self._talking = False
         if self.scope is not None:
             self.scope.stop()
         if self.conversation is not None:
             self.conversation.close(timeout)
+            self.conversation = None
         # Closing a stream on a vanished device can hang inside PortAudio: bounded waits.
         closers = []
         if self.player is not None:
@@ -367,3 +394,10 @@ class ConversationTab(QWidget):
             closer.start()
         for closer in closers:
             closer.join(0.5)
+        self.player = self.capture = None
+
+    def shutdown(self, timeout: float = 1.5) -> None:
+        """Stop everything within ``timeout`` seconds (the window closes after)."""
+        self._closing = True
+        QApplication.instance().removeEventFilter(self)
+        self._close_session(timeout)

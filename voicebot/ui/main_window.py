@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 from voicebot import APP_DISPLAY_NAME, __version__
 from voicebot.settings import Settings, load_settings, save_settings
 from voicebot.ui.conversation_tab import ConversationTab
+from voicebot.ui.settings_dialog import SettingsDialog
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,11 @@ class MainWindow(QMainWindow):
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
         file_menu.addAction(quit_action)
+        edit_menu = self.menuBar().addMenu("&Edit")
+        preferences = QAction("&Settings…", self)
+        preferences.setShortcut(QKeySequence.StandardKey.Preferences)
+        preferences.triggered.connect(self.open_settings)
+        edit_menu.addAction(preferences)
         help_menu = self.menuBar().addMenu("&Help")
         about = QAction("&About", self)
         about.triggered.connect(self._about)
@@ -86,6 +92,21 @@ class MainWindow(QMainWindow):
             fh.write(text)
         self.statusBar().showMessage(f"Exported {len(turns)} turns to {path}", 5000)
         return path
+
+    def open_settings(self) -> SettingsDialog:
+        dialog = SettingsDialog(self.settings, self)
+        dialog.accepted.connect(lambda: self.apply_settings(dialog.result_settings()))
+        dialog.open()
+        return dialog
+
+    def apply_settings(self, settings: Settings) -> None:
+        settings.ui = self.settings.ui
+        self.settings = settings
+        try:
+            save_settings(settings)
+        except OSError as exc:
+            QMessageBox.warning(self, "Settings", f"Could not save the settings: {exc}")
+        self.conversation_tab.apply_settings(settings)
 
     def _confirm_clear(self) -> None:
         answer = QMessageBox.question(self, "Clear conversation",
