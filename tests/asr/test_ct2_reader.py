@@ -80,3 +80,22 @@ def test_converted_tiny_en_matches_transformers_layout(whisper_model):
     assert gen["no_timestamps_token_id"] == 50362 and gen["is_multilingual"] is False
     for name in ("tokenizer.json", "vocab.json", "merges.txt", "preprocessor_config.json"):
         assert (folder / name).is_file()
+
+
+def test_converted_folder_loads_with_whisper_processor(whisper_model, short_clip):
+    import numpy as np
+    from transformers import WhisperProcessor, WhisperTokenizer
+
+    folder = whisper_model.model_dir
+    processor = WhisperProcessor.from_pretrained(folder)
+    slow = WhisperTokenizer.from_pretrained(folder)
+    ids = slow(" Ten of clubs").input_ids
+    assert ids[:2] == [50257, 50362] and ids[-1] == 50256
+    assert slow.decode(ids, skip_special_tokens=True).strip() == "Ten of clubs"
+    # Our log-mel (used for short windows) equals the feature extractor's on 30 s.
+    padded = np.zeros(30 * 16000, dtype=np.float32)
+    padded[:len(short_clip)] = short_clip
+    reference = processor(padded, sampling_rate=16000, return_tensors="np").input_features[0]
+    ours = whisper_model.log_mel(padded).cpu().numpy()
+    assert ours.shape == reference.shape
+    np.testing.assert_allclose(ours, reference, atol=2e-3)
