@@ -96,16 +96,18 @@ def test_user_text_lm_is_a_proper_distribution_and_biases_toward_names(tmp_path,
     from voicebot.asr.rescoring import TUNED_WEIGHTS, rescore
     from voicebot.lm.ngram_build import InterpolatedLM, write_arpa
 
-    texts = ["Call Zoltan tomorrow.", "Remind me to call Zoltan", "Zoltan likes tea", "call mom"]
+    texts = ["Call Kwabena tomorrow.", "Remind me to call Kwabena", "Kwabena likes tea",
+             "call mom"]
     user = ArpaModel(write_arpa(texts, tmp_path / "user.arpa", order=3))
     vocab = [g[0] for g in user.ngrams if len(g) == 1 and g[0] != "<s>"]
     for history in ([], ["<s>"], ["call"], ["to", "call"], ["unseen"]):
         total = sum(math.exp(user.word_logprob(w, history)) for w in vocab)
         assert total == pytest.approx(1.0, abs=1e-4)  # ARPA keeps 6 decimals
-    assert not ngram_lm.contains("zoltan")
+    assert not ngram_lm.contains("kwabena")
     mixed = InterpolatedLM(ngram_lm, user, weight=0.3)
-    nbest = [Hypothesis("call sultan tomorrow", -2.0), Hypothesis("call zoltan tomorrow", -2.3)]
-    assert rescore(nbest, ngram_lm, TUNED_WEIGHTS).text == "call sultan tomorrow"
-    assert rescore(nbest, mixed, TUNED_WEIGHTS).text == "call zoltan tomorrow"
+    nbest = [Hypothesis("call cabana tomorrow", -2.0),
+             Hypothesis("call kwabena tomorrow", -2.3)]
+    assert rescore(nbest, ngram_lm, TUNED_WEIGHTS).text == "call cabana tomorrow"
+    assert rescore(nbest, mixed, TUNED_WEIGHTS).text == "call kwabena tomorrow"
     with pytest.raises(ValueError, match="no words"):
         write_arpa(["", "  ?! "], tmp_path / "empty.arpa")

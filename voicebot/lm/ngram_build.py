@@ -133,6 +133,10 @@ class InterpolatedLM:
                                       if self.general.order > 1 else [])
         u = self.user.word_logprob(word, history[-(self.user.order - 1):]
                                    if self.user.order > 1 else [])
+        if word != EOS and not self.user.contains(word):
+            # The user LM's <unk> mass is spread over the words it never saw in
+            # proportion to the general LM, so it boosts the user's words only.
+            u += g
         a, b = math.log1p(-self.weight) if self.weight < 1 else -math.inf, \
             math.log(self.weight) if self.weight > 0 else -math.inf
         return _logaddexp(a + g, b + u)
