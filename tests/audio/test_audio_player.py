@@ -90,3 +90,22 @@ def test_play_after_stop_starts_a_new_utterance(virtual_audio, player):
     spectrum = np.abs(np.fft.rfft(sounding))
     assert abs(np.argmax(spectrum) * SPEAKER_RATE / len(sounding) - 660) < 10
     assert 0.15 < len(sounding) / SPEAKER_RATE < 0.25  # nothing of the stopped tone left
+
+
+def test_an_utterance_queued_behind_another_gets_its_own_first_sample_time(player):
+    player.play(tone(440, 0.3, 22_050), 22_050, last=True)
+    first_a = player.wait_first_sample(1.0)
+    player.play(tone(660, 0.2, 22_050), 22_050, last=True)  # queued behind the first
+    first_b = player.wait_first_sample(1.0)
+    assert first_a is not None and first_b is not None
+    assert first_b - first_a == pytest.approx(0.3, abs=0.015)
+    assert player.wait_done(2)
+
+
+def test_a_gap_inside_an_utterance_does_not_restart_its_timing(player):
+    player.play(tone(440, 0.05, 22_050), 22_050)
+    first = player.wait_first_sample(1.0)
+    assert player.wait_done(1)  # the queue ran dry: the TTS is slower than real time
+    player.play(tone(440, 0.05, 22_050), 22_050, last=True)
+    assert player.first_sample_time == first
+    assert player.wait_done(1)

@@ -78,7 +78,9 @@ class Player:
         self._stop_requested = 0  # caller: incremented by stop()
         self._stops_done = 0  # callback: catches up with _stop_requested after the fade
         self._fade_pos = 0  # callback
+        self._in_utterance = False  # caller
         self._awaiting_first = False  # caller sets, callback clears
+        self._first_frame = 0  # caller: queue index where the current utterance starts
         self._last_callback = 0.0  # callback
         self.first_sample_time: float | None = None  # callback: monotonic s, see module doc
         self.utterance_started_at: float | None = None  # caller: play() that started it
@@ -152,12 +154,17 @@ class Player:
             self._resampler = StreamResampler(rate, self.samplerate)
         audio = np.asarray(chunk, dtype=np.float32).reshape(-1)
         audio = self._resampler.process(audio, last=last)
-        if last:
-            self._resampler = None
-        if not self.playing and not self._awaiting_first and len(audio):
+        if not self._in_utterance:
+            # An utterance runs from its first play() to play(last=True), finish() or
+            # stop(); a gap in the middle (TTS slower than real time) does not restart it.
+            self._in_utterance = True
             self.first_sample_time = None
             self.utterance_started_at = time.monotonic()
+            self._first_frame = self._queue.frames_written
             self._awaiting_first = True
+        if last:
+            self._resampler = None
+            self._in_utterance = False
         self._enqueue(audio, stop_generation)
 
     def finish(self) -> None:
@@ -186,6 +193,7 @@ class Player:
         Returns within ``timeout`` (50 ms) either way; the fade itself is ``fade_ms``.
         """
         self._resampler = None
+        self._in_utterance = False
         self._awaiting_first = False
         self._stop_requested += 1
         target = self._stop_requested
@@ -248,6 +256,7 @@ class Player:
             self.underflows += 1
         outdata.fill(0.0)
         reader = self._reader
+        block_start = reader.position  # queue index of this block's first frame
         if self._stops_done != self._stop_requested:
             n = self._fade_out(frames)
         else:
@@ -257,10 +266,13 @@ class Player:
         if n == 0:
             return
         outdata[:n] = self._work[:n, None]
-        if self._awaiting_first:
+        if self._awaiting_first and block_start + n > self._first_frame:
+            # The utterance's first frame is in this block (the previous utterance's tail
+            # may precede it): its DAC time is the block's plus its offset in the block.
             dac = time_info.outputBufferDacTime
             ahead = dac - time_info.currentTime if dac > 0 else self.output_latency
-            self.first_sample_time = self._last_callback + max(0.0, ahead)
+            offset = max(0, self._first_frame - block_start) / self.samplerate
+            self.first_sample_time = self._last_callback + max(0.0, ahead) + offset
             self._awaiting_first = False
 
     def _fade_out(self, frames: int) -> int:
