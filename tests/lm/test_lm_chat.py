@@ -157,3 +157,25 @@ def test_a_looping_reply_is_stopped_by_the_guard(chat_model):
     parrot.reply([user("Hello?")])
     assert parrot.last_stats.stop_reason == "loop"
     assert parrot.last_stats.new_tokens < 20
+
+
+def test_the_torch_backend_gives_the_same_kind_of_reply_and_reuses_its_cache(chat_model):
+    """The CUDA path's code, run on the CPU in float32 (any transformers causal LM)."""
+    from voicebot.lm.loading import model_folder
+    from voicebot.lm.torch_backend import TorchBackend
+
+    folder, _ = model_folder("smollm2-135m-instruct")
+    backend = TorchBackend(folder, device="cpu")
+    assert backend.name == "torch-cpu-float32"
+    model = LocalChatModel(backend, chat_model.tokenizer,
+                           system_prompt=chat_model.system_prompt, max_reply_tokens=24)
+    history = [user("What is the capital of France?")]
+    first = model.reply(history)
+    assert "Paris" in first
+    history += [assistant(first), user("And of Italy?")]
+    second = model.reply(history)
+    assert second and model.last_stats.reused_tokens > 0.8 * model.last_stats.prompt_tokens
+    cancel = threading.Event()
+    cancel.set()
+    assert list(model.stream([user("Tell me a story.")], cancel)) == []
+    assert model.last_stats.stop_reason == "cancelled"

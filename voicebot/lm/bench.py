@@ -61,6 +61,8 @@ def _fast_run(model: Any, history: list[dict[str, str]], warm: bool) -> dict[str
     for piece in model.stream(history):
         if first_clause is None and splitter.push(piece):
             first_clause = time.perf_counter() - started
+    if first_clause is None and splitter.flush():  # the whole reply was one clause
+        first_clause = time.perf_counter() - started
     stats = model.last_stats
     return {"ttft_ms": 1000 * stats.first_token_s,
             "first_clause_ms": None if first_clause is None else 1000 * first_clause,
@@ -116,7 +118,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                             max_reply_tokens=args.lm_tokens)
     load_s = time.perf_counter() - started
     # Every path writes exactly --lm-tokens tokens: end-of-turn is not allowed.
-    model.options = replace(model.options, repetition_penalty=1.0,
+    model.options = replace(model.options, repetition_penalty=1.0, max_new_tokens=args.lm_tokens,
                             logits_processors=(_forbid(model.stop_token_ids),))
     history = [{"role": "user", "content": BENCH_QUESTION}]
     _fast_run(model, history, warm=True)  # first run allocates

@@ -72,8 +72,10 @@ class TorchBackend:
             if keep == 0 or self._cache is None:
                 self._cache = DynamicCache(config=self.model.config)
                 self._ids, keep = [], 0
-            else:
-                self._cache.crop(keep)
+            elif keep < len(self._ids):
+                # A negative count removes that many tokens (transformers 5 accepts only
+                # this form; older versions read a positive value as the length to keep).
+                self._cache.crop(keep - len(self._ids))
                 del self._ids[keep:]
             self.reused_tokens = keep
             logits = None
