@@ -34,25 +34,34 @@ def export_models_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def tacotron_voices(random_checkpoints, export_models_dir):
+def tacotron_models(random_checkpoints):
+    """(Tacotron2, its config, HiFi-GAN generator, its config), loaded once."""
+    from voicebot.tts.coqui_checkpoint import load_hifigan, load_tacotron2
+
+    return (*load_tacotron2(random_checkpoints[0]), *load_hifigan(random_checkpoints[1]))
+
+
+@pytest.fixture(scope="session")
+def tacotron_voices(random_checkpoints, tacotron_models, export_models_dir):
     """{"torch", "onnx-fp32", "onnx-int8"}: one random-weight voice per engine.
 
     The stop token of random weights fires at an arbitrary step, so it is disabled and
     each utterance decodes exactly ``max_decoder_steps`` steps.
     """
-    from voicebot.tts.tacotron import TacotronVoice
+    from voicebot.tts.tacotron import TacotronVoice, TorchBackend
+    from voicebot.tts.tacotron_onnx import OnnxBackend
 
     tts_dir, vocoder_dir = random_checkpoints
-    common = dict(max_decoder_steps=30, stop_threshold=2.0)
+    model, tts_config, generator, vocoder_config = tacotron_models  # shared by all engines
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(MODELS_ENV, str(export_models_dir))
-        return {
-            "torch": TacotronVoice.from_checkpoints(tts_dir, vocoder_dir, engine="torch",
-                                                    device="cpu", **common),
-            "onnx-fp32": TacotronVoice.from_checkpoints(tts_dir, vocoder_dir, engine="onnx",
-                                                        device="cpu", decoder_precision="fp32",
-                                                        **common),
-            "onnx-int8": TacotronVoice.from_checkpoints(tts_dir, vocoder_dir, engine="onnx",
-                                                        device="cpu", decoder_precision="int8",
-                                                        **common),
+        backends = {
+            "torch": TorchBackend(model, generator, device="cpu"),
+            **{f"onnx-{precision}": OnnxBackend.from_models(
+                model, generator, tts_dir, vocoder_dir, device="cpu",
+                decoder_precision=precision) for precision in ("fp32", "int8")},
         }
+    return {name: TacotronVoice(backend, tts_config, vocoder_config, voice_id=name,
+                                tokenizer=model.tokenizer, max_decoder_steps=30,
+                                stop_threshold=2.0)
+            for name, backend in backends.items()}

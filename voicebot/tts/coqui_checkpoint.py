@@ -90,19 +90,19 @@ def load_tacotron2(path: Path):
 
 def load_hifigan(path: Path):
     """(generator in eval mode, without weight norm, config) of a HiFi-GAN checkpoint."""
-    from TTS.vocoder.models import setup_model
+    from TTS.vocoder.models import setup_generator
 
     state, raw_config = read_checkpoint(path)
     config = config_from_dict(raw_config)
     if "hifigan" not in str(getattr(config, "generator_model", "")).lower():
         raise CheckpointError(f"{path} is not a HiFi-GAN vocoder "
                               f"(generator {getattr(config, 'generator_model', None)!r})")
-    gan = setup_model(config)
+    # Only the generator: the discriminators are for training and slow to build.
+    generator = setup_generator(config)
     weights = state["model"]
-    if any(k.startswith("model_g.") for k in weights):
+    if any(k.startswith("model_g.") for k in weights):  # a whole-GAN checkpoint
         weights = {k[len("model_g."):]: v for k, v in weights.items() if k.startswith("model_g.")}
-    gan.model_g.load_state_dict(weights)
-    generator = gan.model_g
+    generator.load_state_dict(weights)
     generator.remove_weight_norm()
     generator.eval()
     return generator, config

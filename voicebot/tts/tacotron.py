@@ -49,7 +49,10 @@ class Backend(Protocol):
 
 
 class TorchBackend:
-    """The Coqui modules in torch; fp16 on CUDA (the decoder's LSTMs are fine in half)."""
+    """The Coqui modules in torch; fp16 on CUDA (the decoder's LSTMs are fine in half).
+
+    The model and generator given are moved to the device and dtype (not copied).
+    """
 
     def __init__(self, model, generator, *, device: str = "auto", fp16: bool = True) -> None:
         import torch

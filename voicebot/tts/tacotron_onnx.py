@@ -43,7 +43,11 @@ def _conversion_id(tts_file: Path, vocoder_file: Path) -> str:
 
 
 def _export(module, args, path: Path, input_names, output_names, dynamic_axes) -> None:
+    """Export ``module`` (in eval mode, which the exporter restores afterwards: a wrapper
+    left in training mode would switch the shared Coqui modules to training mode)."""
     import torch
+
+    assert not module.training, "export wrappers must be in eval mode"
 
     tmp = path.with_name(path.name + ".tmp")
     # The tracer warns about Python control flow in Coqui's LSTMs and about batch sizes;
@@ -78,11 +82,11 @@ def export_tacotron2(model, folder: Path) -> dict[str, Path]:
     ensure(folder)
     paths = {name: folder / f"{name}.onnx" for name in ("encoder", "decoder_step", "postnet")}
     ids = torch.randint(1, max(2, model.num_chars - 1), (1, 12), dtype=torch.int64)
-    _export(parts.EncoderPart(model), (ids,), paths["encoder"], ["ids"],
+    _export(parts.EncoderPart(model).eval(), (ids,), paths["encoder"], ["ids"],
             ["encoder_outputs", "processed_inputs"],
             {"ids": {1: "text"}, "encoder_outputs": {1: "text"}, "processed_inputs": {1: "text"}})
     with torch.no_grad():
-        encoded, processed = parts.EncoderPart(model)(ids)
+        encoded, processed = parts.EncoderPart(model).eval()(ids)
     state = parts.initial_state(encoded, model)
     channels = model.decoder.frame_channels
     step_args = (torch.zeros(1, channels), torch.ones(1, 256), torch.ones(1, 256),
@@ -91,9 +95,9 @@ def export_tacotron2(model, folder: Path) -> dict[str, Path]:
                                                 "encoder_outputs", "processed_inputs",
                                                 "next_attention_weights",
                                                 "next_attention_weights_cum")}
-    _export(parts.DecoderStep(model), step_args, paths["decoder_step"], _STEP_INPUTS,
+    _export(parts.DecoderStep(model).eval(), step_args, paths["decoder_step"], _STEP_INPUTS,
             _STEP_OUTPUTS, text_axes)
-    _export(parts.PostnetPart(model), (torch.randn(1, channels, 30),), paths["postnet"],
+    _export(parts.PostnetPart(model).eval(), (torch.randn(1, channels, 30),), paths["postnet"],
             ["decoder_mel"], ["mel"], {"decoder_mel": {2: "frames"}, "mel": {2: "frames"}})
     return paths
 
