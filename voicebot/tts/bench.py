@@ -79,11 +79,29 @@ def _voice_result(voice_id: str, args) -> dict:
     load_s = time.perf_counter() - started
     one = measure_stream(voice, ONE_SENTENCE, args.tts_repeats)
     paragraph = measure_stream(voice, PARAGRAPH, args.tts_repeats)
-    return {"engine": voice.voices()[0].engine, "load_s": round(load_s, 2),
-            "streams_within_sentences": getattr(voice, "streams_within_sentences", None),
-            "first_audio_ms": one["first_audio_ms"], "first_audio_ms_runs":
-            one["first_audio_ms_runs"], "rtf": paragraph["rtf"],
-            "paragraph_audio_s": paragraph["audio_s"]}
+    result = {"engine": voice.voices()[0].engine, "load_s": round(load_s, 2),
+              "streams_within_sentences": getattr(voice, "streams_within_sentences", None),
+              "first_audio_ms": one["first_audio_ms"], "first_audio_ms_runs":
+              one["first_audio_ms_runs"], "rtf": paragraph["rtf"],
+              "paragraph_audio_s": paragraph["audio_s"]}
+    if voice.voices()[0].engine == "piper":
+        result["whole_sentence_call_ms"] = _piper_whole_sentence_ms(voice, args)
+    return result
+
+
+def _piper_whole_sentence_ms(voice, args) -> float:
+    """The baseline: the one-sentence reply as one call of the original (uncut) graph."""
+    from voicebot.models import resolve
+    from voicebot.tts.piper import PiperVoice
+    from voicebot.tts.text import normalize
+
+    whole = PiperVoice(resolve(voice.voice_id), threads=args.tts_threads, streaming=False)
+    times = []
+    for _ in range(args.tts_repeats):
+        started = time.perf_counter()
+        whole.synthesize_ids(whole.phoneme_ids(whole.phonemes(normalize(ONE_SENTENCE))))
+        times.append((time.perf_counter() - started) * 1000)
+    return _median(times)
 
 
 def _coqui_synthesizer(tts_dir, vocoder_dir, steps: int, use_cuda: bool):
