@@ -181,12 +181,6 @@ def _number(match: re.Match) -> str:
     return f" {'minus ' if sign else ''}{spoken} "
 
 
-def _abbreviation(match: re.Match) -> str:
-    word = match.group(1)
-    key = word.lower()
-    return _ABBREVIATIONS.get(key, word) if key in _ABBREVIATIONS else word
-
-
 def _expand_abbreviations(text: str) -> str:
     for latin, spoken in _LATIN.items():
         text = re.sub(re.escape(latin), spoken, text, flags=re.IGNORECASE)
@@ -268,7 +262,7 @@ _CLAUSE_STARTERS = {"and", "but", "or", "so", "because", "which", "that", "when"
                     "then", "with", "to", "for"}
 
 MAX_PIECE_CHARS = 300  # longer sentences are cut at clauses, then at words
-FIRST_PIECE_MIN_WORDS = 2
+FIRST_PIECE_MIN_WORDS = 3  # before a conjunction: "I think | that ..." is too short
 FIRST_PIECE_MAX_WORDS = 6
 
 
@@ -330,10 +324,10 @@ def _cut_long(sentence: str, limit: int = MAX_PIECE_CHARS) -> list[str]:
 def first_clause(sentence: str) -> tuple[str, str]:
     """Split a short leading clause off ``sentence``: (lead, rest); rest may be "".
 
-    Cuts at the first comma/semicolon/colon ("Sure," is a fine first piece); without one, a
-    long sentence is cut before a word that usually starts a clause ("and", "because").
-    A short first piece is synthesised in a fraction of the time
-    of the whole sentence, which is what the listener waits for.
+    Cuts at the first comma/semicolon/colon ("Sure," is a fine first piece); without one,
+    before a word that usually starts a clause ("and", "because"). Sentences of up to
+    FIRST_PIECE_MAX_WORDS words stay whole. A short first piece is synthesised in a
+    fraction of the time of the whole sentence, which is what the listener waits for.
     """
     words = sentence.split()
     if len(words) <= FIRST_PIECE_MAX_WORDS:
@@ -343,7 +337,7 @@ def first_clause(sentence: str) -> tuple[str, str]:
         lead = sentence[:match.start()]  # keeps its comma: the voice pauses naturally
         if len(lead.split()) <= 2 * FIRST_PIECE_MAX_WORDS:
             return lead, sentence[match.end():]
-    for i in range(FIRST_PIECE_MIN_WORDS + 1, min(len(words) - 2, FIRST_PIECE_MAX_WORDS + 1)):
+    for i in range(FIRST_PIECE_MIN_WORDS, min(len(words) - 2, FIRST_PIECE_MAX_WORDS + 1)):
         if words[i].lower().strip(",") in _CLAUSE_STARTERS:
             return " ".join(words[:i]), " ".join(words[i:])
     # No natural break: a cut mid-phrase would be heard as a wrong pause, so keep the
