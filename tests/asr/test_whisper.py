@@ -83,3 +83,22 @@ def test_recognizer_is_reusable_after_finish_and_reset(whisper_model, short_clip
     recognizer.reset()  # abandon an utterance half-way
     recognizer.feed(short_clip)
     assert recognizer.finish(1)[0].text == first
+
+
+def test_multilingual_base_model_converts_and_transcribes(clips):
+    """whisper-base (multilingual, split download) goes through the same converter."""
+    import pytest
+
+    from voicebot.asr.whisper_engine import load_whisper
+    from voicebot.models import ModelError, resolve
+
+    try:
+        resolve("whisper-base")
+    except ModelError as exc:
+        pytest.skip(f"whisper-base is not installed: {exc}")
+    model = load_whisper("whisper-base", "cpu")
+    assert model.multilingual and model.prompt("en")[1] != model.prompt("de")[1]
+    recognizer = WhisperRecognizer(model, streaming=False)
+    utterance, audio = next((u, a) for u, a in clips if u.audio.name.endswith("0930.wav"))
+    recognizer.feed(audio)
+    assert count_errors(utterance.reference, recognizer.finish(1)[0].text).wer <= 0.2

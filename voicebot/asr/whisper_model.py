@@ -78,6 +78,9 @@ class WhisperModel:
             # stage is busy (DESIGN.md). set_num_threads is process-wide, so it is only
             # applied when asked for.
             torch.set_num_threads(cpu_threads)
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # a progress bar per load is noise in a CLI/log
         self.model = WhisperForConditionalGeneration.from_pretrained(
             self.model_dir, dtype=self.dtype).to(self.device).eval()
         if self.device.type == "cpu" and cpu_int8 != "none":
