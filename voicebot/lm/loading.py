@@ -66,11 +66,12 @@ def choose_backend(folder: Path, backend: str = "auto", device: str = "auto") ->
 
 
 def load_backend(folder: Path, model_id: str | None, backend: str, device: str = "auto",
-                 threads: int | None = None) -> Any:
+                 threads: int | None = None, context_tokens: int = 2048) -> Any:
     if backend == "onnx":
         from voicebot.lm.onnx_backend import OnnxBackend, exported_decoder
 
-        return OnnxBackend(exported_decoder(folder, model_id), threads=threads)
+        return OnnxBackend(exported_decoder(folder, model_id), threads=threads,
+                           capacity=context_tokens)
     from voicebot.lm.torch_backend import TorchBackend
 
     return TorchBackend(folder, device="cpu" if device == "auto" and backend == "torch"
@@ -90,7 +91,8 @@ def load_chat_model(model: str | Path | None = None, *, system_prompt: str | Non
     chat = load_settings().chat
     folder, model_id = model_folder(model if model is not None else chat.model)
     chosen = choose_backend(folder, backend, device)
-    engine = load_backend(folder, model_id, chosen, device, threads)
+    context_tokens = min(context_tokens or chat.context_tokens, _max_context(folder))
+    engine = load_backend(folder, model_id, chosen, device, threads, context_tokens)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     if not getattr(tokenizer, "chat_template", None):
         raise ValueError(f"{folder} has no chat template; voicebot needs an instruct/chat model")
@@ -98,7 +100,7 @@ def load_chat_model(model: str | Path | None = None, *, system_prompt: str | Non
         engine, tokenizer,
         system_prompt=chat.system_prompt if system_prompt is None else system_prompt,
         max_reply_tokens=max_reply_tokens or chat.max_reply_tokens,
-        context_tokens=min(context_tokens or chat.context_tokens, _max_context(folder)),
+        context_tokens=context_tokens,
         options=options)
     if warm_up:
         chat_model.warm_up()

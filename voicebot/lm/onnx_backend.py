@@ -54,11 +54,22 @@ def exported_decoder(model_dir: Path, model_id: str | None = None) -> Path:
 
 
 class OnnxBackend:
-    def __init__(self, export_dir: Path, threads: int | None = None):
+    """The exported decoder with its key/value cache in preallocated buffers.
+
+    Each layer's cache is one [1, kv_heads, capacity, head_dim] buffer bound as both the
+    past input and the present output, so GroupQueryAttention appends in place; cutting
+    the cache back (a new prompt sharing only a prefix) is just a smaller length.
+    """
+
+    def __init__(self, export_dir: Path, threads: int | None = None, capacity: int = 2048):
         import onnxruntime as ort
 
         self.layout = json.loads((export_dir / onnx_export.LAYOUT_FILE).read_text("utf-8"))
+        if self.layout.get("export_version") != onnx_export.EXPORT_VERSION:
+            raise ValueError(f"{export_dir} was exported by another voicebot version; "
+                             "delete it to export again")
         self.threads = threads or default_threads()
+        self.capacity = min(capacity, self.layout["max_positions"])
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
@@ -67,35 +78,41 @@ class OnnxBackend:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(export_dir / onnx_export.MODEL_FILE), options,
                                             providers=["CPUExecutionProvider"])
+        shape = (1, self.layout["kv_heads"], self.capacity, self.layout["head_dim"])
         layers = self.layout["layers"]
-        self._past_names = onnx_export.past_names(layers)
-        self._outputs = ["logits", *onnx_export.present_names(layers)]
+        self._caches = [
+            (past, present, ort.OrtValue.ortvalue_from_numpy(np.zeros(shape, np.float32)))
+            for past, present in zip(onnx_export.past_names(layers),
+                                     onnx_export.present_names(layers), strict=True)]
         weights = self.layout.get("weights", {})
         self.name = "onnxruntime-cpu-" + "+".join(
             f"int{bits.removesuffix('bit')}" for bits, count in sorted(weights.items()) if count)
         self.reused_tokens = 0
         self._ids: list[int] = []
-        self._past = onnx_export.empty_past(self.layout)
 
     def _forward(self, ids: Sequence[int]) -> np.ndarray:
-        feeds = dict(zip(self._past_names, self._past, strict=True))
-        feeds["input_ids"] = np.asarray([ids], dtype=np.int64)
-        logits, *self._past = self.session.run(self._outputs, feeds)
+        cached, new = len(self._ids), len(ids)
+        total = cached + new
+        if total > self.capacity:
+            raise ValueError(f"the conversation needs {total} tokens; the cache holds "
+                             f"{self.capacity}")
+        binding = self.session.io_binding()
+        binding.bind_cpu_input("input_ids", np.asarray([ids], dtype=np.int64))
+        binding.bind_cpu_input("position_ids",
+                               np.arange(cached, total, dtype=np.int64)[None, :])
+        binding.bind_cpu_input("seqlens_k", np.array([total - 1], dtype=np.int32))
+        binding.bind_cpu_input("total_len", np.array(total, dtype=np.int32))
+        binding.bind_output("logits", "cpu")
+        for past, present, buffer in self._caches:
+            binding.bind_ortvalue_input(past, buffer)
+            binding.bind_ortvalue_output(present, buffer)
+        self.session.run_with_iobinding(binding)
         self._ids.extend(ids)
-        return logits[0]
-
-    def _keep(self, length: int) -> None:
-        """Cut the cache back to its first ``length`` tokens."""
-        past = []
-        for i, array in enumerate(self._past):
-            cut = array[..., :length] if i % 2 == 0 else array[:, :, :length]
-            past.append(np.ascontiguousarray(cut))
-        self._past = past
-        del self._ids[length:]
+        return binding.get_outputs()[0].numpy()[0]
 
     def start(self, ids: Sequence[int], cancel: CancelToken | None = None) -> np.ndarray | None:
         keep = reusable_prefix(self._ids, ids)
-        self._keep(keep)
+        del self._ids[keep:]  # what lies past the kept length is simply overwritten
         self.reused_tokens = keep
         logits = None
         try:
@@ -118,4 +135,3 @@ class OnnxBackend:
     def reset(self) -> None:
         """Forget the cache (also after an error: it may not match ``_ids`` any more)."""
         self._ids = []
-        self._past = onnx_export.empty_past(self.layout)

@@ -77,8 +77,51 @@ def eight_bit(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return q.astype(np.uint8), scale.astype(np.float32), zero.astype(np.uint8)
 
 
+def quantized_matmul(x: str, out: str, weight: np.ndarray, base: str) -> tuple[list, list, int]:
+    """ONNX nodes computing ``out = x @ weight`` ([K, N]) with quantised weights:
+    (nodes, initializers, bits). Node and initializer names start with ``base``."""
+    from onnx import helper, numpy_helper
+
+    k, n = weight.shape
+    grid = four_bit_grid(weight)
+    if grid is None:
+        q, scale, zero = eight_bit(weight)
+        inits = [numpy_helper.from_array(q, f"{base}_B"),
+                 numpy_helper.from_array(scale.reshape(-1), f"{base}_scales"),
+                 numpy_helper.from_array(zero.reshape(-1), f"{base}_zeros")]
+        nodes = [helper.make_node(
+            "MatMulNBits", [x, f"{base}_B", f"{base}_scales", f"{base}_zeros"], [out],
+            name=f"{base}_matmul", domain="com.microsoft", K=k, N=n, bits=8,
+            block_size=BLOCK, accuracy_level=4)]
+        return nodes, inits, 8
+    q, step, offset = grid
+    # Zero point 0 (two per byte): the offsets are added back by the last three nodes.
+    zeros = np.zeros((n, (k // BLOCK + 1) // 2), np.uint8)
+    inits = [numpy_helper.from_array(pack_four_bit(q), f"{base}_B"),
+             numpy_helper.from_array(step.reshape(-1), f"{base}_scales"),
+             numpy_helper.from_array(zeros.reshape(-1), f"{base}_zeros"),
+             numpy_helper.from_array(np.ascontiguousarray(offset.T), f"{base}_offsets"),
+             numpy_helper.from_array(np.array([0, 0, k // BLOCK, BLOCK], np.int64),
+                                     f"{base}_block_shape"),
+             numpy_helper.from_array(np.array([-1], np.int64), f"{base}_last_axis")]
+    nodes = [
+        helper.make_node("MatMulNBits", [x, f"{base}_B", f"{base}_scales", f"{base}_zeros"],
+                         [f"{base}_main"], name=f"{base}_matmul", domain="com.microsoft",
+                         K=k, N=n, bits=4, block_size=BLOCK, accuracy_level=4),
+        helper.make_node("Reshape", [x, f"{base}_block_shape"], [f"{base}_blocks"],
+                         name=f"{base}_reshape"),
+        helper.make_node("ReduceSum", [f"{base}_blocks", f"{base}_last_axis"],
+                         [f"{base}_sums"], name=f"{base}_sum", keepdims=0),
+        helper.make_node("MatMul", [f"{base}_sums", f"{base}_offsets"], [f"{base}_offset"],
+                         name=f"{base}_offset_matmul"),
+        helper.make_node("Add", [f"{base}_main", f"{base}_offset"], [out], name=f"{base}_add"),
+    ]
+    return nodes, inits, 4
+
+
 def quantize_matmuls(model: Any) -> dict[str, int]:
-    """Rewrite ``model`` (an onnx ModelProto) in place; how many matmuls got 4 and 8 bits."""
+    """Rewrite ``model`` (an onnx ModelProto) in place: every MatMul with a constant 2-D
+    weight becomes ``quantized_matmul``. Returns how many got 4 and 8 bits."""
     from onnx import helper, numpy_helper
 
     graph = model.graph
@@ -92,46 +135,11 @@ def quantize_matmuls(model: Any) -> dict[str, int]:
         if weight is None or weight.ndim != 2 or weight.shape[0] % BLOCK:
             nodes.append(node)
             continue
-        k, n = weight.shape
-        base = f"q{counts['4bit'] + counts['8bit']}_{node.name.strip('/').replace('/', '_')}"
-        grid = four_bit_grid(weight)
-        if grid is not None:
-            q, step, offset = grid
-            # Zero point 0 (two per byte): the offsets are added back below.
-            zeros = np.zeros((n, (k // BLOCK + 1) // 2), np.uint8)
-            added += [numpy_helper.from_array(pack_four_bit(q), f"{base}_B"),
-                      numpy_helper.from_array(step.reshape(-1), f"{base}_scales"),
-                      numpy_helper.from_array(zeros.reshape(-1), f"{base}_zeros"),
-                      numpy_helper.from_array(np.ascontiguousarray(offset.T), f"{base}_offsets"),
-                      numpy_helper.from_array(np.array([0, 0, k // BLOCK, BLOCK], np.int64),
-                                              f"{base}_block_shape"),
-                      numpy_helper.from_array(np.array([-1], np.int64), f"{base}_last_axis")]
-            x = node.input[0]
-            nodes += [
-                helper.make_node("MatMulNBits", [x, f"{base}_B", f"{base}_scales",
-                                                 f"{base}_zeros"], [f"{base}_main"],
-                                 name=f"{base}_matmul", domain="com.microsoft", K=k, N=n,
-                                 bits=4, block_size=BLOCK, accuracy_level=4),
-                helper.make_node("Reshape", [x, f"{base}_block_shape"], [f"{base}_blocks"],
-                                 name=f"{base}_reshape"),
-                helper.make_node("ReduceSum", [f"{base}_blocks", f"{base}_last_axis"],
-                                 [f"{base}_sums"], name=f"{base}_sum", keepdims=0),
-                helper.make_node("MatMul", [f"{base}_sums", f"{base}_offsets"],
-                                 [f"{base}_offset"], name=f"{base}_offset_matmul"),
-                helper.make_node("Add", [f"{base}_main", f"{base}_offset"], list(node.output),
-                                 name=f"{base}_add"),
-            ]
-            counts["4bit"] += 1
-        else:
-            q, scale, zero = eight_bit(weight)
-            added += [numpy_helper.from_array(q, f"{base}_B"),
-                      numpy_helper.from_array(scale.reshape(-1), f"{base}_scales"),
-                      numpy_helper.from_array(zero.reshape(-1), f"{base}_zeros")]
-            nodes.append(helper.make_node(
-                "MatMulNBits", [node.input[0], f"{base}_B", f"{base}_scales", f"{base}_zeros"],
-                list(node.output), name=f"{base}_matmul", domain="com.microsoft", K=k, N=n,
-                bits=8, block_size=BLOCK, accuracy_level=4))
-            counts["8bit"] += 1
+        base = f"q{sum(counts.values())}_{node.name.strip('/').replace('/', '_')}"
+        new_nodes, inits, bits = quantized_matmul(node.input[0], node.output[0], weight, base)
+        nodes += new_nodes
+        added += inits
+        counts[f"{bits}bit"] += 1
         unused.add(weight_name)
     del graph.node[:]
     graph.node.extend(nodes)
