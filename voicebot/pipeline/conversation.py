@@ -136,16 +136,25 @@ class Conversation:
         self._threads: list[threading.Thread] = []
         self._closed = False
 
+    @property
+    def current_turn(self) -> Turn | None:
+        return self._current
+
     # ----- commands (from the UI thread) ---------------------------------------------
-    def start_listening(self) -> Turn:
-        """Talk button pressed: interrupt whatever the bot is doing and listen."""
+    def start_listening(self, preroll_s: float = 0.0) -> Turn:
+        """Talk button pressed: interrupt whatever the bot is doing and listen.
+
+        ``preroll_s`` includes that much audio from before the call (hands-free mode
+        decides to listen only after the first syllables)."""
         if self.recognizer is None or self.mic is None:
             raise RuntimeError("no microphone or recognizer: only typed turns are possible")
         with self._lock:
             self._interrupt_current()
             turn = self._new_turn("voice")
             reader = self.mic.reader()
-            reader.skip_to_end()
+            preroll = int(preroll_s * self.recognizer.sample_rate)
+            reader.position = max(reader.position - preroll,
+                                  self.mic.frames_written - self.mic.capacity, 0)
             self._set_state(TurnState.LISTENING, turn)
             self._start_thread(self._run_voice_turn, turn, reader, name=f"turn-{turn.id}")
         return turn

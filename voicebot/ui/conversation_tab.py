@@ -101,6 +101,7 @@ class ConversationTab(QWidget):
         self.capture: Any = None
         self.player: Any = None
         self.scope: Any = None
+        self.hands_free: Any = None
         self.saved_turns = load_history()
         self._user_bubbles: dict[int, Bubble] = {}
         self._bot_bubbles: dict[int, Bubble] = {}
@@ -210,6 +211,11 @@ class ConversationTab(QWidget):
             self.settings, engines, player=self.player,
             mic=self.capture.ring(16000) if self.capture else None, listener=self.bridge)
         self.conversation.history = messages_from_history(self.saved_turns)
+        if self.settings.audio.hands_free and self.capture is not None:
+            from voicebot.pipeline.hands_free import HandsFree
+
+            self.hands_free = HandsFree(self.conversation, self.capture.ring(16000),
+                                        headset=self.settings.audio.headset_mode).start()
         self._set_controls_enabled(True)
         self.status_label.setText("; ".join(problems) if problems else
                                   "Ready: hold the button or Space and speak.")
@@ -381,6 +387,9 @@ class ConversationTab(QWidget):
         self._talking = False
         if self.scope is not None:
             self.scope.stop()
+        if self.hands_free is not None:
+            self.hands_free.stop()
+            self.hands_free = None
         if self.conversation is not None:
             self.conversation.close(timeout)
             self.conversation = None

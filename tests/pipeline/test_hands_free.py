@@ -1,0 +1,112 @@
+"""Hands-free mode: Silero VAD starts and ends turns; the bot never answers itself."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from voicebot.asr.normalize import words_for_scoring
+from voicebot.audio.vad import SileroVad, VadEvent, VoiceActivity
+from voicebot.pipeline.hands_free import HandsFree
+from voicebot.pipeline.session import build_conversation
+from voicebot.pipeline.state import TurnState
+from voicebot.settings import Settings
+
+LIBRIVOX = ("/usr/share/pocketsphinx/test/data/librivox/"
+            "sense_and_sensibility_01_austen_64kb-0880.wav")
+
+
+def test_vad_finds_the_speech_in_a_recording():
+    audio, rate = sf.read(LIBRIVOX, dtype="float32")
+    assert rate == 16000
+    silence = np.zeros(rate, np.float32)
+    vad, activity = SileroVad(), VoiceActivity()
+    events = []
+    for i, p in enumerate(vad.probabilities(np.concatenate([silence, audio, silence,
+                                                            silence]))):
+        event = activity.update(p)
+        if event:
+            events.append((event, i * 0.032))
+    assert [e for e, _ in events] == [VadEvent.SPEECH_START, VadEvent.SPEECH_END]
+    start, end = events[0][1], events[1][1]
+    assert 1.0 <= start <= 1.6  # speech begins after the 1 s of silence
+    assert 1.0 + len(audio) / rate - 0.3 <= end <= 1.0 + len(audio) / rate + 1.2
+
+
+def test_vad_ignores_silence_and_noise():
+    rng = np.random.default_rng(0)
+    noise = (0.01 * rng.standard_normal(16000 * 3)).astype(np.float32)
+    vad, activity = SileroVad(), VoiceActivity()
+    assert all(activity.update(p) is None for p in vad.probabilities(noise))
+    assert all(activity.update(p) is None
+               for p in vad.probabilities(np.zeros(16000, np.float32)))
+
+
+@pytest.fixture
+def hands_free_setup(engines, virtual_audio):
+    from voicebot.audio.capture import Capture
+    from voicebot.audio.player import Player
+
+    capture = Capture("vmic").start()
+    player = Player("vspeaker", latency=0.05).open()
+    conversation = build_conversation(Settings(), engines, player=player,
+                                      mic=capture.ring(16000))
+    monitors = []
+
+    def start(headset: bool) -> HandsFree:
+        monitor = HandsFree(conversation, capture.ring(16000), headset=headset).start()
+        monitors.append(monitor)
+        return monitor
+
+    yield conversation, start
+    for monitor in monitors:
+        monitor.stop()
+    conversation.close()
+    player.close()
+    capture.stop()
+
+
+def _wait(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.mark.audio
+def test_speech_starts_and_ends_a_turn_and_the_bot_ignores_itself(
+        hands_free_setup, virtual_audio, question_audio):
+    conversation, start = hands_free_setup
+    monitor = start(headset=False)
+    virtual_audio.inject(question_audio, 16000)
+    assert _wait(lambda: conversation.state is TurnState.SPEAKING, 30)
+    turn = conversation.current_turn
+    assert {"capital", "france"} <= set(words_for_scoring(turn.user_text))
+    # The bot's voice coming back into the microphone must not start a turn.
+    virtual_audio.inject(question_audio, 16000)
+    assert turn.finished.wait(60)
+    time.sleep(1.0)
+    assert monitor.turns_started == 1 and len(conversation.turns) == 1
+    assert not turn.cancelled
+
+
+@pytest.mark.audio
+def test_headset_mode_lets_the_user_interrupt_by_voice(hands_free_setup, virtual_audio,
+                                                       question_audio):
+    conversation, start = hands_free_setup
+    monitor = start(headset=True)
+    conversation.submit_text("Tell me a long story about a lighthouse keeper.")
+    assert _wait(lambda: conversation.state is TurnState.SPEAKING, 30)
+    first = conversation.current_turn
+    virtual_audio.inject(question_audio, 16000)
+    assert _wait(lambda: first.cancelled, 5), "speaking did not interrupt the bot"
+    assert _wait(lambda: conversation.current_turn is not first
+                 and conversation.current_turn.finished.is_set(), 60)
+    second = conversation.current_turn
+    assert monitor.turns_started == 1
+    assert {"capital", "france"} <= set(words_for_scoring(second.user_text))

@@ -1,0 +1,89 @@
+"""Hands-free mode: voice activity starts and ends the user's turns.
+
+A monitor thread reads the microphone all the time and runs Silero VAD on it. Speech
+while the bot is idle starts a turn (with the audio from just before the detection, so
+the first syllable is not lost); a long enough pause ends it. While the bot thinks or
+speaks the microphone is ignored, so the bot never answers its own voice, unless the
+user wears a headset: then speaking interrupts the bot, as the talk button does.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+from voicebot.audio.vad import FRAME, SileroVad, VadEvent, VoiceActivity
+from voicebot.pipeline.conversation import Conversation
+from voicebot.pipeline.state import TurnState
+
+log = logging.getLogger(__name__)
+
+PREROLL_S = 0.5  # audio kept from before speech was detected
+ECHO_GUARD_S = 0.4  # after the bot stops speaking, its tail may still be in the room
+POLL_S = 0.03
+
+
+class HandsFree:
+    def __init__(self, conversation: Conversation, mic: Any, headset: bool = False,
+                 vad: SileroVad | None = None, activity: VoiceActivity | None = None) -> None:
+        self.conversation = conversation
+        self.mic = mic
+        self.headset = headset
+        self.vad = vad or SileroVad()
+        self.activity = activity or VoiceActivity()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._listening_turn: Any = None
+        self._quiet_until = 0.0
+        self.turns_started = 0
+
+    def start(self) -> HandsFree:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="hands-free", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 1.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _mic_open(self) -> bool:
+        """May what the microphone hears now start (or interrupt) a turn?"""
+        state = self.conversation.state
+        if state in (TurnState.THINKING, TurnState.SPEAKING, TurnState.RECOGNISING):
+            self._quiet_until = time.monotonic() + ECHO_GUARD_S
+            return self.headset and state is not TurnState.RECOGNISING
+        return time.monotonic() >= self._quiet_until
+
+    def _run(self) -> None:
+        reader = self.mic.reader()
+        buffer = np.zeros(FRAME * 64, dtype=np.float32)
+        while not self._stop.wait(POLL_S):
+            block = reader.read(out=buffer)
+            try:
+                self._process(block)
+            except Exception:  # never let the monitor die silently
+                log.exception("hands-free monitor failed; it keeps listening")
+
+    def _process(self, block: np.ndarray) -> None:
+        if not self._mic_open() and self._listening_turn is None:
+            self.activity.reset()
+            self.vad.reset()
+            return
+        for probability in self.vad.probabilities(block):
+            event = self.activity.update(probability)
+            if event is VadEvent.SPEECH_START and self._listening_turn is None:
+                log.info("hands-free: speech started")
+                self._listening_turn = self.conversation.start_listening(PREROLL_S)
+                self.turns_started += 1
+            elif event is VadEvent.SPEECH_END and self._listening_turn is not None:
+                log.info("hands-free: speech ended")
+                if self._listening_turn is self.conversation.current_turn:
+                    self.conversation.stop_listening()
+                self._listening_turn = None
