@@ -101,8 +101,15 @@ def test_characters_outside_the_phoneme_map_are_dropped(piper_voice, caplog):
     assert "not in voice" in caplog.text and "☃" in caplog.text
 
 
-def test_non_english_and_odd_text_do_not_crash(piper_voice):
-    text = "Bonjour, je m'appelle Jean. Привет мир! 日本語です。 ʘ‿ʘ ∑∫≈"
+@pytest.mark.parametrize("text", [
+    "Bonjour, je m'appelle Jean. Привет мир! 日本語です。 ʘ‿ʘ ∑∫≈",
+    "مرحبا بالعالم",
+    "\x00\x01 control \x7f characters",
+    "Z̸̢̛a̴l̷g̵o̶ text",
+    "<b>tags</b> {braces} [brackets] | pipes",
+    "\ud800 a lone surrogate",
+])
+def test_non_english_and_odd_text_do_not_crash(piper_voice, text):
     audio, _ = collect(piper_voice.stream(text))
     assert audio.size > 0 and np.all(np.isfinite(audio))
 
