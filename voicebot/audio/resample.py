@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import atexit
+import weakref
+
 import numpy as np
 import soxr
 
 ASR_RATE = 16_000  # what the recognisers and the live plots consume
 TRAINING_RATE = 22_050  # what the voice-training recordings are stored at
+
+_live: weakref.WeakSet[StreamResampler] = weakref.WeakSet()
+
+
+@atexit.register
+def _release_streams() -> None:
+    # soxr's nanobind extension prints "leaked instances" warnings when its objects are
+    # still alive as the interpreter shuts down (a capture kept by a widget, say).
+    for resampler in list(_live):
+        resampler._stream = None
 
 
 class StreamResampler:
@@ -23,10 +36,13 @@ class StreamResampler:
         self._stream = (None if self.in_rate == self.out_rate
                         else soxr.ResampleStream(self.in_rate, self.out_rate, 1,
                                                  dtype="float32", quality=quality))
+        _live.add(self)
 
     def process(self, samples: np.ndarray, last: bool = False) -> np.ndarray:
         samples = np.ascontiguousarray(samples, dtype=np.float32)
         if self._stream is None:
+            if self.in_rate != self.out_rate:
+                raise RuntimeError("the resampler was released at interpreter exit")
             return samples
         return self._stream.resample_chunk(samples, last=last)
 
