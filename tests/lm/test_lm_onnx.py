@@ -99,3 +99,62 @@ def kl_divergence(reference: np.ndarray, other: np.ndarray) -> float:
     p /= p.sum()
     log_q = other - other.max() - np.log(np.exp(other - other.max()).sum())
     return float((p * (np.log(p + 1e-12) - log_q)).sum())
+
+
+@pytest.mark.parametrize("model_type", ["llama", "qwen2"])
+def test_decoder_of_a_tiny_random_model_matches_transformers(model_type, tmp_path):
+    """The graph builder for other Llama-style models (Qwen2 has q/k/v biases), through
+    the backend's in-place cache, prefix reuse and chunked prefill."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from voicebot.lm import backend as backend_module
+    from voicebot.lm.onnx_backend import OnnxBackend
+    from voicebot.lm.onnx_export import export_decoder
+
+    config = AutoConfig.for_model(
+        model_type, vocab_size=128, hidden_size=64, intermediate_size=128,
+        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        max_position_embeddings=256, tie_word_embeddings=False)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config).eval()
+    if model_type == "qwen2":
+        assert model.model.layers[0].self_attn.q_proj.bias is not None
+        with torch.no_grad():
+            for layer in model.model.layers:
+                for proj in (layer.self_attn.q_proj, layer.self_attn.k_proj,
+                             layer.self_attn.v_proj):
+                    proj.bias.normal_(0, 0.5)  # random init leaves them at zero
+    model.save_pretrained(tmp_path / "model")
+    out = tmp_path / "onnx"
+    out.mkdir()
+    export_decoder(tmp_path / "model", out)
+    ids = [3, 17, 99, 42, 8, 61, 5, 77, 23, 12]
+    with torch.inference_mode():
+        want = model(torch.tensor([ids])).logits[0].numpy()
+
+    backend = OnnxBackend(out, threads=1, capacity=64)
+    scale = np.abs(want).max()
+    got = backend.start(ids[:4])
+    np.testing.assert_allclose(got, want[3], atol=0.03 * scale)
+    for i in range(4, len(ids)):
+        got = backend.step(ids[i])
+        np.testing.assert_allclose(got, want[i], atol=0.03 * scale)
+    # A new prompt sharing the first 6 tokens: those are kept, the rest recomputed.
+    other = [*ids[:6], 50, 51, 52]
+    with torch.inference_mode():
+        want_other = model(torch.tensor([other])).logits[0, -1].numpy()
+    np.testing.assert_allclose(backend.start(other), want_other, atol=0.03 * scale)
+    assert backend.reused_tokens == 6
+    # Prefill in chunks (as long prompts are) gives the same result.
+    backend.reset()
+    original = backend_module.PREFILL_CHUNK
+    try:
+        import voicebot.lm.onnx_backend as onnx_backend_module
+
+        onnx_backend_module.PREFILL_CHUNK = 4
+        np.testing.assert_allclose(backend.start(other), want_other, atol=0.03 * scale)
+    finally:
+        onnx_backend_module.PREFILL_CHUNK = original
+    with pytest.raises(ValueError, match="cache holds"):
+        backend.start(list(range(100)))

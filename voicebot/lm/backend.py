@@ -14,7 +14,7 @@ from typing import Protocol
 import numpy as np
 
 # Long prompts are computed in chunks so that a cancel is noticed between them.
-PREFILL_CHUNK = 128
+PREFILL_CHUNK = 64
 
 
 class CancelToken(Protocol):
