@@ -111,7 +111,11 @@ class TorchBackend:
 
 
 class TacotronVoice:
-    """A Tacotron2 + HiFi-GAN voice; implements ``voicebot.tts.base.Synthesizer``."""
+    """A Tacotron2 + HiFi-GAN voice; implements ``voicebot.tts.base.Synthesizer``.
+
+    The backend holds one utterance's decoder state: one ``stream`` at a time per voice
+    (the pipeline's single speech thread); Piper voices have no such limit.
+    """
 
     def __init__(self, backend: Backend, tts_config, vocoder_config, *, voice_id: str,
                  tokenizer, max_decoder_steps: int | None = None,
@@ -129,8 +133,10 @@ class TacotronVoice:
                              f"({tts_config.audio['sample_rate']} vs {self._sample_rate})")
         self.max_decoder_steps = int(max_decoder_steps or tts_config.max_decoder_steps)
         self.stop_threshold = stop_threshold
-        self.prenet_dropout = (tts_config.prenet_dropout_at_inference
-                               if prenet_dropout is None else prenet_dropout)
+        if prenet_dropout is None:  # Coqui's rule: dropout layers on, and kept at inference
+            prenet_dropout = bool(tts_config.prenet_dropout
+                                  and tts_config.prenet_dropout_at_inference)
+        self.prenet_dropout = prenet_dropout
         self._rng = np.random.default_rng(seed)
         tts_ap, vocoder_ap = AudioProcessor(tts_config.audio), AudioProcessor(vocoder_config.audio)
         # Coqui's Synthesizer de-normalises the TTS mel and normalises it for the vocoder
