@@ -29,6 +29,12 @@ log = logging.getLogger(__name__)
 
 # Below this peak level the input is digital silence: no decode at all.
 SILENCE_PEAK = 1e-3
+# At release, audio after the last partial decode that stays below this fraction of the
+# utterance's peak is the trailing pause, not words: the final decode then reuses that
+# partial's encoding instead of encoding again (~40 ms of a ~130 ms final on 2 cores).
+TRAILING_QUIET_RATIO = 0.05
+# Final beam search: stop this many steps after the first hypothesis ended.
+FINAL_STEPS_AFTER_FIRST_END = 3
 # Whisper's own "no speech" rule: a likely no-speech token and an unconfident transcript.
 NO_SPEECH_PROB = 0.6
 NO_SPEECH_AVG_LOGPROB = -1.0
@@ -91,6 +97,7 @@ class WhisperRecognizer:
         self._peak = 0.0
         self.last_partial: Partial | None = None
         self.decode_seconds: list[float] = []
+        self._last_encoded = None  # the latest partial decode's EncodedAudio
 
     def feed(self, audio: np.ndarray) -> Partial | None:
         samples = sanitize(audio)
@@ -128,8 +135,10 @@ class WhisperRecognizer:
             self._decoded_at = self._length
             return None
         started = time.perf_counter()
-        result = self.model.decode(self._buffer[:self._length], prefix=self._agreement.committed,
-                                   language=self.language)
+        audio = self._buffer[:self._length]
+        self._last_encoded = self.model.encode(audio)
+        result = self.model.decode(audio, prefix=self._agreement.committed,
+                                   language=self.language, encoded=self._last_encoded)
         elapsed = time.perf_counter() - started
         self._decoded_at = self._length
         # Keep decoding to at most half of real time, so feeding never falls behind.
@@ -156,6 +165,7 @@ class WhisperRecognizer:
                 self._segments.append((self.model.text(best.tokens), best.logprob,
                                        best.n_decoded))
         rest = self._length - cut
+        self._last_encoded = None
         self._buffer[:rest] = self._buffer[cut:self._length]
         self._length = rest
         self._decoded_at = 0
@@ -170,7 +180,9 @@ class WhisperRecognizer:
             started = time.perf_counter()
             result = self.model.decode(self._buffer[:self._length],
                                        prefix=self._agreement.committed,
-                                       beam_size=beam, nbest=nbest, language=self.language)
+                                       beam_size=beam, nbest=nbest, language=self.language,
+                                       steps_after_first_end=FINAL_STEPS_AFTER_FIRST_END,
+                                       encoded=self._reusable_encoding())
             self.decode_seconds.append(time.perf_counter() - started)
             if not _is_no_speech(result):
                 for rank, seq in enumerate(result.sequences):
@@ -190,6 +202,16 @@ class WhisperRecognizer:
                 h.acoustic_score += head_score
                 h.n_tokens += head_tokens
         return [h for h in hypotheses if h.text] or []
+
+    def _reusable_encoding(self):
+        """The last partial's encoding if only a quiet pause came after it, else None."""
+        encoded = self._last_encoded
+        if encoded is None or encoded.n_samples > self._length:
+            return None
+        after = self._buffer[encoded.n_samples:self._length]
+        if _peak(after) > TRAILING_QUIET_RATIO * self._peak:
+            return None
+        return encoded
 
     @staticmethod
     def _join(*parts: str) -> str:

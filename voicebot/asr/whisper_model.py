@@ -47,6 +47,15 @@ class DecodedSequence:
 
 
 @dataclass
+class EncodedAudio:
+    """The encoder's view of some audio: what every decode of it starts from."""
+
+    speech: torch.Tensor  # encoder states of the audio itself (1 x frames/2 x d_model)
+    cross_kv: list[tuple[torch.Tensor, torch.Tensor]]  # per decoder layer, full window
+    n_samples: int  # how much audio (16 kHz samples) was encoded
+
+
+@dataclass
 class DecodeResult:
     sequences: list[DecodedSequence]  # best first (length-normalised score)
     no_speech_prob: float
@@ -212,25 +221,32 @@ class WhisperModel:
             result.append((k, v))
         return result
 
-    def _encode_to_cache(self, audio: np.ndarray):
-        """A decoder cache holding the cross-attention keys/values of the full window.
+    def encode(self, audio: np.ndarray) -> EncodedAudio:
+        """Encode audio once; ``decode`` can reuse the result (see ``EncodedAudio``).
 
-        Projecting all 1500 positions to keys and values in every decoder layer is 1.8 G
-        multiply-adds, more than encoding 3 s of speech (~1.1 G), so the silent tail's
-        projections are computed once and only the speech part is projected per call.
+        Projecting all 1500 positions to cross-attention keys and values in every decoder
+        layer is 1.8 G multiply-adds, more than encoding 3 s of speech (~1.1 G), so the
+        silent tail's projections are computed once and only the speech part is
+        projected per call.
         """
-        speech = self._run_encoder(self.log_mel(audio))
-        if self._silence_kv is None:
-            self._silence_kv = self._cross_kv(self._silence_tail())
-        n = speech.shape[1]
+        with self._lock, torch.inference_mode():
+            speech = self._run_encoder(self.log_mel(audio))
+            if self._silence_kv is None:
+                self._silence_kv = self._cross_kv(self._silence_tail())
+            n = speech.shape[1]
+            cross = [(torch.cat([k, k_tail[:, :, n:]], dim=2),
+                      torch.cat([v, v_tail[:, :, n:]], dim=2))
+                     for (k, v), (k_tail, v_tail) in zip(
+                         self._cross_kv(speech), self._silence_kv, strict=True)]
+        return EncodedAudio(speech, cross, len(audio))
+
+    def _cache_for(self, encoded: EncodedAudio):
+        """A fresh decoder cache whose cross-attention part is the encoded audio."""
         cache = self._new_cache()
-        for index, ((k, v), (k_tail, v_tail)) in enumerate(
-                zip(self._cross_kv(speech), self._silence_kv, strict=True)):
-            cache.cross_attention_cache.update(
-                torch.cat([k, k_tail[:, :, n:]], dim=2), torch.cat([v, v_tail[:, :, n:]], dim=2),
-                index)
+        for index, (k, v) in enumerate(encoded.cross_kv):
+            cache.cross_attention_cache.update(k, v, index)
             cache.is_updated[index] = True
-        return cache, speech
+        return cache
 
     @staticmethod
     def _share_cross_attention(cache, batch: int) -> None:
@@ -269,16 +285,29 @@ class WhisperModel:
         return max(1, min(cap, self.max_target - prompt_len - 1))
 
     def decode(self, audio: np.ndarray, prefix: list[int] | None = None, beam_size: int = 1,
-               nbest: int = 1, language: str = "en") -> DecodeResult:
-        """Transcribe up to 30 s of audio. ``prefix``: text tokens forced at the start."""
+               nbest: int = 1, language: str = "en",
+               steps_after_first_end: int | None = None,
+               encoded: EncodedAudio | None = None) -> DecodeResult:
+        """Transcribe up to 30 s of audio. ``prefix``: text tokens forced at the start.
+
+        Beam search stops when ``beam_size`` hypotheses have ended (Whisper's rule) or,
+        if ``steps_after_first_end`` is set, that many steps after the first one ended:
+        each step costs ~12-17 ms here (reading the decoder's weights dominates), and
+        the alternatives that end late are long shots anyway. ``encoded``: reuse an
+        earlier ``encode`` of (a prefix of) this audio instead of encoding ``audio``.
+        """
         prefix = list(prefix or [])
+        encoded = encoded or self.encode(audio)
         with self._lock, torch.inference_mode():
-            cache, encoded = self._encode_to_cache(audio)
+            cache = self._cache_for(encoded)
+            audio = audio[:encoded.n_samples]
+            states = encoded.speech
             prompt = self.prompt(language)
             cap = self._token_cap(len(audio), len(prompt) + len(prefix))
             if beam_size <= 1:
-                return self._greedy(cache, encoded, prompt, prefix, cap)
-            return self._beam(cache, encoded, prompt, prefix, cap, beam_size, max(1, nbest))
+                return self._greedy(cache, states, prompt, prefix, cap)
+            return self._beam(cache, states, prompt, prefix, cap, beam_size, max(1, nbest),
+                              steps_after_first_end)
 
     def _start(self, cache, encoded, prompt, prefix):
         ids = torch.tensor([prompt + prefix], device=self.device)
@@ -310,11 +339,13 @@ class WhisperModel:
         n_decoded = len(tokens) + (1 if finished else 0)
         return DecodeResult([DecodedSequence(tokens, total, n_decoded, finished)], no_speech)
 
-    def _beam(self, cache, encoded, prompt, prefix, cap, beam_size, nbest) -> DecodeResult:
+    def _beam(self, cache, encoded, prompt, prefix, cap, beam_size, nbest,
+              steps_after_first_end=None) -> DecodeResult:
         logp, no_speech, prefix_logprob = self._start(cache, encoded, prompt, prefix)
         beams: list[list[int]] = [list(prefix)]
         scores = torch.full((1,), prefix_logprob, device=self.device)
         finished: list[DecodedSequence] = []
+        first_end: int | None = None
         expanded_encoder = encoded
         for step in range(cap):
             # Beams grow in step, so either all or none are still at the beginning.
@@ -338,8 +369,13 @@ class WhisperModel:
                 origins.append(origin)
                 if len(next_beams) == beam_size:
                     break
+            if finished and first_end is None:
+                first_end = step
+            out_of_patience = (steps_after_first_end is not None and first_end is not None
+                               and step - first_end >= steps_after_first_end)
             # Stop once beam_size hypotheses ended (Whisper's rule, patience 1).
-            if len(finished) >= beam_size or not next_beams or step == cap - 1:
+            if (len(finished) >= beam_size or not next_beams or step == cap - 1
+                    or out_of_patience):
                 for seq, score in zip(next_beams, next_scores, strict=True):
                     if len(finished) >= beam_size:
                         break
