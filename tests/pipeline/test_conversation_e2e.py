@@ -45,13 +45,18 @@ class Recorder(ConversationListener):
 
 
 @pytest.fixture
-def audio_io(virtual_audio):
+def talk(engines, virtual_audio):
+    """A conversation on the virtual devices, and the listener recording its events."""
     from voicebot.audio.capture import Capture
     from voicebot.audio.player import Player
 
     capture = Capture("vmic").start()
     player = Player("vspeaker", latency=0.05).open()
-    yield capture, player
+    listener = Recorder()
+    conversation = build_conversation(Settings(), engines, player=player,
+                                      mic=capture.ring(16000), listener=listener)
+    yield conversation, listener
+    assert conversation.close(), "workers still running after close()"
     player.close()
     capture.stop()
 
@@ -77,71 +82,57 @@ def _speech_spans(audio: np.ndarray, rate: int, threshold: float = 0.01) -> np.n
     return np.flatnonzero(rms > threshold)
 
 
-def test_spoken_question_gets_a_spoken_answer(engines, question_audio, virtual_audio,
-                                              audio_io):
-    capture, player = audio_io
-    listener = Recorder()
-    conversation = build_conversation(Settings(), engines, player=player,
-                                      mic=capture.ring(16000), listener=listener)
-    try:
-        speaker_start = virtual_audio.speaker_frames()
-        turn = conversation.start_listening()
-        _speak_into_mic(virtual_audio, question_audio)
-        conversation.stop_listening()
-        assert listener.finished.wait(60), "the turn never finished"
-        assert not listener.errors, listener.errors
-        heard = set(words_for_scoring(turn.user_text))
-        assert {"capital", "france"} <= heard, turn.user_text
-        assert listener.partials, "no partial transcript while speaking"
-        assert turn.reply_text.strip(), "empty reply"
-        assert listener.states[:4] == [TurnState.LISTENING, TurnState.RECOGNISING,
-                                       TurnState.THINKING, TurnState.SPEAKING]
-        assert listener.states[-1] is TurnState.IDLE
-        timing = turn.timing.breakdown()
-        for stage in ("asr_ms", "lm_first_token_ms", "tts_first_audio_ms",
-                      "voice_to_voice_ms"):
-            assert timing.get(stage, -1) >= 0, (stage, timing)
+def test_spoken_question_gets_a_spoken_answer(engines, question_audio, virtual_audio, talk):
+    conversation, listener = talk
+    speaker_start = virtual_audio.speaker_frames()
+    turn = conversation.start_listening()
+    _speak_into_mic(virtual_audio, question_audio)
+    conversation.stop_listening()
+    assert listener.finished.wait(60), "the turn never finished"
+    assert not listener.errors, listener.errors
+    heard = set(words_for_scoring(turn.user_text))
+    assert {"capital", "france"} <= heard, turn.user_text
+    assert listener.partials, "no partial transcript while speaking"
+    assert turn.reply_text.strip(), "empty reply"
+    assert listener.states[:4] == [TurnState.LISTENING, TurnState.RECOGNISING,
+                                   TurnState.THINKING, TurnState.SPEAKING]
+    assert listener.states[-1] is TurnState.IDLE
+    timing = turn.timing.breakdown()
+    for stage in ("asr_ms", "lm_first_token_ms", "tts_first_audio_ms",
+                  "voice_to_voice_ms"):
+        assert timing.get(stage, -1) >= 0, (stage, timing)
 
-        time.sleep(0.3)  # the tail of the reply leaves the pipe sink
-        played, _ = virtual_audio.speaker_audio(speaker_start)
-        assert len(_speech_spans(played, 48000)) > 50, "the reply was not audible"
-        spoken_text = " ".join(turn.spoken)
-        heard_back = _transcribe(engines, played)
-        assert wer(spoken_text, heard_back) <= 0.35, (spoken_text, heard_back)
-        # The exchange is remembered for the next turn.
-        assert conversation.history[-2]["content"] == turn.user_text
-    finally:
-        assert conversation.close()
+    time.sleep(0.3)  # the tail of the reply leaves the pipe sink
+    played, _ = virtual_audio.speaker_audio(speaker_start)
+    assert len(_speech_spans(played, 48000)) > 50, "the reply was not audible"
+    spoken_text = " ".join(turn.spoken)
+    heard_back = _transcribe(engines, played)
+    assert wer(spoken_text, heard_back) <= 0.35, (spoken_text, heard_back)
+    # The exchange is remembered for the next turn.
+    assert conversation.history[-2]["content"] == turn.user_text
 
 
-def test_barge_in_silences_the_bot_and_listens(engines, question_audio, virtual_audio,
-                                               audio_io):
-    capture, player = audio_io
-    listener = Recorder()
-    conversation = build_conversation(Settings(), engines, player=player,
-                                      mic=capture.ring(16000), listener=listener)
-    try:
-        first = conversation.submit_text("Tell me a long story about a dragon and a knight.")
-        deadline = time.monotonic() + 30
-        while conversation.state is not TurnState.SPEAKING and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert conversation.state is TurnState.SPEAKING
-        time.sleep(0.5)  # let it speak for a moment
-        pressed_frames = virtual_audio.speaker_frames()
-        pressed_at = time.monotonic()
-        second = conversation.start_listening()
-        assert first.cancelled and conversation.state is TurnState.LISTENING
-        time.sleep(0.6)
-        played, t0 = virtual_audio.speaker_audio(pressed_frames)
-        loud = _speech_spans(played, 48000)
-        last_loud = t0 + (loud[-1] + 1) / 100 if len(loud) else t0
-        # Silence within 100 ms of the press (the speaker's own buffering included).
-        assert last_loud - pressed_at <= 0.1, last_loud - pressed_at
+def test_barge_in_silences_the_bot_and_listens(engines, question_audio, virtual_audio, talk):
+    conversation, listener = talk
+    first = conversation.submit_text("Tell me a long story about a dragon and a knight.")
+    deadline = time.monotonic() + 30
+    while conversation.state is not TurnState.SPEAKING and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert conversation.state is TurnState.SPEAKING
+    time.sleep(0.5)  # let it speak for a moment
+    pressed_frames = virtual_audio.speaker_frames()
+    pressed_at = time.monotonic()
+    second = conversation.start_listening()
+    assert first.cancelled and conversation.state is TurnState.LISTENING
+    time.sleep(0.6)
+    played, t0 = virtual_audio.speaker_audio(pressed_frames)
+    loud = _speech_spans(played, 48000)
+    last_loud = t0 + (loud[-1] + 1) / 100 if len(loud) else t0
+    # Silence within 100 ms of the press (the speaker's own buffering included).
+    assert last_loud - pressed_at <= 0.1, last_loud - pressed_at
 
-        _speak_into_mic(virtual_audio, question_audio)
-        conversation.stop_listening()
-        assert second.finished.wait(60)
-        assert {"capital", "france"} <= set(words_for_scoring(second.user_text))
-        assert not listener.errors, listener.errors
-    finally:
-        assert conversation.close()
+    _speak_into_mic(virtual_audio, question_audio)
+    conversation.stop_listening()
+    assert second.finished.wait(60)
+    assert {"capital", "france"} <= set(words_for_scoring(second.user_text))
+    assert not listener.errors, listener.errors
