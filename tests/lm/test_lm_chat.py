@@ -189,3 +189,11 @@ def test_the_torch_backend_gives_the_same_kind_of_reply_and_reuses_its_cache(cha
     cancel.set()
     assert list(model.stream([user("Tell me a story.")], cancel)) == []
     assert model.last_stats.stop_reason == "cancelled"
+
+
+def test_a_long_reply_ends_at_a_sentence_end_before_the_cap(chat_model):
+    reply = chat_model.reply([user("Tell me everything about the history of Rome.")])
+    stats = chat_model.last_stats
+    assert stats.new_tokens <= chat_model.max_reply_tokens
+    if stats.stop_reason == "length":
+        assert reply.rstrip().endswith((".", "!", "?")), reply

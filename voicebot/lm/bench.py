@@ -119,6 +119,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     load_s = time.perf_counter() - started
     # Every path writes exactly --lm-tokens tokens: end-of-turn is not allowed.
     model.options = replace(model.options, repetition_penalty=1.0, max_new_tokens=args.lm_tokens,
+                            wrap_up_after=None,
                             logits_processors=(_forbid(model.stop_token_ids),))
     history = [{"role": "user", "content": BENCH_QUESTION}]
     _fast_run(model, history, warm=True)  # first run allocates

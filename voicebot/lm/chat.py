@@ -8,6 +8,8 @@ small local model usable in a voice conversation:
 - memory within a token budget: the context minus room for the reply, oldest turns
   dropped first, an over-long user message cut to its end;
 - the reply capped at ``max_reply_tokens`` and stopped at the model's end-of-turn token;
+  past 60% of the cap it ends at the next sentence end, so speech never stops mid-way
+  unless one sentence is longer than the rest of the budget;
 - cancel: checked before every token (and between prompt chunks), so a barge-in stops
   generation within one token;
 - a loop guard that ends a reply repeating itself;
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -34,6 +37,9 @@ from voicebot.lm.decoding import GenerationOptions, LoopGuard, TextStream, choos
 from voicebot.lm.prompt import Message, Prompt, build_prompt
 
 log = logging.getLogger(__name__)
+
+# A reply that ends here has finished a sentence (closing quotes/brackets allowed).
+_SENTENCE_END = re.compile(r"[.!?…][\"')\]]*\s*$")
 
 FALLBACK_REPLY = "Sorry, I don't have an answer to that. Could you say it another way?"
 
@@ -172,6 +178,8 @@ class LocalChatModel:
         text = TextStream(self.tokenizer)
         guard = LoopGuard()
         generated: list[int] = []
+        wrap_up_at = (None if options.wrap_up_after is None
+                      else int(options.wrap_up_after * options.max_new_tokens))
         first_token_s = None
         said_something = False
         logits = self.backend.start(prompt.ids, stop)
@@ -199,6 +207,10 @@ class LocalChatModel:
                 pieces.put(piece)
             if guard.push(token):
                 reason = "loop"
+                break
+            if wrap_up_at is not None and len(generated) >= wrap_up_at \
+                    and _SENTENCE_END.search(text.text):
+                reason = "length"
                 break
             logits = self.backend.step(token)
         if reason in ("end", "length", "loop") and not text.text.strip():

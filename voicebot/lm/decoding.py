@@ -28,6 +28,9 @@ class GenerationOptions:
     # tokens already in the reply stops most of it without hurting the wording.
     repetition_penalty: float = 1.15
     seed: int | None = None
+    # Past this fraction of max_new_tokens, the reply ends at the next sentence end: a
+    # voice that stops mid-sentence at the hard cap sounds broken. None: only the cap.
+    wrap_up_after: float | None = 0.6
     logits_processors: tuple[LogitsProcessor, ...] = field(default_factory=tuple)
 
 
