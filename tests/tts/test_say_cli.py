@@ -44,3 +44,18 @@ def test_say_plays_on_the_speaker(virtual_audio):
     windows = played[: len(played) // 960 * 960].reshape(-1, 960)  # 20 ms each
     voiced = np.sqrt((windows ** 2).mean(axis=1)) > 0.01
     assert voiced.sum() * 0.02 > 0.6, "about a second of speech should reach the speaker"
+
+
+def test_say_with_a_tacotron2_checkpoint_path(random_checkpoints, tacotron_voices,
+                                              export_models_dir, monkeypatch, tmp_path):
+    """A checkpoint folder (as the training tab writes) is a voice; the ONNX export made
+    for the session's voices is reused from the conversion cache."""
+    from voicebot.paths import MODELS_ENV
+
+    monkeypatch.setenv(MODELS_ENV, str(export_models_dir))
+    tts_dir, vocoder_dir = random_checkpoints
+    out = tmp_path / "taco.wav"
+    assert main(["say", "Hi.", "--voice", str(tts_dir), "--vocoder", str(vocoder_dir),
+                 "-o", str(out)]) == 0
+    info = sf.info(out)
+    assert info.samplerate == 22050 and info.frames > 0  # random weights: noise, but audio
