@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 
+import numpy as np
+
 from voicebot.asr.normalize import for_scoring
 from voicebot.asr.recognizer import Recognizer
 from voicebot.asr.wer import ErrorCounts, count_errors
@@ -102,3 +104,21 @@ def test_multilingual_base_model_converts_and_transcribes(clips):
     utterance, audio = next((u, a) for u, a in clips if u.audio.name.endswith("0930.wav"))
     recognizer.feed(audio)
     assert count_errors(utterance.reference, recognizer.finish(1)[0].text).wer <= 0.2
+
+
+def test_final_reuses_the_partial_encoding_across_a_trailing_pause(whisper_model, clips):
+    from .conftest import silence
+
+    utterance, audio = next((u, a) for u, a in clips if u.audio.name.endswith("0930.wav"))
+    padded = np.concatenate([audio, silence(0.3)])
+    recognizer = WhisperRecognizer(whisper_model, nbest=5, partial_interval=0.3)
+    for i in range(0, len(padded), 320):
+        recognizer.feed(padded[i:i + 320])
+    assert recognizer._reusable_encoding() is not None
+    assert count_errors(utterance.reference, recognizer.finish()[0].text).wer <= 0.1
+    # Speech after the last partial decode is never dropped: it forces a new encode.
+    manual = WhisperRecognizer(whisper_model, nbest=5, streaming=False)
+    manual.feed(audio[: len(audio) // 2])
+    manual._partial()
+    manual.feed(audio[len(audio) // 2:])
+    assert manual._reusable_encoding() is None
