@@ -55,10 +55,20 @@ def converted_model_dir(model_id: str) -> Path:
                      version=CONVERTER_VERSION)
 
 
-@functools.lru_cache(maxsize=2)
 def load_whisper(model_id: str = "whisper-tiny-en", device: str = "auto",
                  cpu_threads: int = 1) -> WhisperModel:
-    """A loaded, warmed-up model, shared by every recogniser in the process."""
+    """A loaded, warmed-up model, shared by every recogniser in the process.
+
+    ``cpu_threads`` sets torch's (process-wide) intra-op thread count on CPU; one thread
+    keeps ASR from collapsing when another stage runs at the same time (DESIGN.md).
+    """
+    from voicebot.asr.whisper_model import pick_device
+
+    return _load_whisper(model_id, str(pick_device(device)), cpu_threads)
+
+
+@functools.lru_cache(maxsize=2)
+def _load_whisper(model_id: str, device: str, cpu_threads: int) -> WhisperModel:
     model = WhisperModel(converted_model_dir(model_id), device=device, cpu_threads=cpu_threads)
     model.warm_up()
     return model
