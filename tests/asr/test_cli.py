@@ -36,6 +36,11 @@ def test_asr_eval_on_a_manifest(capsys, utterances, tmp_path):
     assert main(["asr-eval", "--manifest", str(manifest), "--nbest", "3", "--json"]) == 0
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert set(summary) == {"wer", "wer_1best", "wer_rescored", "rtf", "n_utts", "n_words"}
+    assert main(["asr-eval", "--manifest", str(manifest), "--nbest", "3", "--json",
+                 "--tune"]) == 0
+    tuned = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["tuned"]
+    assert set(tuned) == {"lm_weight", "word_bonus", "wer"}
+    assert tuned["wer"] <= summary["wer_rescored"]
     assert summary["n_utts"] == 2 and summary["n_words"] == 6
     assert summary["wer_rescored"] <= 0.34 and summary["rtf"] > 0
     assert main(["asr-eval", "--manifest", str(tmp_path / "missing.tsv")]) == 1

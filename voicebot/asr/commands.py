@@ -34,6 +34,9 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--manifest", required=True,
                         help="text file: AUDIO<TAB>REFERENCE per line; 'pocketsphinx-testdata' "
                              "uses Debian's pocketsphinx test recordings")
+    parser.add_argument("--tune", action="store_true",
+                        help="also grid-search the LM weight and word bonus on this manifest "
+                             "and report the best (put them in settings to use them)")
     _common(parser)
 
 
@@ -84,6 +87,19 @@ def run_transcribe(args: argparse.Namespace) -> int:
     return status
 
 
+def _tune(report, lm) -> dict:
+    from voicebot.asr.rescoring import TuningItem, Weights, rescore, tune_weights
+
+    # Rescore once with LM weight 1 to fill lm_score; the grid search re-weighs it.
+    items = [TuningItem(r.utterance.reference,
+                        sorted(rescore(r.nbest, lm, Weights(1.0, 1.0, 0.0)).hypotheses,
+                               key=lambda h: h.engine_rank))
+             for r in report.results]
+    best, wer = tune_weights(items, [0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.7, 1.0],
+                             [-1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0, 3.0])
+    return {"lm_weight": best.lm, "word_bonus": best.word_bonus, "wer": round(wer, 4)}
+
+
 def run_eval(args: argparse.Namespace) -> int:
     from voicebot.asr.evaluate import evaluate, pocketsphinx_testdata, read_manifest
 
@@ -106,6 +122,8 @@ def run_eval(args: argparse.Namespace) -> int:
     recognizer, lm, weights, nbest = _setup(args)
     report = evaluate(recognizer, utterances, lm, weights, nbest)
     summary = report.summary()
+    if args.tune:
+        summary["tuned"] = _tune(report, lm) if lm is not None else None
     if args.json:
         print(json.dumps(summary))
     else:
