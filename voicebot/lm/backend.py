@@ -52,4 +52,6 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 def reusable_prefix(cached: Sequence[int], ids: Sequence[int]) -> int:
     """How many cached tokens a new prompt can keep: at least one token must be computed,
     since the logits after the prompt's last token are what the reply starts from."""
+    if not ids:
+        raise ValueError("a prompt needs at least one token")
     return min(common_prefix(cached, ids), len(ids) - 1)
