@@ -1,0 +1,264 @@
+"""A voice's recordings on disk, in the LJSpeech layout Coqui's recipes read.
+
+::
+
+    <voices dir>/<voice name>/
+        wavs/<take id>.wav     22.05 kHz mono 16-bit PCM, trimmed to the speech
+        metadata.csv           "<take id>|<text>|<text>" per accepted take
+        takes.json             every take's check result, accepted or rejected
+        runs/                  training runs (checkpoints, previews, logs)
+
+Durability: a take's WAV is written to a temporary file, fsynced and renamed into place
+(``voicebot.audio.wav_io``) before the metadata that names it is rewritten the same way.
+A crash at any moment leaves every earlier take and a consistent metadata file: at worst
+a WAV of the take being saved with no metadata line, which loading ignores.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from voicebot.audio.resample import TRAINING_RATE
+from voicebot.audio.wav_io import write_wav_atomic
+
+SAMPLE_RATE = TRAINING_RATE
+# Fine-tuning a pretrained Tacotron2 takes on a voice with minutes of speech; training
+# one from nothing needs hours (LJSpeech is 24 h). Below these the Train button waits.
+MIN_FINE_TUNE_MINUTES = 5.0
+MIN_SCRATCH_MINUTES = 120.0
+MIN_TAKES = 30
+_NAME = re.compile(r"^[\w][\w .'-]{0,63}$")
+_TAKE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
+
+
+class DatasetError(ValueError):
+    """Bad voice name, unreadable dataset, or a take that cannot be stored."""
+
+
+def check_voice_name(name: str) -> str:
+    """The name, stripped; raises with the reason when it cannot be a folder name."""
+    name = (name or "").strip()
+    if not name:
+        raise DatasetError("give the voice a name")
+    if not _NAME.match(name) or name in (".", ".."):
+        raise DatasetError("a voice name uses letters, digits, spaces, dots, dashes and "
+                           "underscores (up to 64), and starts with a letter or digit")
+    return name
+
+
+def voices_dir() -> Path:
+    from voicebot.paths import user_dirs
+
+    return user_dirs().voices
+
+
+def list_voices() -> list[str]:
+    root = voices_dir()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if (p / "takes.json").is_file()
+                  or (p / "metadata.csv").is_file())
+
+
+def clean_text(text: str) -> str:
+    """One line of transcript: no pipes (the column separator) or line breaks."""
+    return " ".join(str(text).replace("|", " ").split())
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+@dataclass
+class Take:
+    id: str
+    text: str
+    duration_s: float
+    check: dict = field(default_factory=dict)
+    prompt_index: int | None = None
+    source: str = "recorded"  # or the imported file's name
+
+
+@dataclass
+class DatasetSummary:
+    takes: int
+    minutes: float
+    rejected: int
+    phoneme_coverage: float | None
+    diphone_coverage: float | None
+    min_minutes: float
+    min_takes: int
+
+    @property
+    def ready(self) -> bool:
+        return self.minutes >= self.min_minutes and self.takes >= self.min_takes
+
+    def missing(self) -> str:
+        """What is still needed before training, in words ('' when ready)."""
+        if self.ready:
+            return ""
+        needs = []
+        if self.minutes < self.min_minutes:
+            needs.append(f"{self.min_minutes - self.minutes:.1f} more minutes of speech")
+        if self.takes < self.min_takes:
+            needs.append(f"{self.min_takes - self.takes} more takes")
+        return " and ".join(needs)
+
+    def to_dict(self) -> dict:
+        return {"takes": self.takes, "minutes": round(self.minutes, 2),
+                "rejected": self.rejected, "phoneme_coverage": self.phoneme_coverage,
+                "diphone_coverage": self.diphone_coverage, "min_minutes": self.min_minutes,
+                "min_takes": self.min_takes, "ready": self.ready}
+
+
+class VoiceDataset:
+    """The recordings of one voice; every change is saved before the method returns."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.wavs = self.folder / "wavs"
+        self.metadata_file = self.folder / "metadata.csv"
+        self.takes_file = self.folder / "takes.json"
+        self.takes: dict[str, Take] = {}
+        self.rejected: list[dict] = []
+        if self.takes_file.is_file():
+            self._load_takes()
+        elif self.metadata_file.is_file():
+            self._adopt_metadata()
+
+    @classmethod
+    def create(cls, name: str, root: Path | None = None) -> VoiceDataset:
+        """Open the voice ``name`` under the voices folder, creating it if needed."""
+        folder = (root or voices_dir()) / check_voice_name(name)
+        folder.mkdir(parents=True, exist_ok=True)
+        return cls(folder)
+
+    @property
+    def name(self) -> str:
+        return self.folder.name
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.folder / "runs"
+
+    # ----- reading ----------------------------------------------------------------
+    def _load_takes(self) -> None:
+        try:
+            data = json.loads(self.takes_file.read_text(encoding="utf-8"))
+            takes = [Take(**t) for t in data.get("takes", [])]
+        except (OSError, ValueError, TypeError) as exc:
+            raise DatasetError(f"{self.takes_file} is unreadable: {exc}") from exc
+        # A take whose WAV is gone (deleted by hand) is not offered for training.
+        self.takes = {t.id: t for t in takes if (self.wavs / f"{t.id}.wav").is_file()}
+        self.rejected = list(data.get("rejected", []))
+
+    def _adopt_metadata(self) -> None:
+        """A plain LJSpeech folder (no takes.json): take its metadata as it is."""
+        import soundfile as sf
+
+        for take_id, text in read_metadata(self.metadata_file):
+            wav = self.wavs / f"{take_id}.wav"
+            if _TAKE_ID.match(take_id) and wav.is_file():
+                with contextlib.suppress(RuntimeError, sf.LibsndfileError):
+                    self.takes[take_id] = Take(take_id, text, sf.info(wav).duration)
+
+    def wav_path(self, take_id: str) -> Path:
+        if not _TAKE_ID.match(take_id):
+            raise DatasetError(f"invalid take id {take_id!r}")
+        return self.wavs / f"{take_id}.wav"
+
+    def take_for_prompt(self, prompt_index: int) -> Take | None:
+        return next((t for t in self.takes.values() if t.prompt_index == prompt_index), None)
+
+    # ----- writing ----------------------------------------------------------------
+    def add_take(self, take_id: str, text: str, samples: np.ndarray, sample_rate: int, *,
+                 check: dict | None = None, prompt_index: int | None = None,
+                 source: str = "recorded") -> Take:
+        """Store an accepted take (replacing one with the same id), durably."""
+        text = clean_text(text)
+        if not text:
+            raise DatasetError("a take needs its transcript")
+        audio = np.asarray(samples, dtype=np.float32)
+        if audio.ndim != 1 or audio.size == 0:
+            raise DatasetError("a take is non-empty mono audio")
+        if sample_rate != SAMPLE_RATE:
+            import soxr
+
+            audio = soxr.resample(audio, sample_rate, SAMPLE_RATE).astype(np.float32)
+        write_wav_atomic(self.wav_path(take_id), audio, SAMPLE_RATE)
+        take = Take(take_id, text, len(audio) / SAMPLE_RATE, dict(check or {}),
+                    prompt_index, source)
+        self.takes[take_id] = take
+        self.save()
+        return take
+
+    def note_rejected(self, text: str, check: dict, *, prompt_index: int | None = None,
+                      source: str = "recorded") -> None:
+        """Remember a rejected take (its reasons, not its audio) for the summary."""
+        self.rejected.append({"text": clean_text(text), "check": check,
+                              "prompt_index": prompt_index, "source": source,
+                              "time": time.time()})
+        self.save()
+
+    def remove_take(self, take_id: str) -> None:
+        if self.takes.pop(take_id, None) is not None:
+            self.save()
+            with contextlib.suppress(FileNotFoundError):
+                self.wav_path(take_id).unlink()
+
+    def save(self) -> None:
+        ordered = sorted(self.takes.values(), key=lambda t: t.id)
+        write_text_atomic(self.metadata_file,
+                          "".join(f"{t.id}|{t.text}|{t.text}\n" for t in ordered))
+        data = {"version": 1, "sample_rate": SAMPLE_RATE,
+                "takes": [t.__dict__ for t in ordered], "rejected": self.rejected}
+        write_text_atomic(self.takes_file, json.dumps(data, indent=1, ensure_ascii=False))
+
+    # ----- summary ----------------------------------------------------------------
+    def summary(self, *, from_scratch: bool = False, min_minutes: float | None = None,
+                min_takes: int = MIN_TAKES, coverage: bool = True) -> DatasetSummary:
+        minutes = sum(t.duration_s for t in self.takes.values()) / 60.0
+        phonemes = diphones = None
+        if coverage and self.takes:
+            from voicebot.training.prompts import coverage_report
+
+            report = coverage_report([t.text for t in self.takes.values()])
+            phonemes = report.get("phoneme_coverage")
+            diphones = report.get("diphone_coverage_weighted")
+        if min_minutes is None:
+            min_minutes = MIN_SCRATCH_MINUTES if from_scratch else MIN_FINE_TUNE_MINUTES
+        return DatasetSummary(len(self.takes), minutes, len(self.rejected), phonemes,
+                              diphones, min_minutes, min_takes)
+
+
+def read_metadata(path: Path) -> list[tuple[str, str]]:
+    """(id, text) rows of an LJSpeech metadata.csv; the normalised column wins if given."""
+    rows = []
+    for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines():
+        if not line.strip():
+            continue
+        parts = line.split("|")
+        text = parts[2] if len(parts) > 2 and parts[2].strip() else \
+            (parts[1] if len(parts) > 1 else "")
+        rows.append((parts[0].strip(), text.strip()))
+    return rows

@@ -1,0 +1,584 @@
+"""Fine-tune (or train) Coqui's Tacotron2 on an LJSpeech-layout folder: a plain torch loop.
+
+Run as its own process (``voicebot train tts ...``; the Training tab starts exactly that)
+and reports through ``voicebot.training.progress`` JSON lines on stdout; logs go to
+stderr. Coqui's model supplies ``train_step`` and its loss (``TacotronLoss``); the loop
+around them is ours, so checkpointing, cancelling and resuming are simple and exact:
+
+- Training state (weights, optimizer, scheduler, AMP scaler, step, epoch, config) goes to
+  ``<out>/checkpoint_<step>.pth`` (atomic rename, the last two kept); the inference voice
+  (weights + config) to ``<out>/model_file.pth`` + ``config.json``, which
+  ``voicebot.tts.voices.load_voice(<out>)`` loads. Everything loads with
+  ``torch.load(weights_only=True)``.
+- SIGTERM / SIGINT finish the current step, save a checkpoint, emit ``cancelled`` and
+  exit 0. kill -9 loses the steps since the last checkpoint; ``--resume`` continues from
+  the newest readable checkpoint with the same step count. Recordings are only read.
+- CUDA: autocast (bf16 where supported, else fp16 with a GradScaler). Several GPUs: start
+  with ``torchrun --nproc_per_node N -m voicebot train tts ...``; each rank trains on its
+  share of every batch order under DistributedDataParallel and rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import random
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from voicebot.training import progress
+
+log = logging.getLogger(__name__)
+
+PREVIEW_TEXT = "Hello, this is my own voice speaking from a new checkpoint."
+MODEL_FILE = "model_file.pth"
+KEEP_CHECKPOINTS = 2
+DEFAULT_FINE_TUNE_STEPS = 3000
+DEFAULT_SCRATCH_STEPS = 100_000
+
+
+class TrainingError(RuntimeError):
+    """Bad input to a training run (no data, unreadable base checkpoint, ...)."""
+
+
+@dataclass
+class TrainOptions:
+    data: Path
+    out: Path
+    resume: bool = False
+    base: Path | None = None  # a Tacotron2 checkpoint; None = the installed catalog model
+    scratch: bool = False  # do not look for an installed base model
+    max_steps: int | None = None
+    batch_size: int = 16
+    lr: float | None = None
+    checkpoint_every: int = 200
+    log_every: int = 1
+    preview: bool = True
+    preview_text: str = PREVIEW_TEXT
+    vocoder: Path | None = None  # HiFi-GAN checkpoint for previews; else the catalog one
+    device: str = "auto"
+    r: int | None = None  # decoder frames per step when training from scratch
+    seed: int = 0
+    threads: int | None = None
+
+
+# ----- distributed ------------------------------------------------------------------
+@dataclass
+class Dist:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device_type: str) -> Dist:
+    """Join the process group torchrun set up (WORLD_SIZE > 1), else a single process."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    import torch.distributed as dist
+
+    dist.init_process_group(backend="nccl" if device_type == "cuda" else "gloo")
+    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
+
+
+# ----- data -------------------------------------------------------------------------
+@dataclass
+class Item:
+    id: str
+    ids: np.ndarray  # token ids
+    mel: np.ndarray  # (frames, mels), normalised as the model expects
+
+
+def load_items(data: Path, model, audio_processor, sample_rate: int) -> list[Item]:
+    from voicebot.audio.wav_io import AudioFileError, read_wav
+    from voicebot.training.dataset import read_metadata
+
+    metadata = Path(data) / "metadata.csv"
+    if not metadata.is_file():
+        raise TrainingError(f"{data} has no metadata.csv (LJSpeech layout expected)")
+    items = []
+    for take_id, text in read_metadata(metadata):
+        wav = Path(data) / "wavs" / f"{take_id}.wav"
+        if "/" in take_id or "\\" in take_id or not wav.is_file():
+            log.warning("skipping %s: no wavs/%s.wav", take_id, take_id)
+            continue
+        try:
+            audio = read_wav(wav, sample_rate=sample_rate).samples
+        except AudioFileError as exc:
+            log.warning("skipping %s: %s", take_id, exc)
+            continue
+        ids = np.asarray(model.tokenizer.text_to_ids(text), dtype=np.int64)
+        if ids.size == 0:
+            log.warning("skipping %s: nothing speakable in %r", take_id, text)
+            continue
+        mel = audio_processor.melspectrogram(audio).astype(np.float32).T
+        items.append(Item(take_id, ids, mel))
+    if not items:
+        raise TrainingError(f"no usable recordings listed in {metadata}")
+    return items
+
+
+def epoch_order(count: int, epoch: int, seed: int) -> list[int]:
+    """A reproducible shuffle per epoch (a resumed run sees the same batches)."""
+    order = list(range(count))
+    random.Random(seed * 1_000_003 + epoch).shuffle(order)
+    return order
+
+
+def make_batch(items: list[Item], r: int, torch, device):
+    """The dict Coqui's Tacotron2.train_step expects, padded as its dataset pads."""
+    items = sorted(items, key=lambda it: len(it.ids), reverse=True)
+    batch = len(items)
+    text_len = max(len(it.ids) for it in items)
+    frames = max(len(it.mel) for it in items)
+    frames += (-frames) % r  # the decoder emits r frames per step
+    channels = items[0].mel.shape[1]
+    text = np.zeros((batch, text_len), np.int64)
+    mel = np.zeros((batch, frames, channels), np.float32)
+    # Stop targets per decoder step: 0 while speaking, 1 from the last real step on.
+    stop = np.ones((batch, frames // r), np.float32)
+    for i, it in enumerate(items):
+        text[i, :len(it.ids)] = it.ids
+        mel[i, :len(it.mel)] = it.mel
+        stop[i, :math.ceil(len(it.mel) / r) - 1] = 0.0
+    mel_lengths = torch.tensor([len(it.mel) for it in items])
+    return {
+        "text_input": torch.from_numpy(text).to(device),
+        "text_lengths": torch.tensor([len(it.ids) for it in items]).to(device),
+        "mel_input": torch.from_numpy(mel).to(device),
+        "mel_lengths": mel_lengths.to(device),
+        "stop_targets": torch.from_numpy(stop).to(device),
+        "stop_target_lengths": torch.ceil(mel_lengths / r).to(device),
+        "speaker_ids": None, "d_vectors": None,
+    }
+
+
+# ----- checkpoints ------------------------------------------------------------------
+def checkpoint_files(out: Path) -> list[Path]:
+    files = [p for p in Path(out).glob("checkpoint_*.pth") if p.stem[11:].isdigit()]
+    return sorted(files, key=lambda p: int(p.stem[11:]))
+
+
+def latest_checkpoint(out: Path):
+    """(path, state) of the newest checkpoint that reads, or (None, None)."""
+    import torch
+
+    for path in reversed(checkpoint_files(out)):
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # a damaged file: fall back to the one before
+            log.warning("checkpoint %s is unreadable (%s); trying an older one", path, exc)
+            continue
+        if isinstance(state, dict) and "model" in state and "step" in state:
+            return path, state
+    return None, None
+
+
+def _save_atomic(obj, path: Path) -> None:
+    import torch
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def save_training_state(out: Path, model, config, optimizer, scheduler, scaler, step: int,
+                        epoch: int, position: int = 0) -> tuple[Path, Path]:
+    """Write the resumable checkpoint and the inference voice; returns both paths."""
+    import json
+
+    out.mkdir(parents=True, exist_ok=True)
+    config_dict = config.to_dict()
+    weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    state = {"model": weights, "config": config_dict, "step": step, "epoch": epoch,
+             "position": position, "r": model.decoder.r, "optimizer": optimizer.state_dict(),
+             "scheduler": scheduler.state_dict() if scheduler is not None else None,
+             "scaler": scaler.state_dict() if scaler is not None else None,
+             "format": "voicebot-tacotron2-train-1"}
+    path = out / f"checkpoint_{step}.pth"
+    _save_atomic(state, path)
+    voice = out / MODEL_FILE
+    _save_atomic({"model": weights, "config": config_dict, "step": step,
+                  "r": model.decoder.r}, voice)
+    tmp_config = out / ".config.json.tmp"
+    tmp_config.write_text(json.dumps(config_dict, indent=2), encoding="utf-8")
+    os.replace(tmp_config, out / "config.json")
+    for old in checkpoint_files(out)[:-KEEP_CHECKPOINTS]:
+        with contextlib.suppress(OSError):
+            old.unlink()
+    return path, voice
+
+
+# ----- model set-up -----------------------------------------------------------------
+def installed_base() -> Path | None:
+    """The catalog's pretrained LJSpeech Tacotron2, when the user installed it."""
+    try:
+        from voicebot.models import resolve
+
+        return resolve("coqui-tacotron2-ddc-ljspeech")
+    except Exception:  # not installed (or no store): train from scratch
+        return None
+
+
+def scratch_config(r: int | None):
+    from voicebot.tts.random_voice import tacotron2_config
+
+    config = tacotron2_config()
+    if r:
+        config.r = r
+        # DDC's coarse decoder needs a larger r than the fine one; off for custom r.
+        config.double_decoder_consistency = False
+    return config
+
+
+def build_model(options: TrainOptions, resume_state: dict | None):
+    """(model, config, base description, warnings)."""
+    import torch
+    from TTS.tts.models import setup_model
+
+    from voicebot.tts.coqui_checkpoint import CheckpointError, config_from_dict, read_checkpoint
+
+    warnings = []
+    if resume_state is not None:
+        config = config_from_dict(resume_state["config"])
+        model = setup_model(config)
+        model.load_state_dict(resume_state["model"])
+        model.decoder.set_r(int(resume_state.get("r", config.r)))
+        return model, config, "resumed", warnings
+    base = options.base or (None if options.scratch else installed_base())
+    if base is not None:
+        try:
+            state, raw = read_checkpoint(Path(base))
+        except CheckpointError as exc:
+            raise TrainingError(f"cannot use the base checkpoint: {exc}") from exc
+        if str(raw.get("model", "")).lower() != "tacotron2":
+            raise TrainingError(f"{base} holds a {raw.get('model')!r} model, not tacotron2")
+        config = config_from_dict(raw)
+        model = setup_model(config)
+        model.load_state_dict(state["model"])
+        model.decoder.set_r(int(state.get("r", raw.get("r", config.r))))
+        # Fine-tuning: a small constant learning rate, no warm-up from zero.
+        config.lr_scheduler = None
+        config.lr = options.lr or 5e-5
+        return model, config, str(base), warnings
+    torch.manual_seed(options.seed)
+    config = scratch_config(options.r)
+    if options.lr:
+        config.lr = options.lr
+    model = setup_model(config)
+    warnings.append("No pretrained Tacotron2 is installed, so this run trains from "
+                    "scratch: expect a usable voice only after many hours of recordings "
+                    "(LJSpeech has 24) and days of GPU time. Install "
+                    "coqui-tacotron2-ddc-ljspeech (voicebot models download) to "
+                    "fine-tune from it with minutes of recordings instead.")
+    return model, config, "scratch", warnings
+
+
+def pick_device(requested: str, dist: Dist):
+    import torch
+
+    if requested == "auto":
+        requested = "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda":
+        if not torch.cuda.is_available():
+            raise TrainingError("CUDA was requested but torch sees no GPU")
+        torch.cuda.set_device(dist.local_rank)
+        return torch.device("cuda", dist.local_rank)
+    return torch.device("cpu")
+
+
+# ----- previews ---------------------------------------------------------------------
+class Previewer:
+    """Speaks a fixed sentence with the current weights: HiFi-GAN if present, else
+    Griffin-Lim from the predicted mel."""
+
+    def __init__(self, config, audio_processor, vocoder: Path | None) -> None:
+        self.ap = audio_processor
+        self.config = config
+        self.generator = None
+        self.vocoder_name = "griffin-lim"
+        path = vocoder or self._installed_vocoder()
+        if path is not None:
+            try:
+                from TTS.utils.audio import AudioProcessor
+
+                from voicebot.tts.coqui_checkpoint import load_hifigan
+
+                self.generator, vocoder_config = load_hifigan(Path(path))
+                self.vocoder_ap = AudioProcessor(vocoder_config.audio)
+                self.vocoder_name = f"hifigan ({Path(path).name})"
+            except Exception as exc:
+                log.warning("vocoder %s unusable for previews (%s); using Griffin-Lim",
+                            path, exc)
+                self.generator = None
+
+    @staticmethod
+    def _installed_vocoder() -> Path | None:
+        try:
+            from voicebot.models import resolve
+
+            return resolve("coqui-hifigan-v2-ljspeech")
+        except Exception:
+            return None
+
+    def synthesize(self, model, text: str) -> np.ndarray:
+        import torch
+
+        ids = torch.tensor([model.tokenizer.text_to_ids(text)], dtype=torch.long)
+        decoder = model.decoder
+        saved = decoder.max_decoder_steps
+        # An early model rarely fires its stop token: cap the length at what a slow
+        # reader would need (about 12 frames per character).
+        decoder.max_decoder_steps = min(saved, 12 * len(text) // decoder.r + 20)
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.inference_mode():
+                outputs = model.inference(ids.to(next(model.parameters()).device))
+        finally:
+            decoder.max_decoder_steps = saved
+            model.train(was_training)
+        mel = outputs["model_outputs"][0].float().cpu().numpy()  # (frames, mels)
+        if self.generator is not None:
+            mel_v = self.vocoder_ap.normalize(self.ap.denormalize(mel.T))
+            with torch.inference_mode():
+                audio = self.generator(torch.from_numpy(mel_v)[None].float())
+            return audio.reshape(-1).numpy()
+        return self.ap.inv_melspectrogram(mel.T).astype(np.float32)
+
+
+# ----- the loop ---------------------------------------------------------------------
+class StopFlag:
+    """Set by SIGTERM/SIGINT; the loop checks it between steps."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+
+    def install(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._handle)
+
+    def _handle(self, signum, frame) -> None:
+        self.signal = signum
+
+    @property
+    def set(self) -> bool:
+        return self.signal is not None
+
+
+class _StepModule:
+    """Wraps the model so DistributedDataParallel sees train_step as its forward."""
+
+    @staticmethod
+    def make(model, criterion):
+        import torch
+
+        class StepModule(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.model = model
+
+            def forward(self, batch):
+                return self.model.train_step(batch, criterion)
+
+        return StepModule()
+
+
+def train(options: TrainOptions, stop: StopFlag | None = None) -> int:
+    """Run training; returns the process exit code. Emits the protocol on stdout."""
+    import torch
+    from TTS.utils.audio import AudioProcessor
+
+    stop = stop or StopFlag()
+    out = Path(options.out)
+    if options.threads:
+        torch.set_num_threads(options.threads)
+    device = pick_device(options.device, Dist())
+    dist = init_distributed(device.type)
+    if dist.world_size > 1:
+        device = pick_device(options.device, dist)
+    main = dist.is_main
+    out.mkdir(parents=True, exist_ok=True)
+    log_file = open(out / "progress.jsonl", "a", encoding="utf-8") if main else None  # noqa: SIM115
+
+    def emit(name, **fields):
+        if main:
+            progress.emit(name, log_file=log_file, **fields)
+
+    try:
+        resume_path, resume_state = (latest_checkpoint(out) if options.resume
+                                     else (None, None))
+        if options.resume and resume_state is None:
+            log.info("--resume: no checkpoint in %s yet, starting fresh", out)
+        if not options.resume and checkpoint_files(out):
+            raise TrainingError(f"{out} already holds checkpoints: pass --resume to continue "
+                                "them, or choose another output folder")
+        model, config, base, warnings = build_model(options, resume_state)
+        ap = AudioProcessor(config.audio)
+        items = load_items(options.data, model, ap, int(config.audio.sample_rate))
+        minutes = sum(len(it.mel) for it in items) * ap.hop_length / ap.sample_rate / 60
+        max_steps = options.max_steps or (DEFAULT_SCRATCH_STEPS if base == "scratch"
+                                          else DEFAULT_FINE_TUNE_STEPS)
+        model.to(device).train()
+        criterion = model.get_criterion().to(device)
+        optimizer = model.get_optimizer()
+        scheduler = model.get_scheduler([optimizer])  # Coqui passes a list
+        use_cuda = device.type == "cuda"
+        amp_dtype = (torch.bfloat16 if use_cuda and torch.cuda.is_bf16_supported()
+                     else torch.float16)
+        # bf16 has fp32's range: no loss scaling needed; fp16 needs the scaler.
+        scaler = torch.amp.GradScaler("cuda") if use_cuda and amp_dtype == torch.float16 \
+            else None
+        precision = ("bf16-mixed" if amp_dtype == torch.bfloat16 else "fp16-mixed") \
+            if use_cuda else "fp32"
+        step, epoch, position = 0, 0, 0
+        if resume_state is not None:
+            optimizer.load_state_dict(resume_state["optimizer"])
+            if scheduler is not None and resume_state.get("scheduler"):
+                scheduler.load_state_dict(resume_state["scheduler"])
+            if scaler is not None and resume_state.get("scaler"):
+                scaler.load_state_dict(resume_state["scaler"])
+            step, epoch = int(resume_state["step"]), int(resume_state["epoch"])
+            position = int(resume_state.get("position", 0))
+        stepper = _StepModule.make(model, criterion)
+        if dist.world_size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            stepper = DistributedDataParallel(
+                stepper, device_ids=[device.index] if use_cuda else None,
+                find_unused_parameters=True)  # DDC/backward decoders may sit idle
+        previewer = Previewer(config, ap, options.vocoder) if (main and options.preview) \
+            else None
+        emit("start", device=str(device), precision=precision, world_size=dist.world_size,
+             max_steps=max_steps, start_step=step, takes=len(items),
+             minutes=round(minutes, 2), base=base,
+             resumed_from=str(resume_path) if resume_path else None,
+             batch_size=options.batch_size, r=model.decoder.r,
+             preview_vocoder=previewer.vocoder_name if previewer else None)
+        for message in warnings:
+            emit("warning", message=message)
+            log.warning(message)
+
+        def checkpoint():
+            if not main:
+                return None
+            path, _ = save_training_state(out, model, config, optimizer, scheduler,
+                                              scaler, step, epoch, position)
+            emit("checkpoint", step=step, path=str(path), model_path=str(out))
+            if previewer is not None:
+                try:
+                    from voicebot.audio.wav_io import write_wav_atomic
+
+                    audio = previewer.synthesize(model, options.preview_text)
+                    sample = out / "samples" / f"step_{step:07d}.wav"
+                    write_wav_atomic(sample, np.clip(audio, -1, 1), ap.sample_rate)
+                    emit("sample", step=step, path=str(sample), text=options.preview_text)
+                except Exception as exc:  # a preview must never stop training
+                    log.warning("preview failed at step %d: %s", step, exc)
+            return path
+
+        per_rank = max(1, options.batch_size)
+        global_batch = per_rank * dist.world_size
+        window: list[tuple[float, int]] = []
+        last_saved = step
+        order = epoch_order(len(items), epoch, options.seed)
+        while step < max_steps and not _agreed_stop(stop, dist, torch, device):
+            if position >= len(order):
+                epoch, position = epoch + 1, 0
+                order = epoch_order(len(items), epoch, options.seed)
+            chunk = [order[(position + k) % len(order)]
+                     for k in range(min(global_batch, len(order)))]
+            position += len(chunk)
+            mine = chunk[dist.rank::dist.world_size] or chunk[:1]
+            batch = make_batch([items[i] for i in mine], model.decoder.r, torch, device)
+            started = time.perf_counter()
+            optimizer.zero_grad(set_to_none=True)
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=use_cuda):
+                _, losses = stepper(batch)
+            loss = losses["loss"]
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+            else:
+                loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            elif torch.isfinite(grad_norm):
+                optimizer.step()
+            else:
+                log.warning("step %d: non-finite gradient, update skipped", step + 1)
+            if scheduler is not None:
+                scheduler.step()
+            step += 1
+            elapsed = time.perf_counter() - started
+            window = [*window[-19:], (elapsed, len(chunk))]
+            if main and step % options.log_every == 0:
+                seconds = sum(w[0] for w in window)
+                steps_per_s = len(window) / seconds if seconds else 0.0
+                emit("step", step=step, epoch=epoch,
+                     losses={k: _number(v) for k, v in losses.items()},
+                     grad_norm=_number(grad_norm), lr=optimizer.param_groups[0]["lr"],
+                     steps_per_s=round(steps_per_s, 4),
+                     samples_per_s=round(sum(w[1] for w in window) / seconds, 3)
+                     if seconds else 0.0,
+                     eta_s=round((max_steps - step) / steps_per_s, 1) if steps_per_s else None,
+                     gpu_mem_mb=round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+                     if use_cuda else None)
+            if step - last_saved >= options.checkpoint_every:
+                checkpoint()
+                last_saved = step
+        if step != last_saved or not checkpoint_files(out):
+            final = checkpoint()
+        else:
+            final = checkpoint_files(out)[-1] if main else None
+        if stop.set:
+            emit("cancelled", step=step, checkpoint=str(final) if final else None,
+                 signal=stop.signal)
+        else:
+            emit("done", step=step, checkpoint=str(final) if final else None,
+                 model_path=str(out))
+        return 0
+    except TrainingError as exc:
+        emit("error", message=str(exc))
+        log.error("%s", exc)
+        return 2
+    finally:
+        if log_file is not None:
+            log_file.close()
+        if dist.world_size > 1:
+            import torch.distributed as tdist
+
+            with contextlib.suppress(Exception):
+                tdist.destroy_process_group()
+
+
+def _agreed_stop(stop: StopFlag, dist: Dist, torch, device) -> bool:
+    """All ranks stop together when any of them was signalled."""
+    if dist.world_size <= 1:
+        return stop.set
+    import torch.distributed as tdist
+
+    flag = torch.tensor([1.0 if stop.set else 0.0], device=device)
+    tdist.all_reduce(flag)
+    if flag.item() > 0 and not stop.set:
+        stop.signal = signal.SIGTERM
+    return flag.item() > 0
+
+
+def _number(value) -> float | None:
+    value = float(value.detach().float().cpu()) if hasattr(value, "detach") else float(value)
+    return round(value, 6) if math.isfinite(value) else None
