@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import os
 import sys
 from pathlib import Path
 
@@ -16,8 +17,21 @@ def log_file() -> Path:
     return user_dirs().logs / "voicebot.log"
 
 
+def ensure_std_streams() -> None:
+    """Give a windowed app (``pythonw``, a console-less frozen build) working
+    ``sys.stdout``/``sys.stderr``: they start as None there, and libraries that print or
+    draw progress bars (transformers, tqdm) would raise on them. The output is discarded;
+    the log file keeps what matters."""
+    for name in ("stdout", "stderr"):
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115
+
+
 def setup_logging(level: int = logging.INFO, console: bool = True) -> Path | None:
     """Configure the root logger once; returns the log file path (None if not writable)."""
+    # A windowed app has no console: a console handler would have nothing to write to.
+    console = console and sys.stderr is not None
+    ensure_std_streams()
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "_voicebot", False):

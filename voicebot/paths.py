@@ -8,6 +8,7 @@ installs want: nothing is written outside it.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,7 +72,11 @@ def ensure(path: Path) -> Path:
 
 
 def repo_root() -> Path:
-    """The source checkout (or the frozen bundle's data root)."""
+    """The source checkout, or in a frozen (PyInstaller) app the bundle's data folder,
+    where the spec puts assets/ and models/catalog.toml."""
+    bundle = getattr(sys, "_MEIPASS", None)
+    if getattr(sys, "frozen", False) and bundle:
+        return Path(bundle)
     return Path(__file__).resolve().parent.parent
 
 
