@@ -65,12 +65,21 @@ class GenerationStats:
     first_token_s: float | None = None  # from the call to the first text piece
     total_s: float = 0.0
     stop_reason: str = ""  # "end", "length", "loop", "cancelled", "closed", "error"
+    # CPU time of the generating thread after the first token: with a one-thread CPU
+    # backend, what the decode would take on an otherwise idle core.
+    decode_cpu_s: float | None = None
 
     @property
     def tokens_per_s(self) -> float | None:
         if self.first_token_s is None or self.new_tokens < 2:
             return None
         return (self.new_tokens - 1) / max(self.total_s - self.first_token_s, 1e-9)
+
+    @property
+    def tokens_per_cpu_s(self) -> float | None:
+        if self.decode_cpu_s is None or self.new_tokens < 2:
+            return None
+        return (self.new_tokens - 1) / max(self.decode_cpu_s, 1e-9)
 
 
 class _Stop:
@@ -181,6 +190,7 @@ class LocalChatModel:
         wrap_up_at = (None if options.wrap_up_after is None
                       else int(options.wrap_up_after * options.max_new_tokens))
         first_token_s = None
+        first_token_cpu = None
         said_something = False
         logits = self.backend.start(prompt.ids, stop)
         stats = replace(stats, reused_tokens=self.backend.reused_tokens)
@@ -203,6 +213,7 @@ class LocalChatModel:
             if piece:
                 if first_token_s is None:
                     first_token_s = time.perf_counter() - started
+                    first_token_cpu = time.thread_time()
                 said_something = True
                 pieces.put(piece)
             if guard.push(token):
@@ -217,8 +228,9 @@ class LocalChatModel:
             if first_token_s is None:
                 first_token_s = time.perf_counter() - started
             pieces.put(FALLBACK_REPLY)
+        decode_cpu_s = None if first_token_cpu is None else time.thread_time() - first_token_cpu
         return replace(stats, new_tokens=len(generated), first_token_s=first_token_s,
-                       stop_reason=reason)
+                       stop_reason=reason, decode_cpu_s=decode_cpu_s)
 
 
 def _stop_ids(tokenizer: Any) -> frozenset[int]:
