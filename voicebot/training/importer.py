@@ -71,7 +71,7 @@ def find_pairs(source: Path, report: ImportReport) -> list[tuple[str, Path | Non
         except (OSError, UnicodeDecodeError) as exc:
             report.rejected.append((wav.name, f"transcript unreadable: {exc}"))
             continue
-        items.append((wav.stem, wav, text))
+        items.append((wav.name, wav, text))
     for txt in sorted(source.glob("*.txt")):
         if not txt.with_suffix(".wav").exists():
             report.rejected.append((txt.name, f"no recording: expected {txt.stem}.wav"))
