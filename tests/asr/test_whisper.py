@@ -122,3 +122,22 @@ def test_final_reuses_the_partial_encoding_across_a_trailing_pause(whisper_model
     manual._partial()
     manual.feed(audio[len(audio) // 2:])
     assert manual._reusable_encoding() is None
+
+
+def test_word_timings_follow_the_audio(whisper_model, clips):
+    from .conftest import silence
+
+    audio = next(a for u, a in clips if u.audio.name == "005.wav")  # 3.5 s, 9 words
+    delayed = np.concatenate([silence(1.0), audio])
+    recognizer = WhisperRecognizer(whisper_model, streaming=False, word_timings=True)
+    recognizer.feed(delayed)
+    best = recognizer.finish(2)[0]
+    assert [w.word for w in best.words] == best.text.split()
+    starts = [w.start for w in best.words]
+    assert starts == sorted(starts)
+    assert all(w.start <= w.end for w in best.words)
+    assert 0.7 <= best.words[0].start <= 1.5  # the leading second of silence
+    assert best.words[-1].end <= len(delayed) / 16000 + 0.05
+    # "spades" comes about a third of the way in (measured 1.74-2.52 s of 4.5 s).
+    spades = next(w for w in best.words if "spade" in w.word.lower())
+    assert 1.3 <= spades.start <= 2.6

@@ -27,6 +27,8 @@ def add_transcribe_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE",
                         help="audio files (any rate/channels soundfile reads; .raw = 16 kHz "
                              "int16)")
+    parser.add_argument("--words", action="store_true",
+                        help="word start/end times (Whisper: aligned from its attention)")
     _common(parser)
 
 
@@ -50,7 +52,8 @@ def _setup(args):
     model_id = args.model or (asr.model if engine == asr.engine else default_model_for(engine))
     nbest = args.nbest or asr.nbest
     recognizer = create_recognizer(engine, model_id, nbest=nbest, device=args.device,
-                                   streaming=False)
+                                   streaming=False,
+                                   word_timings=getattr(args, "words", False))
     # The English n-gram LM only makes sense for English recognisers.
     lm = None if args.no_lm or engine == "vosk" else ngram_from_settings(asr)
     return recognizer, lm, Weights.from_settings(asr), nbest
@@ -79,6 +82,9 @@ def run_transcribe(args: argparse.Namespace) -> int:
         else:
             prefix = f"{name}: " if len(args.files) > 1 else ""
             print(f"{prefix}{result.text}")
+            if args.words and result.best and result.best.words:
+                print("  " + " ".join(f"{w.word}[{w.start:.2f}-{w.end:.2f}]"
+                                      for w in result.best.words))
             if nbest > 1 and args.verbose:
                 for h in result.hypotheses:
                     print(f"  {h.total_score:9.2f}  ac {h.acoustic_score:8.2f}  "

@@ -13,8 +13,12 @@ def default_model_for(engine: str) -> str:
 
 def create_recognizer(engine: str = "whisper", model_id: str | None = None, *, nbest: int = 5,
                       on_partial: PartialCallback | None = None, device: str = "auto",
-                      streaming: bool = True) -> Recognizer:
-    """A ready recogniser; models are loaded once per process and shared."""
+                      streaming: bool = True, word_timings: bool = False) -> Recognizer:
+    """A ready recogniser; models are loaded once per process and shared.
+
+    ``word_timings``: Whisper aligns words only when asked (it costs a decoder pass per
+    hypothesis); Vosk always gives them.
+    """
     if engine not in ENGINES:
         raise ValueError(f"unknown ASR engine {engine!r}; choose one of {', '.join(ENGINES)}")
     model_id = model_id or default_model_for(engine)
@@ -22,7 +26,8 @@ def create_recognizer(engine: str = "whisper", model_id: str | None = None, *, n
         from voicebot.asr.whisper_engine import WhisperRecognizer, load_whisper
 
         return WhisperRecognizer(load_whisper(model_id, device), nbest=nbest,
-                                 streaming=streaming, on_partial=on_partial)
+                                 streaming=streaming, word_timings=word_timings,
+                                 on_partial=on_partial)
     from voicebot.asr.vosk_engine import VoskRecognizer, load_vosk_model
 
     return VoskRecognizer(load_vosk_model(model_id), nbest=nbest, on_partial=on_partial)

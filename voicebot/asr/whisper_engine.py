@@ -24,6 +24,7 @@ from voicebot.asr.audio_input import SAMPLE_RATE, sanitize
 from voicebot.asr.local_agreement import LocalAgreement
 from voicebot.asr.recognizer import Hypothesis, Partial, PartialCallback
 from voicebot.asr.whisper_model import WhisperModel
+from voicebot.asr.whisper_timing import word_timings
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ class WhisperRecognizer:
     def __init__(self, model: WhisperModel, *, nbest: int = 5, beam_size: int | None = None,
                  streaming: bool = True, partial_interval: float = 0.5,
                  max_segment_seconds: float = 25.0, language: str = "en",
-                 on_partial: PartialCallback | None = None):
+                 word_timings: bool = False, on_partial: PartialCallback | None = None):
         self.model = model
         self.nbest = nbest
         self.beam_size = beam_size
@@ -88,6 +89,8 @@ class WhisperRecognizer:
         self.partial_interval = partial_interval
         self.max_segment = int(max_segment_seconds * SAMPLE_RATE)
         self.language = language
+        # Word timings cost one more decoder pass per hypothesis (~15 ms each here).
+        self.word_timings = word_timings
         self.on_partial = on_partial
         tokenizer = model.tokenizer
         starts = {i for tok, i in tokenizer.get_vocab().items() if tok.startswith("\u0120")}
@@ -188,11 +191,12 @@ class WhisperRecognizer:
         if self._length and _peak(self._buffer[:self._length]) >= SILENCE_PEAK:
             beam = self.beam_size or (nbest if nbest > 1 else 1)
             started = time.perf_counter()
-            result = self.model.decode(self._buffer[:self._length],
-                                       prefix=self._agreement.committed,
+            audio = self._buffer[:self._length]
+            encoded = self._reusable_encoding() or self.model.encode(audio)
+            result = self.model.decode(audio, prefix=self._agreement.committed,
                                        beam_size=beam, nbest=nbest, language=self.language,
                                        steps_after_first_end=FINAL_STEPS_AFTER_FIRST_END,
-                                       encoded=self._reusable_encoding())
+                                       encoded=encoded)
             self.decode_seconds.append(time.perf_counter() - started)
             if not _is_no_speech(result):
                 for rank, seq in enumerate(result.sequences):
@@ -201,6 +205,10 @@ class WhisperRecognizer:
                         n_tokens=seq.n_decoded, engine_rank=rank,
                         extras={"no_speech_prob": result.no_speech_prob,
                                 "finished": seq.finished}))
+                    if self.word_timings and not self._segments:
+                        # (After a segment cut only the current segment has audio left.)
+                        hypotheses[-1].words = word_timings(
+                            self.model, encoded, seq.tokens, self.model.prompt(self.language))
         if self._segments:
             head = self._join(*(s[0] for s in self._segments))
             head_score = sum(s[1] for s in self._segments)
