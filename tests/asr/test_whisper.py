@@ -141,3 +141,18 @@ def test_word_timings_follow_the_audio(whisper_model, clips):
     # "spades" comes about a third of the way in (measured 1.74-2.52 s of 4.5 s).
     spades = next(w for w in best.words if "spade" in w.word.lower())
     assert 1.3 <= spades.start <= 2.6
+
+
+def test_speech_after_an_early_end_of_text_is_not_lost(whisper_model, clips):
+    """Two sentences 1 s apart: tiny.en alone stops after the first (see whisper_engine)."""
+    from .conftest import silence
+
+    first = next((u, a) for u, a in clips if u.audio.name.endswith("0930.wav"))
+    second = next((u, a) for u, a in clips if u.audio.name == "005.wav")
+    audio = np.concatenate([first[1], silence(1.0), second[1]])
+    reference = f"{first[0].reference} {second[0].reference}"
+    for nbest in (1, 5):
+        recognizer = WhisperRecognizer(whisper_model, streaming=False)
+        recognizer.feed(audio)
+        hyps = recognizer.finish(nbest)
+        assert count_errors(reference, hyps[0].text).wer <= 0.15, hyps[0].text

@@ -22,7 +22,7 @@ import numpy as np
 
 from voicebot.asr.audio_input import SAMPLE_RATE, sanitize
 from voicebot.asr.local_agreement import LocalAgreement
-from voicebot.asr.recognizer import Hypothesis, Partial, PartialCallback
+from voicebot.asr.recognizer import Hypothesis, Partial, PartialCallback, WordTiming
 from voicebot.asr.whisper_model import WhisperModel
 from voicebot.asr.whisper_timing import word_timings
 
@@ -36,6 +36,13 @@ SILENCE_PEAK = 1e-3
 TRAILING_QUIET_RATIO = 0.05
 # Final beam search: stop this many steps after the first hypothesis ended.
 FINAL_STEPS_AFTER_FIRST_END = 3
+# Checking for speech left out after an early end of text (see _continue_cut_short):
+# only for utterances this long, resuming this long after the last word's start, when at
+# least this much clear speech remains, at most this many times.
+CONTINUE_MIN_AUDIO = 2.0
+LAST_WORD_MAX_SECONDS = 1.0
+CONTINUE_MIN_SPEECH = 0.3
+MAX_CONTINUATIONS = 2
 # Whisper's own "no speech" rule: a likely no-speech token and an unconfident transcript.
 NO_SPEECH_PROB = 0.6
 NO_SPEECH_AVG_LOGPROB = -1.0
@@ -209,6 +216,8 @@ class WhisperRecognizer:
                         # (After a segment cut only the current segment has audio left.)
                         hypotheses[-1].words = word_timings(
                             self.model, encoded, seq.tokens, self.model.prompt(self.language))
+                self._continue_cut_short(audio, encoded, result.sequences[0].tokens,
+                                         hypotheses)
         if self._segments:
             head = self._join(*(s[0] for s in self._segments))
             head_score = sum(s[1] for s in self._segments)
@@ -220,6 +229,52 @@ class WhisperRecognizer:
                 h.acoustic_score += head_score
                 h.n_tokens += head_tokens
         return [h for h in hypotheses if h.text] or []
+
+    def _continue_cut_short(self, audio: np.ndarray, encoded, tokens: list[int],
+                            hypotheses: list[Hypothesis]) -> None:
+        """Decode speech that Whisper left out after ending early, and append it.
+
+        Without timestamps Whisper sometimes ends the transcript at a sentence end even
+        though more speech follows a pause ("...himself." and the next sentence is
+        lost; seen with tiny.en on two sentences 1 s apart, with the 30 s window too).
+        Its own transcribe loop avoids this by seeking past what was decoded. Here the
+        best hypothesis is aligned to the audio; if clear speech remains after its last
+        word, that remainder is decoded greedily and appended to every hypothesis.
+        """
+        for _ in range(MAX_CONTINUATIONS):
+            if len(audio) < CONTINUE_MIN_AUDIO * SAMPLE_RATE or not tokens:
+                return
+            words = word_timings(self.model, encoded, tokens, self.model.prompt(self.language))
+            if not words:
+                return
+            # The last word's start is reliable; its end is not (it runs to end-of-text).
+            resume = int((words[-1].start + LAST_WORD_MAX_SECONDS) * SAMPLE_RATE)
+            rest = audio[resume:]
+            if _active_seconds(rest, self._peak) < CONTINUE_MIN_SPEECH:
+                return
+            encoded = self.model.encode(rest)
+            result = self.model.decode(rest, language=self.language, encoded=encoded)
+            if _is_no_speech(result):
+                return
+            best = result.sequences[0]
+            text = self.model.text(best.tokens)
+            if not text:
+                return
+            log.debug("Whisper ended early; decoded %.1f s more: %r", len(rest) / SAMPLE_RATE,
+                      text)
+            offset = resume / SAMPLE_RATE
+            extra_words = (word_timings(self.model, encoded, best.tokens,
+                                        self.model.prompt(self.language))
+                           if self.word_timings else None)
+            for h in hypotheses:
+                h.text = self._join(h.text, text)
+                h.acoustic_score += best.logprob
+                h.n_tokens += best.n_decoded
+                h.extras["continued"] = h.extras.get("continued", 0) + 1
+                if h.words is not None and extra_words is not None:
+                    h.words = h.words + [WordTiming(w.word, w.start + offset, w.end + offset)
+                                         for w in extra_words]
+            audio, tokens = rest, best.tokens
 
     def _reusable_encoding(self):
         """The last partial's encoding if only a quiet pause came after it, else None."""
@@ -234,6 +289,16 @@ class WhisperRecognizer:
     @staticmethod
     def _join(*parts: str) -> str:
         return " ".join(p for p in parts if p)
+
+
+def _active_seconds(audio: np.ndarray, utterance_peak: float, frame: int = 480) -> float:
+    """Seconds of 30 ms frames loud enough to be speech (relative to the utterance)."""
+    n = len(audio) // frame
+    if n == 0:
+        return 0.0
+    rms = np.sqrt((audio[: n * frame].reshape(n, frame) ** 2).mean(axis=1))
+    threshold = max(0.05 * utterance_peak, SILENCE_PEAK)
+    return float((rms > threshold).sum()) * frame / SAMPLE_RATE
 
 
 def _peak(audio: np.ndarray) -> float:
