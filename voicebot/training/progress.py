@@ -39,8 +39,13 @@ def emit(name: str, stream: IO[str] | None = None, log_file: IO[str] | None = No
     line = json.dumps(record, ensure_ascii=False, allow_nan=False, default=_plain)
     with _lock:
         out = stream or sys.stdout
-        out.write(line + "\n")
-        out.flush()
+        try:
+            out.write(line + "\n")
+            out.flush()
+        except (BrokenPipeError, OSError, ValueError):
+            # The watcher went away (the app closed and left training running): keep
+            # going; progress.jsonl in the run folder still records every event.
+            pass
         if log_file is not None:
             log_file.write(line + "\n")
             log_file.flush()

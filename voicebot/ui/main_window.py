@@ -20,6 +20,7 @@ from voicebot import APP_DISPLAY_NAME, __version__
 from voicebot.settings import Settings, load_settings, save_settings
 from voicebot.ui.conversation_tab import ConversationTab
 from voicebot.ui.settings_dialog import SettingsDialog
+from voicebot.ui.training_tab import TrainingTab
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +44,7 @@ class MainWindow(QMainWindow):
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.conversation_tab = ConversationTab(self.settings, load_models=load_models)
-        self.training_tab = _placeholder(
-            "Training\n\nThe voice-adaptation wizard arrives with the training studio.")
+        self.training_tab = TrainingTab(self.settings)
         self.tabs.addTab(self.conversation_tab, "Conversation")
         self.tabs.addTab(self.training_tab, "Training")
         self.setCentralWidget(self.tabs)

@@ -1,0 +1,271 @@
+"""Wizard pages for the training run: start/cancel/resume with live plots, and preview."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+
+import pyqtgraph as pg
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from voicebot.training.dataset import VoiceDataset
+from voicebot.training.tts_train import DEFAULT_FINE_TUNE_STEPS, MODEL_FILE, checkpoint_files
+from voicebot.ui.training_process import TrainingProcess, train_command
+
+log = logging.getLogger(__name__)
+
+CURVES = (("loss", "total", "w"), ("decoder_loss", "decoder", "c"),
+          ("postnet_loss", "postnet", "y"), ("stopnet_loss", "stop token", "m"))
+
+
+def format_eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours} h {rest // 60:02d} min" if hours else f"{rest // 60} min {rest % 60:02d} s"
+
+
+def latest_run(dataset: VoiceDataset) -> Path | None:
+    """The newest run folder of the voice that holds a checkpoint."""
+    runs = [p for p in dataset.runs_dir.glob("*") if p.is_dir() and checkpoint_files(p)]
+    return max(runs, key=lambda p: p.stat().st_mtime) if runs else None
+
+
+class TrainPage(QWidget):
+    checkpoint_ready = Signal(str)  # the run folder, usable as a voice
+    sample_ready = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.dataset: VoiceDataset | None = None
+        self.run_dir: Path | None = None
+        self.extra_args: list[str] = []  # e.g. a batch size for small machines
+        self.process = TrainingProcess(self)
+        self.process.event.connect(self.on_event)
+        self.process.log_line.connect(self._append_log)
+        self.process.finished.connect(self.on_finished)
+        self.max_steps = DEFAULT_FINE_TUNE_STEPS
+        self.last_event: dict | None = None
+        self.steps: list[int] = []
+        self.losses: dict[str, list[float]] = {key: [] for key, *_ in CURVES}
+        layout = QVBoxLayout(self)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("Steps:"))
+        self.steps_box = QSpinBox()
+        self.steps_box.setRange(1, 1_000_000)
+        self.steps_box.setValue(self.max_steps)
+        row.addWidget(self.steps_box)
+        self.start_button = QPushButton("Start training")
+        self.cancel_button = QPushButton("Cancel")
+        self.resume_button = QPushButton("Resume")
+        for button in (self.start_button, self.cancel_button, self.resume_button):
+            row.addWidget(button)
+        row.addStretch(1)
+        layout.addLayout(row)
+        self.status_label = QLabel("Not started.")
+        self.status_label.setWordWrap(True)
+        layout.addWidget(self.status_label)
+        self.progress_bar = QProgressBar()
+        layout.addWidget(self.progress_bar)
+        self.rate_label = QLabel("")
+        layout.addWidget(self.rate_label)
+        self.plot = pg.PlotWidget(title="Training loss")
+        self.plot.setLabel("bottom", "step")
+        self.plot.addLegend()
+        self.plot.setClipToView(True)
+        self.curves = {key: self.plot.plot([], [], name=name, pen=pen)
+                       for key, name, pen in CURVES}
+        layout.addWidget(self.plot, 2)
+        self.log_view = QPlainTextEdit()
+        self.log_view.setReadOnly(True)
+        self.log_view.setMaximumBlockCount(2000)
+        layout.addWidget(self.log_view, 1)
+        self.start_button.clicked.connect(self.start)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.resume_button.clicked.connect(self.resume)
+        self._update_buttons()
+
+    def set_dataset(self, dataset: VoiceDataset) -> None:
+        self.dataset = dataset
+        self.run_dir = latest_run(dataset)
+        self._update_buttons()
+
+    @property
+    def running(self) -> bool:
+        return self.process.running
+
+    def _update_buttons(self) -> None:
+        running = self.process.running
+        self.start_button.setEnabled(not running and self.dataset is not None)
+        self.cancel_button.setEnabled(running)
+        self.resume_button.setEnabled(not running and self.run_dir is not None
+                                      and bool(checkpoint_files(self.run_dir)))
+
+    def _threads(self) -> str:
+        # Leave a core to the app (see DESIGN: busy cores make torch collapse).
+        return str(max(1, (os.cpu_count() or 2) - 1))
+
+    def start(self) -> None:
+        run = self.dataset.runs_dir / time.strftime("run-%Y%m%d-%H%M%S")
+        self._launch(run, resume=False)
+
+    def resume(self) -> None:
+        if self.run_dir is not None:
+            self._launch(self.run_dir, resume=True)
+
+    def _launch(self, run_dir: Path, resume: bool) -> None:
+        self.run_dir = run_dir
+        self.max_steps = self.steps_box.value()
+        options = ["--max-steps", str(self.max_steps), "--threads", self._threads(),
+                   *self.extra_args]
+        if resume:
+            options.append("--resume")
+        else:
+            self.steps.clear()
+            for values in self.losses.values():
+                values.clear()
+        self.process.start(train_command(self.dataset.folder, run_dir, *options))
+        self.status_label.setText("Starting the training process…")
+        self._append_log(f"$ voicebot train tts --data {self.dataset.folder} --out {run_dir} "
+                         + " ".join(options))
+        self._update_buttons()
+
+    def cancel(self) -> None:
+        self.status_label.setText("Cancelling: saving a checkpoint…")
+        self.process.cancel()
+
+    def on_event(self, event: dict) -> None:
+        self.last_event = event
+        kind = event.get("event")
+        if kind == "start":
+            self.max_steps = int(event.get("max_steps") or self.max_steps)
+            self.progress_bar.setRange(0, self.max_steps)
+            self.progress_bar.setValue(int(event.get("start_step", 0)))
+            self.status_label.setText(
+                f"Training on {event.get('takes')} takes ({event.get('minutes')} min) on "
+                f"{event.get('device')} ({event.get('precision')}), from "
+                f"{event.get('base')}, step {event.get('start_step')} of {self.max_steps}.")
+        elif kind == "warning":
+            self._append_log("⚠ " + str(event.get("message")))
+            self.status_label.setText(self.status_label.text() + "\n⚠ "
+                                      + str(event.get("message")))
+        elif kind == "step":
+            self._on_step(event)
+        elif kind == "checkpoint":
+            self._append_log(f"checkpoint at step {event.get('step')}: {event.get('path')}")
+            self.checkpoint_ready.emit(str(event.get("model_path")))
+        elif kind == "sample":
+            self.sample_ready.emit(str(event.get("path")))
+        elif kind in ("cancelled", "done"):
+            self.status_label.setText(
+                f"{'Cancelled' if kind == 'cancelled' else 'Finished'} at step "
+                f"{event.get('step')}; checkpoint saved.")
+        elif kind == "error":
+            self.status_label.setText("✘ " + str(event.get("message")))
+
+    def _on_step(self, event: dict) -> None:
+        step = int(event["step"])
+        self.progress_bar.setValue(min(step, self.max_steps))
+        self.steps.append(step)
+        losses = event.get("losses") or {}
+        for key, values in self.losses.items():
+            value = losses.get(key)
+            values.append(float("nan") if value is None else float(value))
+        for key, curve in self.curves.items():
+            curve.setData(self.steps, self.losses[key], connect="finite")
+        self.rate_label.setText(f"step {step} / {self.max_steps} · "
+                                f"{event.get('steps_per_s', 0):.2f} steps/s · ETA "
+                                f"{format_eta(event.get('eta_s'))}"
+                                + (f" · GPU {event['gpu_mem_mb']:.0f} MB"
+                                   if event.get("gpu_mem_mb") else ""))
+
+    def on_finished(self, code: int) -> None:
+        last = (self.last_event or {}).get("event")
+        if code != 0 and last not in ("error",):
+            tail = "\n".join(list(self.process.log_tail)[-8:])
+            how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+            saved = self.run_dir is not None and bool(checkpoint_files(self.run_dir))
+            then = ("Press Resume to continue from the last checkpoint." if saved else
+                    "No checkpoint had been saved yet: start again.")
+            self.status_label.setText(f"✘ The training process {how}. {then}\n{tail}")
+        self._update_buttons()
+
+    def _append_log(self, line: str) -> None:
+        self.log_view.appendPlainText(line)
+
+    def model_dir(self) -> Path | None:
+        if self.run_dir is not None and (self.run_dir / MODEL_FILE).is_file():
+            return self.run_dir
+        return None
+
+
+class PreviewPage(QWidget):
+    voice_chosen = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.sample: Path | None = None
+        self.model_dir: Path | None = None
+        self.player = None  # set by the tab: something with play(samples, rate)
+        layout = QVBoxLayout(self)
+        self.info_label = QLabel("No checkpoint yet: train first.")
+        self.info_label.setWordWrap(True)
+        layout.addWidget(self.info_label)
+        row = QHBoxLayout()
+        self.play_button = QPushButton("▶ Play the latest preview")
+        self.use_button = QPushButton("Use this voice")
+        row.addWidget(self.play_button)
+        row.addWidget(self.use_button)
+        row.addStretch(1)
+        layout.addLayout(row)
+        layout.addStretch(1)
+        self.play_button.clicked.connect(self.play)
+        self.use_button.clicked.connect(self.use_voice)
+        self.refresh()
+
+    def set_model_dir(self, path: str | Path | None) -> None:
+        self.model_dir = Path(path) if path else None
+        if self.model_dir is not None and self.sample is None:
+            samples = sorted((self.model_dir / "samples").glob("step_*.wav"))
+            self.sample = samples[-1] if samples else None
+        self.refresh()
+
+    def set_sample(self, path: str | Path) -> None:
+        self.sample = Path(path)
+        self.refresh()
+
+    def refresh(self) -> None:
+        has_model = self.model_dir is not None and (self.model_dir / MODEL_FILE).is_file()
+        self.use_button.setEnabled(has_model)
+        self.play_button.setEnabled(self.sample is not None and self.sample.is_file())
+        parts = []
+        if has_model:
+            parts.append(f"Latest checkpoint: {self.model_dir}")
+        if self.sample is not None:
+            parts.append(f"Latest preview: {self.sample.name}")
+        self.info_label.setText("\n".join(parts) or "No checkpoint yet: train first.")
+
+    def play(self) -> None:
+        from voicebot.audio.wav_io import read_wav
+
+        if self.sample is None or self.player is None:
+            return
+        data = read_wav(self.sample)
+        self.player.play(data.samples, data.sample_rate)
+
+    def use_voice(self) -> None:
+        if self.model_dir is not None:
+            self.voice_chosen.emit(str(self.model_dir))

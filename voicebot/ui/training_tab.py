@@ -1,0 +1,290 @@
+"""The Training tab: a wizard from naming a voice to speaking with it.
+
+name the voice → microphone check → read prompts → dataset summary → train → preview →
+"Use this voice". The work happens in GUI-free code (``voicebot.training``): this tab
+records, shows and starts things. Training runs in a separate process.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QMessageBox,
+    QPlainTextEdit,
+    QPushButton,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from voicebot.settings import Settings, save_settings
+from voicebot.training.dataset import DatasetError, VoiceDataset, list_voices
+from voicebot.training.prompts import load_prompts
+from voicebot.training.recorder import TakeRecorder
+from voicebot.training.tts_train import installed_base
+from voicebot.ui.training_record_pages import MicCheckPage, RecordPage
+from voicebot.ui.training_run_pages import PreviewPage, TrainPage
+
+log = logging.getLogger(__name__)
+
+STEPS = ("Name", "Microphone", "Record", "Summary", "Train", "Preview")
+NAME, MIC, RECORD, SUMMARY, TRAIN, PREVIEW = range(len(STEPS))
+
+
+class NamePage(QWidget):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        intro = QLabel("Teach the bot to speak with your voice. You will read short "
+                       "sentences aloud; every take is checked, and when there is enough "
+                       "speech a voice model is fine-tuned on this computer.")
+        intro.setWordWrap(True)
+        layout.addWidget(intro)
+        layout.addWidget(QLabel("Name of the voice (a new one, or one to continue):"))
+        self.name_box = QComboBox()
+        self.name_box.setEditable(True)
+        self.name_box.lineEdit().setPlaceholderText("e.g. My voice")
+        layout.addWidget(self.name_box)
+        self.error_label = QLabel("")
+        layout.addWidget(self.error_label)
+        self.import_button = QPushButton("Import recordings…")
+        self.import_button.setToolTip("A folder with LJSpeech metadata.csv + wavs/, or one "
+                                      ".txt transcript per .wav")
+        row = QHBoxLayout()
+        row.addWidget(self.import_button)
+        row.addStretch(1)
+        layout.addLayout(row)
+        layout.addStretch(1)
+        self.refresh()
+
+    @property
+    def line_edit(self) -> QLineEdit:
+        return self.name_box.lineEdit()
+
+    def refresh(self) -> None:
+        current = self.name_box.currentText()
+        self.name_box.clear()
+        self.name_box.addItems(list_voices())
+        self.name_box.setEditText(current)
+
+
+class SummaryPage(QWidget):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        self.summary_label = QLabel("")
+        self.summary_label.setWordWrap(True)
+        layout.addWidget(self.summary_label)
+        row = QHBoxLayout()
+        self.import_button = QPushButton("Import recordings…")
+        self.train_button = QPushButton("Train ▶")
+        row.addWidget(self.import_button)
+        row.addStretch(1)
+        row.addWidget(self.train_button)
+        layout.addLayout(row)
+        self.report_view = QPlainTextEdit()
+        self.report_view.setReadOnly(True)
+        self.report_view.setPlaceholderText("Import reports appear here.")
+        layout.addWidget(self.report_view, 1)
+
+
+class TrainingTab(QWidget):
+    voice_chosen = Signal(str)  # a Tacotron2 checkpoint folder now set as the voice
+
+    def __init__(self, settings: Settings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.settings = settings
+        self.dataset: VoiceDataset | None = None
+        # None: the dataset module's recommendation (fine-tuning vs scratch).
+        self.min_minutes: float | None = None
+        self.min_takes: int | None = None
+        self.recorder = TakeRecorder(settings.audio.input_device, settings.audio.output_device)
+        self.prompts = load_prompts("en")
+        self.steps_list = QListWidget()
+        self.steps_list.addItems([f"{i + 1}. {name}" for i, name in enumerate(STEPS)])
+        self.steps_list.setMaximumWidth(150)
+        self.steps_list.currentRowChanged.connect(self._on_step_clicked)
+        self.name_page = NamePage()
+        self.mic_page = MicCheckPage(self.recorder)
+        self.record_page = RecordPage(self.recorder, self.prompts)
+        self.summary_page = SummaryPage()
+        self.train_page = TrainPage()
+        self.preview_page = PreviewPage()
+        self.preview_page.player = self.recorder
+        self.pages = QStackedWidget()
+        for page in (self.name_page, self.mic_page, self.record_page, self.summary_page,
+                     self.train_page, self.preview_page):
+            self.pages.addWidget(page)
+        self.back_button = QPushButton("◀ Back")
+        self.next_button = QPushButton("Next ▶")
+        self.back_button.clicked.connect(lambda: self.go_to(self.pages.currentIndex() - 1))
+        self.next_button.clicked.connect(lambda: self.go_to(self.pages.currentIndex() + 1))
+        self.name_page.import_button.clicked.connect(lambda: self.import_recordings())
+        self.summary_page.import_button.clicked.connect(lambda: self.import_recordings())
+        self.summary_page.train_button.clicked.connect(lambda: self.go_to(TRAIN))
+        self.record_page.take_saved.connect(self._refresh_summary)
+        self.train_page.checkpoint_ready.connect(self.preview_page.set_model_dir)
+        self.train_page.sample_ready.connect(self.preview_page.set_sample)
+        self.preview_page.voice_chosen.connect(self.use_voice)
+        body = QHBoxLayout()
+        body.addWidget(self.steps_list)
+        body.addWidget(self.pages, 1)
+        nav = QHBoxLayout()
+        nav.addStretch(1)
+        nav.addWidget(self.back_button)
+        nav.addWidget(self.next_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(body, 1)
+        layout.addLayout(nav)
+        self.go_to(NAME)
+
+    # ----- navigation -------------------------------------------------------------
+    def _on_step_clicked(self, row: int) -> None:
+        if row != self.pages.currentIndex() and row >= 0:
+            self.go_to(row)
+
+    def go_to(self, index: int) -> bool:
+        """Show page ``index`` if the wizard's state allows it; returns whether it moved."""
+        index = max(0, min(index, len(STEPS) - 1))
+        current = self.pages.currentIndex()
+        if index > NAME and (self.dataset is None or current == NAME) \
+                and not self.open_voice():
+            self._select_step(current)
+            return False
+        if index >= TRAIN and index > current and not self._may_train():
+            self._select_step(current)
+            return False
+        page = self.pages.currentWidget()
+        if hasattr(page, "deactivate") and index != current:
+            page.deactivate()
+        self.pages.setCurrentIndex(index)
+        self._select_step(index)
+        new_page = self.pages.widget(index)
+        if hasattr(new_page, "activate"):
+            new_page.activate()
+        if index == SUMMARY:
+            self._refresh_summary()
+        self.back_button.setEnabled(index > NAME)
+        self.next_button.setEnabled(index < PREVIEW)
+        return True
+
+    def _select_step(self, index: int) -> None:
+        self.steps_list.blockSignals(True)
+        self.steps_list.setCurrentRow(index)
+        self.steps_list.blockSignals(False)
+
+    def open_voice(self, name: str | None = None) -> bool:
+        name = self.name_page.name_box.currentText() if name is None else name
+        try:
+            dataset = VoiceDataset.create(name)
+        except (DatasetError, OSError) as exc:
+            self.name_page.error_label.setText(f"⚠ {exc}")
+            return False
+        self.name_page.error_label.setText("")
+        self.name_page.name_box.setEditText(dataset.name)
+        self.dataset = dataset
+        self.record_page.set_dataset(dataset)
+        self.train_page.set_dataset(dataset)
+        self.preview_page.sample = None
+        self.preview_page.set_model_dir(self.train_page.model_dir())
+        return True
+
+    # ----- summary ----------------------------------------------------------------
+    def summary(self):
+        kwargs = {"from_scratch": installed_base() is None, "min_minutes": self.min_minutes}
+        if self.min_takes is not None:
+            kwargs["min_takes"] = self.min_takes
+        return self.dataset.summary(**kwargs)
+
+    def _may_train(self) -> bool:
+        if self.dataset is None:
+            return False
+        if self.train_page.running or self.train_page.run_dir is not None:
+            return True  # a run exists: watching or resuming it is always allowed
+        return self.summary().ready
+
+    def _refresh_summary(self) -> None:
+        if self.dataset is None:
+            return
+        summary = self.summary()
+        coverage = ("—" if summary.phoneme_coverage is None
+                    else f"{100 * summary.phoneme_coverage:.0f}% of English phonemes, "
+                         f"{100 * (summary.diphone_coverage or 0):.0f}% of transitions")
+        base = installed_base()
+        how = ("fine-tuned from the installed LJSpeech Tacotron2" if base else
+               "trained from scratch (no pretrained Tacotron2 installed: that needs hours "
+               "of speech; install coqui-tacotron2-ddc-ljspeech to need only minutes)")
+        lines = [f"<b>{self.dataset.name}</b>",
+                 f"{summary.takes} takes, {summary.minutes:.1f} minutes of speech, "
+                 f"{summary.rejected} takes rejected.",
+                 f"Coverage: {coverage}.",
+                 f"Recommended before training: {summary.min_minutes:.0f} minutes and "
+                 f"{summary.min_takes} takes. The voice will be {how}."]
+        if not summary.ready:
+            lines.append(f"Still needed: {summary.missing()}.")
+        self.summary_page.summary_label.setText("<br>".join(lines))
+        self.summary_page.train_button.setEnabled(summary.ready or self._may_train())
+
+    # ----- import -----------------------------------------------------------------
+    def import_recordings(self, folder: str | Path | None = None):
+        """Import a folder into the current voice; returns the report (None if aborted)."""
+        from voicebot.training.importer import import_folder
+
+        if self.dataset is None and not self.open_voice():
+            return None
+        if folder is None:
+            folder = QFileDialog.getExistingDirectory(self, "Import recordings")
+            if not folder:
+                return None
+        report = import_folder(Path(folder), self.dataset, self.record_page.checker)
+        self.summary_page.report_view.setPlainText(report.text())
+        self.record_page.set_dataset(self.dataset)
+        self.go_to(SUMMARY)
+        return report
+
+    # ----- the result -------------------------------------------------------------
+    def use_voice(self, model_dir: str) -> None:
+        self.settings.tts.voice = model_dir
+        try:
+            save_settings(self.settings)
+        except OSError as exc:
+            QMessageBox.warning(self, "Voice", f"Could not save the settings: {exc}")
+            return
+        self.preview_page.info_label.setText(self.preview_page.info_label.text()
+                                             + "\n✔ The bot now speaks with this voice.")
+        self.voice_chosen.emit(model_dir)
+
+    # ----- closing ----------------------------------------------------------------
+    def confirm_close(self) -> bool:
+        """Ask what to do with a running training; False means "do not close"."""
+        if not self.train_page.running:
+            return True
+        box = QMessageBox(QMessageBox.Icon.Question, "Training is running",
+                          "A voice is still training. Keep it training in the background, "
+                          "or stop it (a checkpoint is saved either way when it stops)?",
+                          parent=self)
+        keep = box.addButton("Keep training", QMessageBox.ButtonRole.AcceptRole)
+        stop = box.addButton("Stop training", QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.exec()
+        if box.clickedButton() is keep:
+            self.train_page.process.detach()
+            return True
+        if box.clickedButton() is stop:
+            self.train_page.process.cancel()
+            return True
+        return False
+
+    def shutdown(self) -> None:
+        self.mic_page.deactivate()
+        self.record_page.deactivate()
+        self.recorder.close()
