@@ -197,7 +197,9 @@ class LocalChatModel:
         reason = "length"
         while True:
             if logits is None or stop.is_set():
-                reason = "closed" if stop.closed.is_set() else "cancelled"
+                # The caller's cancel wins: closing the stream follows a cancel at once.
+                cancelled = stop.cancel is not None and stop.cancel.is_set()
+                reason = "cancelled" if cancelled else "closed"
                 break
             if len(generated) >= options.max_new_tokens:
                 reason = "length"
