@@ -88,6 +88,8 @@ class LoopGuard:
             span = period * times
             if span > len(tokens):
                 break
+            if tokens[-1] != tokens[-1 - period]:
+                continue  # the cheap test that rules out almost every period
             tail = tokens[-span:]
             if all(tail[i] == tail[i + period] for i in range(span - period)):
                 return True
