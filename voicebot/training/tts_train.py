@@ -398,11 +398,16 @@ class _StepModule:
 
 def train(options: TrainOptions, stop: StopFlag | None = None) -> int:
     """Run training; returns the process exit code. Emits the protocol on stdout."""
+    out = Path(options.out)
+    # Checked before torch loads (seconds): a wrong folder is answered at once.
+    if not options.resume and checkpoint_files(out):
+        progress.emit("error", message=f"{out} already holds checkpoints: pass --resume to "
+                                       "continue them, or choose another output folder")
+        return 2
     import torch
     from TTS.utils.audio import AudioProcessor
 
     stop = stop or StopFlag()
-    out = Path(options.out)
     if options.threads:
         torch.set_num_threads(options.threads)
     device = pick_device(options.device, Dist())
@@ -422,9 +427,6 @@ def train(options: TrainOptions, stop: StopFlag | None = None) -> int:
                                      else (None, None))
         if options.resume and resume_state is None:
             log.info("--resume: no checkpoint in %s yet, starting fresh", out)
-        if not options.resume and checkpoint_files(out):
-            raise TrainingError(f"{out} already holds checkpoints: pass --resume to continue "
-                                "them, or choose another output folder")
         model, config, base, warnings = build_model(options, resume_state)
         ap = AudioProcessor(config.audio)
         items = load_items(options.data, model, ap, int(config.audio.sample_rate))
