@@ -161,6 +161,11 @@ def test_import_then_train_cancel_resume_and_use_the_voice(qtbot, tab, tiny_data
     assert chosen == [str(page.run_dir)]
     assert tab.settings.tts.voice == str(page.run_dir)
     assert load_settings().tts.voice == str(page.run_dir)
+    from voicebot.training.dataset import trained_voices
+
+    listed = trained_voices()
+    assert [v["path"] for v in listed] == [str(page.run_dir)]
+    assert listed[0]["name"].startswith("Imported voice (run-") and listed[0]["step"] > stopped
 
 
 def test_a_killed_training_process_is_reported_with_its_log(qtbot, tab, tiny_dataset):

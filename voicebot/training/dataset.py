@@ -262,3 +262,27 @@ def read_metadata(path: Path) -> list[tuple[str, str]]:
             (parts[1] if len(parts) > 1 else "")
         rows.append((parts[0].strip(), text.strip()))
     return rows
+
+
+def trained_voices(root: Path | None = None) -> list[dict]:
+    """Voices trained here: {"name", "path", "step"} per run folder holding a usable
+    checkpoint (model_file.pth), newest run first within each voice.
+
+    ``path`` is what ``voicebot.tts.voices.load_voice`` and ``settings.tts.voice`` take.
+    """
+    root = root or voices_dir()
+    found = []
+    for model_file in sorted(Path(root).glob("*/runs/*/model_file.pth"),
+                             key=lambda p: p.stat().st_mtime, reverse=True):
+        run = model_file.parent
+        progress_log = run / "progress.jsonl"
+        step = None
+        if progress_log.is_file():
+            for line in progress_log.read_text(encoding="utf-8", errors="replace").splitlines():
+                with contextlib.suppress(ValueError):
+                    record = json.loads(line)
+                    if record.get("event") == "checkpoint":
+                        step = record.get("step")
+        found.append({"name": f"{run.parent.parent.name} ({run.name})", "path": str(run),
+                      "step": step})
+    return found
