@@ -53,6 +53,13 @@ def exported_decoder(model_dir: Path, model_id: str | None = None) -> Path:
                      version=onnx_export.EXPORT_VERSION)
 
 
+def prepare_cpu_decoder(model_id: str) -> Path:
+    """Build (once) the CPU decoder of a catalog chat model; used by `models prepare`."""
+    from voicebot.models import resolve
+
+    return exported_decoder(resolve(model_id), model_id)
+
+
 class OnnxBackend:
     """The exported decoder with its key/value cache in preallocated buffers.
 

@@ -14,6 +14,7 @@ Two levels of checking:
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
 import shutil
 import time
@@ -36,6 +37,20 @@ from voicebot.models.installed import read_marker
 from voicebot.paths import user_dirs
 
 log = logging.getLogger(__name__)
+
+
+# Kind -> "module:function(model_id)" that builds an engine's own cached form of a
+# default model at set-up time (cached and fast when done before), so the first
+# conversation does not wait for it. Imported lazily: the store does not depend on them.
+ENGINE_PREPARATION = {
+    "chat-lm": "voicebot.lm.onnx_backend:prepare_cpu_decoder",  # int4/int8 ONNX decoder
+    "asr-whisper": "voicebot.asr.whisper_engine:converted_model_dir",  # CT2 -> transformers
+}
+
+
+def _load_ref(ref: str) -> Callable[..., Any]:
+    module_name, _, attr = ref.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
 
 
 class ModelStore:
@@ -270,6 +285,10 @@ class ModelStore:
                         say(f"{entry.id}: converting once ({entry.convert}), please wait")
                     row["action"] = "cached conversion" if ready else "converted"
                 row["path"] = str(self.resolve(entry.id))
+                if entry.kind in ENGINE_PREPARATION:
+                    say(f"{entry.id}: engine files (built once; the first time takes a "
+                        "minute)")
+                    _load_ref(ENGINE_PREPARATION[entry.kind])(entry.id)
                 row["ok"] = True
             except ModelError as exc:
                 row["error"] = str(exc)
