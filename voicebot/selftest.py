@@ -184,6 +184,9 @@ def run_self_test(out: Any = None) -> int:
         state: dict[str, Any] = {}
         try:
             _run_checks(report, state)
+        except Exception as exc:  # even a crash between checks ends in a report
+            report.checks.append(Check("self_test", error=f"{type(exc).__name__}: {exc}",
+                                       details={"traceback": traceback.format_exc(limit=6)}))
         finally:
             _shut_down(state)
         result = {
@@ -205,12 +208,7 @@ def _run_checks(report: Report, state: dict[str, Any]) -> None:
     settings = Settings()  # the defaults: the models that ship with the app
     report.run("window", lambda d: _check_window(d, settings, state))
     report.run("audio_devices", lambda d: _check_audio(d, state))
-    import torch
-
-    from voicebot.pipeline import session
-
-    torch.set_num_threads(session.ASR_THREADS)  # as load_engines does
-    state["providers"] = _providers()
+    report.run("torch_onnxruntime", lambda d: _check_runtimes(d, state))
     report.run("recognizer", lambda d: _check_recognizer(d, settings, state))
     report.run("ngram_lm", lambda d: _check_ngram(d, settings, state))
     report.run("chat_model", lambda d: _check_chat(d, settings, state))
@@ -219,6 +217,18 @@ def _run_checks(report: Report, state: dict[str, Any]) -> None:
     report.run("vosk", lambda d: _check_vosk(d, state))
     report.run("typed_turn", lambda d: _check_turn(d, settings, state))
     report.run("transcribe", lambda d: _check_transcribe(d, state))
+
+
+def _check_runtimes(d: dict, state: dict) -> bool:
+    """torch and onnxruntime import (the bundle's largest native libraries)."""
+    import torch
+
+    from voicebot.pipeline.session import ASR_THREADS
+
+    torch.set_num_threads(ASR_THREADS)  # as load_engines does
+    state["providers"] = _providers()
+    d.update(state["providers"])
+    return "CPUExecutionProvider" in state["providers"]["onnxruntime"]
 
 
 def _check_window(d: dict, settings: Any, state: dict) -> bool:

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-CHECKS = ["window", "audio_devices", "recognizer", "ngram_lm", "chat_model", "voice", "vad",
-          "vosk", "typed_turn", "transcribe"]
+CHECKS = ["window", "audio_devices", "torch_onnxruntime", "recognizer", "ngram_lm",
+          "chat_model", "voice", "vad", "vosk", "typed_turn", "transcribe"]
 
 
 def _self_test(extra_env: dict[str, str] | None = None) -> tuple[int, dict, str]:
