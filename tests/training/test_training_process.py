@@ -154,6 +154,16 @@ def test_train_cancel_kill_resume_and_use_the_voice(tiny_dataset, tmp_path):
         torch.set_num_threads(threads)
     assert rate == 22050 and len(audio) > 0 and np.isfinite(audio).all()
 
+    # 5. Fine-tuning from a base checkpoint (here: this run) into a new folder.
+    tuned = tmp_path / "tuned"
+    fine = Run(tiny_dataset, tuned, "--base", str(out), "--max-steps", "1", "--no-preview")
+    assert fine.finish() == 0
+    start = fine.named("start")[0]
+    assert start["base"] == str(out) and start["start_step"] == 0 and start["r"] == 7
+    assert not fine.named("warning")  # no from-scratch warning
+    assert fine.named("step")[0]["lr"] == pytest.approx(5e-5)
+    assert fine.named("done")[0]["step"] == 1 and (tuned / "model_file.pth").is_file()
+
 
 def test_refuses_to_overwrite_a_run_without_resume(tiny_dataset, tmp_path):
     out = tmp_path / "run"

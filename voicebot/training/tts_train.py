@@ -41,6 +41,7 @@ MODEL_FILE = "model_file.pth"
 KEEP_CHECKPOINTS = 2
 DEFAULT_FINE_TUNE_STEPS = 3000
 DEFAULT_SCRATCH_STEPS = 100_000
+FINE_TUNE_LR = 5e-5
 
 
 class TrainingError(RuntimeError):
@@ -266,12 +267,13 @@ def build_model(options: TrainOptions, resume_state: dict | None):
         if str(raw.get("model", "")).lower() != "tacotron2":
             raise TrainingError(f"{base} holds a {raw.get('model')!r} model, not tacotron2")
         config = config_from_dict(raw)
+        # Fine-tuning: a small constant learning rate, no warm-up from zero. Set before
+        # the model is built: the model keeps its own copy of the config.
+        config.lr_scheduler = None
+        config.lr = options.lr or FINE_TUNE_LR
         model = setup_model(config)
         model.load_state_dict(state["model"])
         model.decoder.set_r(int(state.get("r", raw.get("r", config.r))))
-        # Fine-tuning: a small constant learning rate, no warm-up from zero.
-        config.lr_scheduler = None
-        config.lr = options.lr or 5e-5
         return model, config, str(base), warnings
     torch.manual_seed(options.seed)
     config = scratch_config(options.r)
@@ -428,6 +430,9 @@ def train(options: TrainOptions, stop: StopFlag | None = None) -> int:
         if options.resume and resume_state is None:
             log.info("--resume: no checkpoint in %s yet, starting fresh", out)
         model, config, base, warnings = build_model(options, resume_state)
+        # The model's own copy: it holds what the tokenizer filled in (the character
+        # set), which the checkpoint must carry to be read back the same way.
+        config = model.config
         ap = AudioProcessor(config.audio)
         items = load_items(options.data, model, ap, int(config.audio.sample_rate))
         minutes = sum(len(it.mel) for it in items) * ap.hop_length / ap.sample_rate / 60

@@ -179,8 +179,10 @@ class RecordPage(QWidget):
         self.scope.start()
 
     def deactivate(self) -> None:
-        if self.recorder.recording:
-            self.stop_recording()
+        if self.recorder.recording:  # leaving mid-take: drop it rather than judge half
+            self.recorder.stop()
+            self.record_button.setChecked(False)
+            self.show_prompt(self.index)
         self.scope.stop()
 
     def show_prompt(self, index: int) -> None:
