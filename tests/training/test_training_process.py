@@ -21,7 +21,7 @@ import pytest
 
 from voicebot.training.progress import EVENTS, parse_line
 
-STEP_ARGS = ["--batch-size", "1", "--r", "7", "--scratch", "--threads", "1",
+STEP_ARGS = ["--batch-size", "1", "--frames-per-step", "7", "--scratch", "--threads", "1",
              "--checkpoint-every", "2", "--preview-text", "Ten of clubs."]
 
 
@@ -193,3 +193,22 @@ def test_bad_arguments_fail_fast(tmp_path):
 ])
 def test_progress_lines_parse(line, expected):
     assert parse_line(line) == expected
+
+
+@pytest.mark.slow
+def test_two_processes_under_torchrun_train_one_model(tiny_dataset, tmp_path):
+    """The multi-GPU path (DistributedDataParallel), run on CPU with the gloo backend."""
+    out = tmp_path / "ddp"
+    torchrun = Path(sys.executable).with_name("torchrun")
+    result = subprocess.run(
+        [str(torchrun), "--nproc_per_node", "2", "--master_port", "29561", "-m", "voicebot",
+         "train", "tts", "--data", str(tiny_dataset), "--out", str(out), "--max-steps", "2",
+         "--no-preview", *STEP_ARGS[:-2]],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    events = [e for e in map(parse_line, result.stdout.splitlines()) if e]
+    # Only rank 0 reports and writes.
+    assert [e["event"] for e in events].count("start") == 1
+    assert events[0]["world_size"] == 2
+    assert [e["step"] for e in events if e["event"] == "step"] == [1, 2]
+    assert events[-1]["event"] == "done" and (out / "model_file.pth").is_file()

@@ -11,7 +11,7 @@ import pytest
 from voicebot.audio.wav_io import read_wav
 from voicebot.settings import Settings, load_settings
 
-TRAIN_ARGS = ["--batch-size", "1", "--r", "7", "--scratch", "--checkpoint-every", "2",
+TRAIN_ARGS = ["--batch-size", "1", "--frames-per-step", "7", "--scratch", "--checkpoint-every", "2",
               "--preview-text", "Ten of clubs."]
 
 

@@ -54,7 +54,7 @@ def run_ours(data: Path, out: Path, args) -> dict:
                "--out", str(out), "--scratch", "--no-preview",
                "--max-steps", str(args.train_steps + 1),
                "--checkpoint-every", "1000000", "--batch-size", str(args.train_batch_size),
-               "--r", str(args.train_r), "--device", args.train_device,
+               "--frames-per-step", str(args.train_r), "--device", args.train_device,
                "--threads", str(args.train_threads)]
     from voicebot.training.progress import parse_line
 

@@ -42,7 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="HiFi-GAN checkpoint for previews (default: the installed "
                              "coqui-hifigan-v2-ljspeech, else Griffin-Lim)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    parser.add_argument("--r", type=int, help="decoder frames per step (scratch only)")
+    parser.add_argument("--frames-per-step", dest="r", type=int,
+                        help="decoder frames per step, Tacotron2's r (scratch only)")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--seed", type=int, default=0)
 

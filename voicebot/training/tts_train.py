@@ -463,9 +463,11 @@ def train(options: TrainOptions, stop: StopFlag | None = None) -> int:
         if dist.world_size > 1:
             from torch.nn.parallel import DistributedDataParallel
 
+            # Every module Coqui builds for the config takes part in each step (the
+            # DDC and backward decoders exist only when enabled), so no unused-parameter
+            # search per step.
             stepper = DistributedDataParallel(
-                stepper, device_ids=[device.index] if use_cuda else None,
-                find_unused_parameters=True)  # DDC/backward decoders may sit idle
+                stepper, device_ids=[device.index] if use_cuda else None)
         previewer = Previewer(config, ap, options.vocoder) if (main and options.preview) \
             else None
         emit("start", device=str(device), precision=precision, world_size=dist.world_size,
@@ -474,7 +476,7 @@ def train(options: TrainOptions, stop: StopFlag | None = None) -> int:
              resumed_from=str(resume_path) if resume_path else None,
              batch_size=options.batch_size, r=model.decoder.r,
              preview_vocoder=previewer.vocoder_name if previewer else None)
-        for message in warnings:
+        for message in warnings if main else ():
             emit("warning", message=message)
             log.warning(message)
 
