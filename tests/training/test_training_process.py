@@ -212,3 +212,24 @@ def test_two_processes_under_torchrun_train_one_model(tiny_dataset, tmp_path):
     assert events[0]["world_size"] == 2
     assert [e["step"] for e in events if e["event"] == "step"] == [1, 2]
     assert events[-1]["event"] == "done" and (out / "model_file.pth").is_file()
+
+
+def test_a_folder_another_trainer_is_writing_is_refused(tiny_dataset, tmp_path):
+    from voicebot.training.tts_train import RunLock
+
+    out = tmp_path / "busy"
+    out.mkdir()
+    script = ("import time\nfrom voicebot.training.tts_train import RunLock\n"
+              f"lock = RunLock({str(out)!r})\nassert lock.acquire()\n"
+              "print('held', flush=True)\ntime.sleep(60)\n")
+    holder = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert RunLock(out).held_elsewhere()
+        run = Run(tiny_dataset, out, "--resume", "--max-steps", "1")
+        assert run.finish() == 2
+        assert "another training process" in run.named("error")[0]["message"]
+    finally:
+        holder.kill()
+        holder.wait(10)
+    assert not RunLock(out).held_elsewhere()  # the kernel freed it with the process

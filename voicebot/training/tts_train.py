@@ -42,6 +42,8 @@ KEEP_CHECKPOINTS = 2
 DEFAULT_FINE_TUNE_STEPS = 3000
 DEFAULT_SCRATCH_STEPS = 100_000
 FINE_TUNE_LR = 5e-5
+BASE_ID = "coqui-tacotron2-ddc-ljspeech"
+VOCODER_ID = "coqui-hifigan-v2-ljspeech"
 
 
 class TrainingError(RuntimeError):
@@ -228,8 +230,18 @@ def installed_base() -> Path | None:
     try:
         from voicebot.models import resolve
 
-        return resolve("coqui-tacotron2-ddc-ljspeech")
+        return resolve(BASE_ID)
     except Exception:  # not installed (or no store): train from scratch
+        return None
+
+
+def installed_vocoder() -> Path | None:
+    """The catalog's HiFi-GAN (what trained voices speak through), when installed."""
+    try:
+        from voicebot.models import resolve
+
+        return resolve(VOCODER_ID)
+    except Exception:
         return None
 
 
@@ -311,7 +323,7 @@ class Previewer:
         self.config = config
         self.generator = None
         self.vocoder_name = "griffin-lim"
-        path = vocoder or self._installed_vocoder()
+        path = vocoder or installed_vocoder()
         if path is not None:
             try:
                 from TTS.utils.audio import AudioProcessor
@@ -326,14 +338,6 @@ class Previewer:
                             path, exc)
                 self.generator = None
 
-    @staticmethod
-    def _installed_vocoder() -> Path | None:
-        try:
-            from voicebot.models import resolve
-
-            return resolve("coqui-hifigan-v2-ljspeech")
-        except Exception:
-            return None
 
     def synthesize(self, model, text: str) -> np.ndarray:
         import torch
@@ -359,6 +363,43 @@ class Previewer:
                 audio = self.generator(torch.from_numpy(mel_v)[None].float())
             return audio.reshape(-1).numpy()
         return self.ap.inv_melspectrogram(mel.T).astype(np.float32)
+
+
+class RunLock:
+    """An exclusive, non-blocking lock on a run folder (POSIX fcntl; the kernel drops it
+    when the process dies, kill -9 included), so two trainers never write one folder."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = Path(folder) / ".train.lock"
+        self._handle = None
+
+    def acquire(self) -> bool:
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows: no lock
+            return True
+        handle = open(self.path, "a+")  # noqa: SIM115 (held for the process's lifetime)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            return False
+        self._handle = handle
+        return True
+
+    def held_elsewhere(self) -> bool:
+        """True while another process holds the lock (a run is in progress)."""
+        if not self.path.exists():
+            return False
+        if self.acquire():
+            self.release()
+            return False
+        return True
+
+    def release(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
 
 
 # ----- the loop ---------------------------------------------------------------------
@@ -406,6 +447,12 @@ def train(options: TrainOptions, stop: StopFlag | None = None) -> int:
         progress.emit("error", message=f"{out} already holds checkpoints: pass --resume to "
                                        "continue them, or choose another output folder")
         return 2
+    out.mkdir(parents=True, exist_ok=True)
+    run_lock = RunLock(out)
+    if int(os.environ.get("RANK", "0")) == 0 and not run_lock.acquire():
+        progress.emit("error", message=f"another training process is writing {out} (it may "
+                                       "still be running in the background)")
+        return 2
     import torch
     from TTS.utils.audio import AudioProcessor
 
@@ -417,7 +464,6 @@ def train(options: TrainOptions, stop: StopFlag | None = None) -> int:
     if dist.world_size > 1:
         device = pick_device(options.device, dist)
     main = dist.is_main
-    out.mkdir(parents=True, exist_ok=True)
     log_file = open(out / "progress.jsonl", "a", encoding="utf-8") if main else None  # noqa: SIM115
 
     def emit(name, **fields):
@@ -566,6 +612,7 @@ def train(options: TrainOptions, stop: StopFlag | None = None) -> int:
         log.error("%s", exc)
         return 2
     finally:
+        run_lock.release()
         if log_file is not None:
             log_file.close()
         if dist.world_size > 1:

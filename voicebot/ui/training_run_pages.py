@@ -21,7 +21,14 @@ from PySide6.QtWidgets import (
 )
 
 from voicebot.training.dataset import VoiceDataset
-from voicebot.training.tts_train import DEFAULT_FINE_TUNE_STEPS, MODEL_FILE, checkpoint_files
+from voicebot.training.tts_train import (
+    DEFAULT_FINE_TUNE_STEPS,
+    MODEL_FILE,
+    VOCODER_ID,
+    RunLock,
+    checkpoint_files,
+    installed_vocoder,
+)
 from voicebot.ui.training_process import TrainingProcess, train_command
 
 log = logging.getLogger(__name__)
@@ -109,9 +116,17 @@ class TrainPage(QWidget):
 
     def _update_buttons(self) -> None:
         running = self.process.running
+        # A run left training in the background when the app closed holds its lock.
+        elsewhere = (not running and self.run_dir is not None
+                     and RunLock(self.run_dir).held_elsewhere())
+        if elsewhere:
+            self.status_label.setText(f"A training run is still going on in the background "
+                                      f"in {self.run_dir} (its progress is in "
+                                      "progress.jsonl there).")
         self.start_button.setEnabled(not running and self.dataset is not None)
         self.cancel_button.setEnabled(running)
-        self.resume_button.setEnabled(not running and self.run_dir is not None
+        self.resume_button.setEnabled(not running and not elsewhere
+                                      and self.run_dir is not None
                                       and bool(checkpoint_files(self.run_dir)))
 
     def _threads(self) -> str:
@@ -254,6 +269,10 @@ class PreviewPage(QWidget):
         parts = []
         if has_model:
             parts.append(f"Latest checkpoint: {self.model_dir}")
+            if installed_vocoder() is None:
+                parts.append(f"To speak in conversation this voice needs the HiFi-GAN "
+                             f"vocoder: voicebot models download {VOCODER_ID} (previews "
+                             "here fall back to Griffin-Lim, which sounds buzzy).")
         if self.sample is not None:
             parts.append(f"Latest preview: {self.sample.name}")
         self.info_label.setText("\n".join(parts) or "No checkpoint yet: train first.")
