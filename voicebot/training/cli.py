@@ -18,8 +18,9 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("target", choices=["tts"],
-                        help="what to train: tts (a Tacotron2 voice)")
+    parser.add_argument("target", choices=["tts", "asr", "asr-vocab"],
+                        help="what to train: tts (a Tacotron2 voice); asr, asr-vocab: "
+                             "adapt recognition (voicebot.training.asr_cli)")
     parser.add_argument("--data", type=Path, required=True,
                         help="dataset folder in the LJSpeech layout (metadata.csv + wavs/)")
     parser.add_argument("--out", type=Path, required=True,
@@ -46,9 +47,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="decoder frames per step, Tacotron2's r (scratch only)")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--seed", type=int, default=0)
+    from voicebot.training.asr_cli import add_asr_arguments  # recognition adaptation
+
+    add_asr_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.target in ("asr", "asr-vocab"):
+        from voicebot.training.asr_cli import run_asr
+
+        return run_asr(args)
     from voicebot.training.tts_train import (
         PREVIEW_TEXT,
         StopFlag,

@@ -1,0 +1,78 @@
+"""``voicebot train asr`` / ``voicebot train asr-vocab``: adapt recognition to the user.
+
+    voicebot train asr --data DIR --out DIR [--resume] [--max-steps N] [--rank R]
+    voicebot train asr-vocab --data DIR --out DIR [--words FILE] [--no-history]
+
+``asr`` fine-tunes a LoRA adapter of the Whisper model (``voicebot.training.asr_train``;
+JSON progress lines on stdout). ``asr-vocab`` trains nothing: it builds an n-gram LM of
+the user's own text (the prompts in DIR's metadata.csv, the chat history, a word list)
+at OUT/user.arpa for interpolation with the base LM (``voicebot.asr.adapt_vocab``).
+The shared options (--data, --out, --resume, --max-steps, --batch-size, --lr, --device,
+--threads, --seed, --checkpoint-every) are declared by ``voicebot.training.cli``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+TARGETS = ("asr", "asr-vocab")
+
+
+def add_asr_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("asr / asr-vocab")
+    group.add_argument("--rank", type=int, default=8, help="asr: LoRA rank (default 8)")
+    group.add_argument("--model", help="asr: Whisper model id (default: the one in settings)")
+    group.add_argument("--words", type=Path,
+                       help="asr-vocab: a word or phrase list file, one per line")
+    group.add_argument("--no-history", action="store_true",
+                       help="asr-vocab: leave the chat history out")
+
+
+def run_asr(args: argparse.Namespace) -> int:
+    if args.target == "asr-vocab":
+        return _run_vocab(args)
+    from voicebot.training.asr_train import AsrTrainingError, AsrTrainOptions, train_asr
+    from voicebot.training.tts_train import StopFlag
+
+    if args.max_steps is not None and args.max_steps < 0:
+        log.error("--max-steps must not be negative")
+        return 2
+    for name in ("batch_size", "checkpoint_every", "threads", "rank"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            log.error("--%s must be at least 1", name.replace("_", "-"))
+            return 2
+    if not args.data.is_dir():
+        log.error("--data %s is not a folder", args.data)
+        return 2
+    stop = StopFlag()
+    stop.install()  # before torch loads: a cancel during the import must count
+    options = AsrTrainOptions(
+        data=args.data, out=args.out, resume=args.resume, model=args.model,
+        max_steps=args.max_steps, batch_size=args.batch_size, lr=args.lr, rank=args.rank,
+        checkpoint_every=args.checkpoint_every, device=args.device, threads=args.threads,
+        seed=args.seed)
+    try:
+        return train_asr(options, stop)
+    except AsrTrainingError as exc:
+        log.error("%s", exc)
+        return 2
+
+
+def _run_vocab(args: argparse.Namespace) -> int:
+    from voicebot.asr.adapt_vocab import build_user_lm, gather_user_text
+
+    try:
+        texts = gather_user_text(dataset=args.data, word_list=args.words,
+                                 history=not args.no_history)
+        path = build_user_lm(texts, Path(args.out) / "user.arpa")
+    except (OSError, ValueError) as exc:
+        log.error("%s", exc)
+        return 2
+    print(json.dumps({"event": "done", "user_lm": str(path), "texts": len(texts)}))
+    return 0
