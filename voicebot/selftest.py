@@ -168,7 +168,13 @@ def _providers() -> dict[str, Any]:
     import onnxruntime as ort
     import torch
 
+    # get_available_providers() lists what onnxruntime was compiled with; whether the
+    # CUDA provider's library is actually there (the cpu bundle leaves it out) is
+    # another matter.
+    capi = Path(ort.__file__).parent / "capi"
+    cuda_library = any(capi.glob("*onnxruntime_providers_cuda*"))
     return {"onnxruntime": ort.get_available_providers(),
+            "onnxruntime_cuda_provider_library": cuda_library,
             "torch_cuda": torch.cuda.is_available(),
             "torch_cuda_version": torch.version.cuda,
             "torch_threads": torch.get_num_threads()}
