@@ -39,6 +39,9 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tune", action="store_true",
                         help="also grid-search the LM weight and word bonus on this manifest "
                              "and report the best (put them in settings to use them)")
+    parser.add_argument("--adapter", default=None, metavar="DIR",
+                        help="a recognition adapter folder (voicebot train asr): report WER "
+                             "without and with it (voicebot.asr.adapt)")
     _common(parser)
 
 
@@ -125,6 +128,12 @@ def run_eval(args: argparse.Namespace) -> int:
     if missing:
         print("missing audio files: " + ", ".join(missing), file=sys.stderr)
         return 1
+    if args.adapter:  # before/after comparison: voicebot.asr.adapt
+        from voicebot.asr.adapt import eval_with_adapter
+
+        print(json.dumps(eval_with_adapter(args, utterances, _setup),
+                         indent=None if args.json else 2))
+        return 0
     recognizer, lm, weights, nbest = _setup(args)
     report = evaluate(recognizer, utterances, lm, weights, nbest)
     summary = report.summary()

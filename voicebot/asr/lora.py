@@ -19,6 +19,7 @@ import json
 import logging
 import shutil
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,7 +63,11 @@ def add_lora(model, rank: int = 8, alpha: float | None = None, dropout: float = 
         raise ValueError("LoRA rank must be at least 1")
     config = LoraConfig(r=rank, lora_alpha=alpha if alpha is not None else 2 * rank,
                         lora_dropout=dropout, target_modules=list(targets), bias="none")
-    return get_peft_model(model, config)
+    with warnings.catch_warnings():
+        # peft asks transformers 5 a deprecated question (is_gradient_checkpointing).
+        warnings.filterwarnings("ignore", category=FutureWarning,
+                                message=".*is_gradient_checkpointing.*")
+        return get_peft_model(model, config)
 
 
 def read_adapter(path: str | Path) -> AdapterInfo:
@@ -106,7 +111,10 @@ def _merge_into(base_dir: Path, adapter_dir: Path, out: Path) -> None:
     from transformers import WhisperForConditionalGeneration
 
     model = WhisperForConditionalGeneration.from_pretrained(base_dir, dtype=torch.float32)
-    merged = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning,
+                                message=".*is_gradient_checkpointing.*")
+        merged = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
     # Tokenizer, feature extractor and generation config come from the base folder;
     # save_pretrained then writes the merged weights and config over it.
     for item in base_dir.iterdir():

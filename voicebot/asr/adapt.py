@@ -1,0 +1,102 @@
+"""Recognition adapted to the user: the recogniser with the settings' adapter, and
+``asr-eval --adapter`` (WER before and after on the same utterances).
+
+The settings field is ``AsrSettings.adapter`` (path of an adapter folder, "" = off); it
+is read with getattr so this works before that field exists.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from voicebot.asr.recognizer import PartialCallback, Recognizer
+
+log = logging.getLogger(__name__)
+
+
+def settings_adapter(asr_settings) -> str:
+    """The adapter the settings switch on, or "" (none, or one made for another model)."""
+    from voicebot.asr.lora import AdapterError, read_adapter
+
+    path = getattr(asr_settings, "adapter", "") or ""
+    if not path or asr_settings.engine != "whisper":
+        return ""
+    try:
+        info = read_adapter(path)
+    except AdapterError as exc:
+        log.warning("recognition adapter ignored: %s", exc)
+        return ""
+    if info.base_model != asr_settings.model:
+        log.warning("recognition adapter %s is for %s, not %s; ignored", path,
+                    info.base_model, asr_settings.model)
+        return ""
+    return path
+
+
+def create_adapted_recognizer(model_id: str, adapter: str, *, nbest: int = 5,
+                              on_partial: PartialCallback | None = None, device: str = "auto",
+                              streaming: bool = True, word_timings: bool = False) -> Recognizer:
+    """A Whisper recogniser whose model has the adapter merged in."""
+    from voicebot.asr.lora import load_whisper_with_adapter
+    from voicebot.asr.whisper_engine import WhisperRecognizer
+
+    return WhisperRecognizer(load_whisper_with_adapter(model_id, adapter, device),
+                             nbest=nbest, streaming=streaming, word_timings=word_timings,
+                             on_partial=on_partial)
+
+
+def recognizer_from_settings_adapted(asr_settings, on_partial: PartialCallback | None = None,
+                                     device: str = "auto") -> Recognizer:
+    """``factory.recognizer_from_settings`` plus the settings' adapter when it is on."""
+    from voicebot.asr.factory import recognizer_from_settings
+
+    adapter = settings_adapter(asr_settings)
+    if not adapter:
+        return recognizer_from_settings(asr_settings, on_partial, device)
+    return create_adapted_recognizer(asr_settings.model, adapter, nbest=asr_settings.nbest,
+                                     on_partial=on_partial, device=device)
+
+
+def set_adapter(path: str, settings_path=None) -> bool:
+    """Switch the adapter on (a folder) or off ("") in the saved settings.
+
+    Returns False when the settings have no ``asr.adapter`` field yet (nothing saved).
+    """
+    from dataclasses import fields
+
+    from voicebot.settings import load_settings, save_settings
+
+    if path:
+        from voicebot.asr.lora import read_adapter
+
+        read_adapter(path)  # refuse a folder that is not an adapter
+    settings = load_settings(settings_path)
+    if "adapter" not in {f.name for f in fields(settings.asr)}:
+        return False
+    settings.asr.adapter = str(path)
+    save_settings(settings, settings_path)
+    return True
+
+
+def eval_with_adapter(args, utterances, setup) -> dict:
+    """WER of the plain and the adapted recogniser on the same utterances.
+
+    ``setup(args)`` is asr-eval's own (recogniser, lm, weights, nbest) builder; the
+    adapted recogniser differs only in its model.
+    """
+    from voicebot.asr.evaluate import evaluate
+    from voicebot.asr.lora import read_adapter
+
+    info = read_adapter(args.adapter)
+    if args.model is None:
+        args.model = info.base_model
+    recognizer, lm, weights, nbest = setup(args)
+    before = evaluate(recognizer, utterances, lm, weights, nbest)
+    adapted = create_adapted_recognizer(args.model, args.adapter, nbest=nbest,
+                                        device=args.device, streaming=False)
+    after = evaluate(adapted, utterances, lm, weights, nbest)
+    return {"adapter": str(info.path), "base_model": info.base_model,
+            "before": before.summary(), "after": after.summary(),
+            "texts": [{"reference": b.utterance.reference, "before": b.rescored.text,
+                       "after": a.rescored.text}
+                      for b, a in zip(before.results, after.results, strict=True)]}
