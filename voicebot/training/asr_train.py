@@ -101,11 +101,11 @@ def split_takes(takes: list[Take]) -> tuple[list[Take], list[Take]]:
     """(train, held out): every HELDOUT_EVERY-th take is held out, deterministically."""
     if len(takes) < 2:
         raise AsrTrainingError(f"need at least 2 usable takes, found {len(takes)}")
-    heldout = [t for i, t in enumerate(takes) if i % HELDOUT_EVERY == HELDOUT_EVERY - 1]
-    if not heldout:  # fewer than 5 takes: still keep one out, or WER means nothing
-        heldout = takes[-1:]
-    train = [t for t in takes if t not in heldout]
-    return train, heldout
+    out = {i for i in range(len(takes)) if i % HELDOUT_EVERY == HELDOUT_EVERY - 1}
+    if not out:  # fewer than 5 takes: still keep one out, or WER means nothing
+        out = {len(takes) - 1}
+    return ([t for i, t in enumerate(takes) if i not in out],
+            [t for i, t in enumerate(takes) if i in out])
 
 
 def heldout_wer(wm, takes: list[Take]) -> dict:
