@@ -19,7 +19,7 @@ say() { printf '\033[1mvoicebot setup:\033[0m %s\n' "$*"; }
 # --- 1. System libraries -------------------------------------------------------------
 # Runtime: PortAudio (sounddevice), libsndfile, PulseAudio client, espeak-ng (phonemes for
 # the neural voices), and the libraries Qt's xcb/offscreen platforms load.
-apt_run=(libportaudio2 libsndfile1 libpulse0 espeak-ng libegl1 libgl1 libxkbcommon0
+apt_run=(libportaudio2 libsndfile1 libpulse0 espeak-ng libespeak-ng1 espeak-ng-data libegl1 libgl1 libxkbcommon0
          libxkbcommon-x11-0 libfontconfig1 libdbus-1-3 libglib2.0-0 libxcb-cursor0
          libxcb-icccm4 libxcb-keysyms1 libxcb-shape0 libxcb-xinerama0 libxcb-randr0
          libxcb-render-util0 libxcb-image0)

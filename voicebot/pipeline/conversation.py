@@ -343,8 +343,12 @@ class Conversation:
                     break
                 if self.player is None:
                     continue
+                # Only the reply's first clause is worth cutting further for a quick start;
+                # later ones are synthesised while earlier ones play.
+                split_first = not turn.spoken
                 turn.spoken.append(clause)
-                for chunk in self.synthesizer.stream(clause, turn.cancel):
+                for chunk in self.synthesizer.stream(clause, turn.cancel,
+                                                     split_first=split_first):
                     if turn.cancelled:
                         break
                     turn.timing.mark("first_audio")
