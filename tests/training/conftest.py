@@ -49,6 +49,13 @@ def tiny_dataset(tmp_path_factory, utterances) -> Path:
     return sample_data.build(tmp_path_factory.mktemp("tiny-ljspeech"))
 
 
+@pytest.fixture(scope="session")
+def short_dataset(tmp_path_factory, utterances) -> Path:
+    """The seven utterances of at most 3.6 s: what the training runs use, since a step's
+    cost grows with the longest clip and the 2-core test machine is shared."""
+    return sample_data.build(tmp_path_factory.mktemp("short-ljspeech"), max_seconds=3.6)
+
+
 def white_noise(seconds: float, level: float, seed: int = 0, rate: int = 22050) -> np.ndarray:
     return (np.random.default_rng(seed).normal(0, level, int(seconds * rate))
             .astype(np.float32))

@@ -80,14 +80,14 @@ class Run:
         return [e for e in self.events if e["event"] == name]
 
 
-def test_train_cancel_kill_resume_and_use_the_voice(tiny_dataset, tmp_path):
+def test_train_cancel_kill_resume_and_use_the_voice(short_dataset, tmp_path):
     out = tmp_path / "run"
 
     # 1. Start, wait for the first checkpoint and its preview, then cancel (SIGTERM).
-    first = Run(tiny_dataset, out, "--max-steps", "50")
+    first = Run(short_dataset, out, "--max-steps", "50")
     start = first.wait_for(lambda e: e["event"] == "start")
     assert start["device"] == "cpu" and start["precision"] == "fp32"
-    assert start["takes"] == 10 and start["start_step"] == 0 and start["base"] == "scratch"
+    assert start["takes"] == 7 and start["start_step"] == 0 and start["base"] == "scratch"
     sample = first.wait_for(lambda e: e["event"] == "sample")
     first.proc.send_signal(signal.SIGTERM)
     assert first.finish() == 0
@@ -111,7 +111,7 @@ def test_train_cancel_kill_resume_and_use_the_voice(tiny_dataset, tmp_path):
     assert not first.other_lines, "only protocol lines on stdout"
 
     # 2. Resume; after its first checkpoint the process is killed with SIGKILL.
-    second = Run(tiny_dataset, out, "--resume", "--max-steps", "50", "--no-preview")
+    second = Run(short_dataset, out, "--resume", "--max-steps", "50", "--no-preview")
     resumed = second.wait_for(lambda e: e["event"] == "start")
     assert resumed["start_step"] == stopped_at and resumed["resumed_from"]
     saved = second.wait_for(lambda e: e["event"] == "checkpoint")
@@ -121,7 +121,7 @@ def test_train_cancel_kill_resume_and_use_the_voice(tiny_dataset, tmp_path):
     assert second.finish() == -signal.SIGKILL
 
     # 3. Resume again: at most the steps since the last checkpoint are lost.
-    third = Run(tiny_dataset, out, "--resume", "--max-steps", str(stopped_at + 3),
+    third = Run(short_dataset, out, "--resume", "--max-steps", str(stopped_at + 3),
                 "--no-preview")
     assert third.finish() == 0
     assert third.named("start")[0]["start_step"] == stopped_at + 2
@@ -156,7 +156,7 @@ def test_train_cancel_kill_resume_and_use_the_voice(tiny_dataset, tmp_path):
 
     # 5. Fine-tuning from a base checkpoint (here: this run) into a new folder.
     tuned = tmp_path / "tuned"
-    fine = Run(tiny_dataset, tuned, "--base", str(out), "--max-steps", "1", "--no-preview")
+    fine = Run(short_dataset, tuned, "--base", str(out), "--max-steps", "1", "--no-preview")
     assert fine.finish() == 0
     start = fine.named("start")[0]
     assert start["base"] == str(out) and start["start_step"] == 0 and start["r"] == 7
@@ -165,11 +165,11 @@ def test_train_cancel_kill_resume_and_use_the_voice(tiny_dataset, tmp_path):
     assert fine.named("done")[0]["step"] == 1 and (tuned / "model_file.pth").is_file()
 
 
-def test_refuses_to_overwrite_a_run_without_resume(tiny_dataset, tmp_path):
+def test_refuses_to_overwrite_a_run_without_resume(short_dataset, tmp_path):
     out = tmp_path / "run"
     out.mkdir()
     (out / "checkpoint_4.pth").write_bytes(b"not really")
-    run = Run(tiny_dataset, out, "--max-steps", "1")
+    run = Run(short_dataset, out, "--max-steps", "1")
     assert run.finish() == 2
     assert "--resume" in run.named("error")[0]["message"]
 
@@ -196,13 +196,13 @@ def test_progress_lines_parse(line, expected):
 
 
 @pytest.mark.slow
-def test_two_processes_under_torchrun_train_one_model(tiny_dataset, tmp_path):
+def test_two_processes_under_torchrun_train_one_model(short_dataset, tmp_path):
     """The multi-GPU path (DistributedDataParallel), run on CPU with the gloo backend."""
     out = tmp_path / "ddp"
     torchrun = Path(sys.executable).with_name("torchrun")
     result = subprocess.run(
         [str(torchrun), "--nproc_per_node", "2", "--master_port", "29561", "-m", "voicebot",
-         "train", "tts", "--data", str(tiny_dataset), "--out", str(out), "--max-steps", "2",
+         "train", "tts", "--data", str(short_dataset), "--out", str(out), "--max-steps", "2",
          "--no-preview", *STEP_ARGS[:-2]],
         capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -214,7 +214,7 @@ def test_two_processes_under_torchrun_train_one_model(tiny_dataset, tmp_path):
     assert events[-1]["event"] == "done" and (out / "model_file.pth").is_file()
 
 
-def test_a_folder_another_trainer_is_writing_is_refused(tiny_dataset, tmp_path):
+def test_a_folder_another_trainer_is_writing_is_refused(short_dataset, tmp_path):
     from voicebot.training.tts_train import RunLock
 
     out = tmp_path / "busy"
@@ -226,7 +226,7 @@ def test_a_folder_another_trainer_is_writing_is_refused(tiny_dataset, tmp_path):
     try:
         assert holder.stdout.readline().strip() == "held"
         assert RunLock(out).held_elsewhere()
-        run = Run(tiny_dataset, out, "--resume", "--max-steps", "1")
+        run = Run(short_dataset, out, "--resume", "--max-steps", "1")
         assert run.finish() == 2
         assert "another training process" in run.named("error")[0]["message"]
     finally:

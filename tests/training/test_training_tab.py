@@ -105,17 +105,17 @@ def qtbot_button():
     return Qt.MouseButton.LeftButton
 
 
-def test_import_then_train_cancel_resume_and_use_the_voice(qtbot, tab, tiny_dataset,
+def test_import_then_train_cancel_resume_and_use_the_voice(qtbot, tab, short_dataset,
                                                            virtual_audio):
     from voicebot.ui.training_tab import PREVIEW, SUMMARY, TRAIN
 
     tab.name_page.name_box.setEditText("Imported voice")
-    report = tab.import_recordings(tiny_dataset)
-    assert len(report.accepted) == 10 and not report.rejected
+    report = tab.import_recordings(short_dataset)
+    assert len(report.accepted) == 7 and not report.rejected
     assert tab.pages.currentIndex() == SUMMARY
-    assert "Imported 10" in tab.summary_page.report_view.toPlainText()
-    assert not tab.go_to(TRAIN)  # 0.6 minutes is far below the recommendation
-    tab.min_minutes, tab.min_takes = 0.5, 10
+    assert "Imported 7" in tab.summary_page.report_view.toPlainText()
+    assert not tab.go_to(TRAIN)  # a quarter of a minute is far below the recommendation
+    tab.min_minutes, tab.min_takes = 0.2, 7
     tab.go_to(SUMMARY)
     assert tab.summary_page.train_button.isEnabled()
     qtbot.mouseClick(tab.summary_page.train_button, qtbot_button())
@@ -168,11 +168,11 @@ def test_import_then_train_cancel_resume_and_use_the_voice(qtbot, tab, tiny_data
     assert listed[0]["name"].startswith("Imported voice (run-") and listed[0]["step"] > stopped
 
 
-def test_a_killed_training_process_is_reported_with_its_log(qtbot, tab, tiny_dataset):
+def test_a_killed_training_process_is_reported_with_its_log(qtbot, tab, short_dataset):
     from voicebot.ui.training_tab import TRAIN
 
     tab.name_page.name_box.setEditText("Crash voice")
-    tab.import_recordings(tiny_dataset)
+    tab.import_recordings(short_dataset)
     tab.min_minutes, tab.min_takes = 0.1, 1
     assert tab.go_to(TRAIN)
     page = tab.train_page

@@ -30,11 +30,15 @@ def utterances(root: Path = TESTDATA) -> list[tuple[Path, str]]:
     return items
 
 
-def build(folder: Path, root: Path = TESTDATA) -> Path:
-    """Write the utterances as an LJSpeech dataset in ``folder``; returns it."""
+def build(folder: Path, root: Path = TESTDATA, max_seconds: float | None = None) -> Path:
+    """Write the utterances (those up to ``max_seconds`` long, if given) as an LJSpeech
+    dataset in ``folder``; returns it."""
+    import soundfile as sf
+
     from voicebot.audio.wav_io import read_wav, write_wav_atomic
 
-    items = utterances(root)
+    items = [(wav, text) for wav, text in utterances(root)
+             if max_seconds is None or sf.info(wav).duration <= max_seconds]
     if not items:
         raise FileNotFoundError(f"no test utterances under {root} "
                                 "(Debian/Ubuntu: apt install pocketsphinx-testdata)")
