@@ -71,3 +71,25 @@ def test_saved_history_and_cli(dataset, tmp_path, capsys):
     user = load_ngram(result["user_lm"])
     for word in ("zorblax", "anneliese", "dashwood"):
         assert user.contains(word)
+
+
+def test_app_refresh_and_settings_lm(dataset):
+    from voicebot.asr.adapt_vocab import (
+        default_user_lm_path,
+        ngram_with_user_lm,
+        refresh_user_lm,
+    )
+    from voicebot.lm.ngram_build import InterpolatedLM
+    from voicebot.pipeline.history import save_history
+    from voicebot.settings import Settings
+
+    asr = Settings().asr
+    assert refresh_user_lm() is None  # a fresh home: no text yet
+    assert not isinstance(ngram_with_user_lm(asr), InterpolatedLM)
+    save_history([{"user": "ask Anneliese", "reply": "Asking Anneliese."}])
+    path = refresh_user_lm(dataset=dataset)
+    assert path == default_user_lm_path() and path.is_file()
+    lm = ngram_with_user_lm(asr)
+    assert isinstance(lm, InterpolatedLM) and lm.contains("anneliese")
+    asr.ngram_model = ""  # no general LM: nothing to interpolate with
+    assert ngram_with_user_lm(asr) is None

@@ -82,3 +82,37 @@ def adapted_lm(general, user_lm: str | Path, weight: float = DEFAULT_WEIGHT):
     from voicebot.lm.ngram_build import InterpolatedLM
 
     return InterpolatedLM(general, load_ngram(user_lm), weight)
+
+
+def default_user_lm_path() -> Path:
+    from voicebot.paths import user_dirs
+
+    return user_dirs().data / "asr" / USER_LM_NAME
+
+
+def refresh_user_lm(dataset: str | Path | None = None, word_list: str | Path | None = None,
+                    path: str | Path | None = None) -> Path | None:
+    """Rebuild the user LM from everything the user has written or read so far.
+
+    What the app calls after a recording session or a conversation; returns the ARPA
+    path, or None when there is no user text yet (nothing to adapt to).
+    """
+    texts = gather_user_text(dataset=dataset, word_list=word_list, history=True)
+    if not any(t.strip() for t in texts):
+        return None
+    try:
+        return build_user_lm(texts, path or default_user_lm_path())
+    except ValueError:  # text without a single scorable word
+        return None
+
+
+def ngram_with_user_lm(asr_settings, user_lm: str | Path | None = None,
+                       weight: float = DEFAULT_WEIGHT):
+    """The settings' rescoring LM, interpolated with the user LM when one exists."""
+    from voicebot.asr.factory import ngram_from_settings
+
+    general = ngram_from_settings(asr_settings)
+    user_lm = Path(user_lm) if user_lm else default_user_lm_path()
+    if general is None or not user_lm.is_file():
+        return general
+    return adapted_lm(general, user_lm, weight)
