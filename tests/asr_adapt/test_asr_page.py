@@ -64,3 +64,12 @@ def test_switch_writes_the_settings_field(page, adaptation_run, tmp_path):
         assert load_settings().asr.adapter == "" and changes[-1] == ""
     else:  # settings.py does not have AsrSettings.adapter yet: nothing is saved
         assert changes == [] and "no place for an adapter" in page.status.text()
+
+
+def test_warns_when_adapting_made_it_worse(page):
+    page.on_event({"event": "eval", "which": "before", "wer": 0.05})
+    page.on_event({"event": "done", "step": 40, "wer_before": 0.05, "wer_after": 0.12})
+    assert page.made_worse() and "worse than before" in page.status.text()
+    assert "5.0 %" in page.wer_label.text() and "12.0 %" in page.wer_label.text()
+    page.on_event({"event": "done", "step": 40, "wer_before": 0.12, "wer_after": 0.05})
+    assert not page.made_worse() and page.status.text() == "Done."

@@ -219,14 +219,24 @@ class AsrAdaptPage(QWidget):
         elif name == "eval" and record.get("which") == "before":
             self.status.setText("Measured recognition before adapting; training…")
         elif name in ("done", "cancelled"):
-            self.status.setText("Done." if name == "done" else
-                                f"Cancelled at step {record.get('step')}; the adapter so far "
-                                "is saved and can be resumed.")
+            text = "Done." if name == "done" else \
+                f"Cancelled at step {record.get('step')}; the adapter so far is saved " \
+                "and can be resumed."
+            if self.made_worse():
+                # Few takes overfit quickly (measured: 40 steps on 8 takes doubled the
+                # held-out WER); say so rather than let the user switch it on blindly.
+                text += " It recognises the held-out takes worse than before: better " \
+                    "leave it off, or record more takes."
+            self.status.setText(text)
         elif name in ("error", "warning"):
             self._append_log(f"{name}: {record.get('message')}")
             if name == "error":
                 self.status.setText(f"Error: {record.get('message')}")
         self._refresh()
+
+    def made_worse(self) -> bool:
+        return self.wer_before is not None and self.wer_after is not None and \
+            self.wer_after > self.wer_before
 
     def on_finished(self, code: int) -> None:
         if code != 0 and not self.status.text().startswith("Error"):
