@@ -304,6 +304,9 @@ def train_asr(options: AsrTrainOptions, stop) -> int:
     except AsrTrainingError as exc:
         emit("error", message=str(exc))
         raise
+    except Exception as exc:  # a missing model, CUDA out of memory...: the UI must hear it
+        emit("error", message=f"{type(exc).__name__}: {exc}")
+        raise
     finally:
         log_file.close()
 
