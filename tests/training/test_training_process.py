@@ -120,7 +120,10 @@ def test_train_cancel_kill_resume_and_use_the_voice(short_dataset, tmp_path):
     second.proc.kill()
     assert second.finish() == -signal.SIGKILL
 
-    # 3. Resume again: at most the steps since the last checkpoint are lost.
+    # 3. Resume again: at most the steps since the last checkpoint are lost. A checkpoint
+    #    half-written when the kill came is cleared away.
+    half_written = out / f".checkpoint_{stopped_at + 4}.pth.tmp"
+    half_written.write_bytes(b"\0" * 1000)
     third = Run(short_dataset, out, "--resume", "--max-steps", str(stopped_at + 3),
                 "--no-preview")
     assert third.finish() == 0
@@ -129,6 +132,7 @@ def test_train_cancel_kill_resume_and_use_the_voice(short_dataset, tmp_path):
     done = third.named("done")[0]
     assert done["step"] == stopped_at + 3
     assert len(list(out.glob("checkpoint_*.pth"))) <= 2  # older ones are pruned
+    assert not half_written.exists()
     logged = [parse_line(line) for line in (out / "progress.jsonl").read_text().splitlines()]
     assert [e["event"] for e in logged].count("start") == 3
 

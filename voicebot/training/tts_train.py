@@ -453,6 +453,10 @@ def train(options: TrainOptions, stop: StopFlag | None = None) -> int:
         progress.emit("error", message=f"another training process is writing {out} (it may "
                                        "still be running in the background)")
         return 2
+    # Half-written checkpoints of a run that was killed while saving.
+    for stale in out.glob(".*.tmp"):
+        with contextlib.suppress(OSError):
+            stale.unlink()
     import torch
     from TTS.utils.audio import AudioProcessor
 
