@@ -237,3 +237,23 @@ def test_a_folder_another_trainer_is_writing_is_refused(short_dataset, tmp_path)
         holder.kill()
         holder.wait(10)
     assert not RunLock(out).held_elsewhere()  # the kernel freed it with the process
+
+
+@pytest.mark.slow
+def test_a_trained_run_speaks_through_the_default_onnx_engine(short_dataset, tmp_path,
+                                                              monkeypatch):
+    """What "Use this voice" leads to: load_voice with the default (ONNX) engine."""
+    out = tmp_path / "run"
+    run = Run(short_dataset, out, "--max-steps", "1", "--no-preview")
+    assert run.finish() == 0
+    monkeypatch.setenv("VOICEBOT_MODELS_DIR", str(tmp_path / "models"))  # the ONNX export
+    from voicebot.tts.base import collect
+    from voicebot.tts.random_voice import write_random_voice
+    from voicebot.tts.voices import VoiceOptions, load_voice
+
+    _, vocoder = write_random_voice(tmp_path / "vocoder")
+    voice = load_voice(str(out), VoiceOptions(device="cpu", vocoder=str(vocoder)))
+    assert "onnx" in voice.voices()[0].engine
+    voice.max_decoder_steps = 20
+    audio, rate = collect(voice.stream("Ten of clubs."))
+    assert rate == 22050 and len(audio) > 0 and np.isfinite(audio).all()
