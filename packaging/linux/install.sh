@@ -22,7 +22,7 @@ mkdir -p "$opt" "$bin" "$prefix/applications"
 rm -rf "$opt.new" && cp -a "$here/voicebot" "$opt.new" && rm -rf "$opt" && mv "$opt.new" "$opt"
 ln -sf "$opt/voicebot" "$bin/voicebot"
 cp -a "$here/share/icons/." "$prefix/icons/"
-sed "s|^Exec=.*|Exec=$opt/voicebot|" "$here/share/applications/voicebot.desktop" \
+sed "s|^Exec=.*|Exec=\"$opt/voicebot\"|" "$here/share/applications/voicebot.desktop" \
   > "$prefix/applications/voicebot.desktop"
 command -v update-desktop-database >/dev/null 2>&1 \
   && update-desktop-database -q "$prefix/applications" || true
