@@ -53,6 +53,7 @@ class AsrSettings:
     lm_weight: float = 0.05
     word_bonus: float = 0.0
     ngram_model: str = "pocketsphinx-en-us-lm"
+    adapter: str = ""  # folder of a LoRA adapter from `voicebot train asr`; "" = off
 
 
 @dataclass

@@ -46,16 +46,21 @@ def load_engines(settings: Settings, progress: ProgressFn | None = None,
     """Load recognizer, rescoring LM, chat model and voice named by the settings."""
     import torch
 
-    from voicebot.asr.factory import ngram_from_settings, recognizer_from_settings
+    from voicebot.asr.adapt import recognizer_from_settings_adapted
+    from voicebot.asr.adapt_vocab import ngram_with_user_lm, refresh_user_lm
     from voicebot.lm.loading import load_chat_model
     from voicebot.tts.voices import VoiceOptions, load_voice
 
     say = progress or (lambda message: None)
     torch.set_num_threads(ASR_THREADS)
     say("loading the speech recognizer")
-    recognizer = recognizer_from_settings(settings.asr, device=device)
+    # With the user's LoRA adapter when they trained one and switched it on.
+    recognizer = recognizer_from_settings_adapted(settings.asr, device=device)
     say("loading the rescoring language model")
-    ngram = ngram_from_settings(settings.asr)
+    # The general n-gram LM, mixed with one built from the user's own words (prompts
+    # read, conversation history), so names they use are recognised more readily.
+    refresh_user_lm()
+    ngram = ngram_with_user_lm(settings.asr)
     say("loading the chat model")
     chat = load_chat_model(settings.chat.model, system_prompt=settings.chat.system_prompt,
                            max_reply_tokens=settings.chat.max_reply_tokens,
