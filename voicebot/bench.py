@@ -23,6 +23,8 @@ BENCHMARKS: dict[str, tuple[str | None, str]] = {
     "tts": ("voicebot.tts.bench:add_arguments", "voicebot.tts.bench:run"),
     # Speech recognition: real-time factors, time from release to the final n-best.
     "asr": ("voicebot.asr.bench:add_arguments", "voicebot.asr.bench:run"),
+    # Voice training: steps/s of our loop against Coqui's Trainer on the same data.
+    "train": ("voicebot.training.bench:add_arguments", "voicebot.training.bench:run"),
     # Whole spoken turns through the virtual devices: voice-to-voice latency, memory.
     "turn": ("voicebot.pipeline.bench_turn:add_arguments",
              "voicebot.pipeline.bench_turn:run"),

@@ -8,6 +8,7 @@ speaker leaves text replies working.
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 from typing import Any
@@ -109,6 +110,7 @@ class ConversationTab(QWidget):
         self._closing = False
         self._load_generation = 0
         self._loads_models = load_models  # False: engines are handed in (use_engines)
+        self._engine_settings = self._model_settings()
         self.bridge = ConversationBridge()
         self._build()
         self._connect_bridge()
@@ -182,7 +184,12 @@ class ConversationTab(QWidget):
         self.send_button.setEnabled(enabled)
 
     # ----- start-up -------------------------------------------------------------
+    def _model_settings(self) -> tuple:
+        """A snapshot of what decides the engines (compared to know when to reload)."""
+        return copy.deepcopy((self.settings.asr, self.settings.chat, self.settings.tts))
+
     def load_engines(self) -> None:
+        self._engine_settings = self._model_settings()
         self._load_generation += 1
         self._loader = EngineLoader(self.settings, self._load_generation)
         # Bound methods of this widget: Qt disconnects them if the tab is destroyed first.
@@ -370,9 +377,8 @@ class ConversationTab(QWidget):
     # ----- settings changes and shutdown -------------------------------------------
     def apply_settings(self, settings: Settings) -> None:
         """Use new settings: reload models if they changed, reopen the audio devices."""
-        old, self.settings = self.settings, settings
-        reload_models = (old.asr, old.chat, old.tts) != (settings.asr, settings.chat,
-                                                          settings.tts)
+        self.settings = settings
+        reload_models = self._engine_settings != self._model_settings()
         self._close_session()
         if (reload_models or self.engines is None) and self._loads_models:
             self.engines = None

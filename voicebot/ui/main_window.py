@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from PySide6.QtCore import QByteArray, Qt
+from PySide6.QtCore import QByteArray
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
-    QLabel,
     QMainWindow,
     QMessageBox,
     QTabWidget,
-    QVBoxLayout,
-    QWidget,
 )
 
 from voicebot import APP_DISPLAY_NAME, __version__
@@ -23,16 +20,6 @@ from voicebot.ui.settings_dialog import SettingsDialog
 from voicebot.ui.training_tab import TrainingTab
 
 log = logging.getLogger(__name__)
-
-
-def _placeholder(text: str) -> QWidget:
-    page = QWidget()
-    layout = QVBoxLayout(page)
-    label = QLabel(text)
-    label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-    label.setWordWrap(True)
-    layout.addWidget(label)
-    return page
 
 
 class MainWindow(QMainWindow):
@@ -47,6 +34,9 @@ class MainWindow(QMainWindow):
         self.training_tab = TrainingTab(self.settings)
         self.tabs.addTab(self.conversation_tab, "Conversation")
         self.tabs.addTab(self.training_tab, "Training")
+        # A voice or recognition adapter chosen in the studio takes effect at once.
+        self.training_tab.voice_chosen.connect(lambda _path: self._settings_changed())
+        self.training_tab.adapter_chosen.connect(lambda _path: self._settings_changed())
         self.setCentralWidget(self.tabs)
         self._build_menu()
         self.statusBar().showMessage(f"{APP_DISPLAY_NAME} {__version__} — ready")
@@ -100,13 +90,18 @@ class MainWindow(QMainWindow):
         return dialog
 
     def apply_settings(self, settings: Settings) -> None:
-        settings.ui = self.settings.ui
-        self.settings = settings
+        # One Settings object is shared by the window and its tabs: update it in place.
+        for section in ("audio", "asr", "chat", "tts"):
+            setattr(self.settings, section, getattr(settings, section))
         try:
-            save_settings(settings)
+            save_settings(self.settings)
         except OSError as exc:
             QMessageBox.warning(self, "Settings", f"Could not save the settings: {exc}")
-        self.conversation_tab.apply_settings(settings)
+        self.conversation_tab.apply_settings(self.settings)
+
+    def _settings_changed(self) -> None:
+        """The training tab changed (and saved) the shared settings: reload what uses them."""
+        self.conversation_tab.apply_settings(self.settings)
 
     def _confirm_clear(self) -> None:
         answer = QMessageBox.question(self, "Clear conversation",
@@ -139,6 +134,10 @@ class MainWindow(QMainWindow):
             log.warning("could not save settings: %s", exc)
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt naming)
+        if not self.training_tab.confirm_close():
+            event.ignore()
+            return
         self.save_state()
+        self.training_tab.shutdown()
         self.conversation_tab.shutdown()
         super().closeEvent(event)

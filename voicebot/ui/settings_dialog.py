@@ -349,7 +349,21 @@ class SettingsDialog(QDialog):
         form = QFormLayout(page)
         self.voice_model = ModelChooser(VOICE_KINDS, self.settings.tts.voice)
         form.addRow("Voice", self.voice_model)
+        self.trained_voices = QComboBox()
+        self.trained_voices.addItem("(choose a voice trained in the studio)", "")
+        from voicebot.training.dataset import trained_voices
+
+        for voice in trained_voices():
+            self.trained_voices.addItem(f"{voice['name']} (step {voice['step']})",
+                                        voice["path"])
+        self.trained_voices.currentIndexChanged.connect(self._trained_voice_picked)
+        form.addRow("Your voices", self.trained_voices)
         return page
+
+    def _trained_voice_picked(self) -> None:
+        path = self.trained_voices.currentData()
+        if path:
+            self.voice_model.refresh(path)  # shown as "(not in the catalog)": a folder
 
     # ----- result ---------------------------------------------------------------
     def result_settings(self) -> Settings:

@@ -31,13 +31,15 @@ from voicebot.training.dataset import DatasetError, VoiceDataset, list_voices
 from voicebot.training.prompts import load_prompts
 from voicebot.training.recorder import TakeRecorder
 from voicebot.training.tts_train import installed_base
+from voicebot.ui.training_asr_page import AsrAdaptPage
 from voicebot.ui.training_record_pages import MicCheckPage, RecordPage
 from voicebot.ui.training_run_pages import PreviewPage, TrainPage
 
 log = logging.getLogger(__name__)
 
-STEPS = ("Name", "Microphone", "Record", "Summary", "Train", "Preview")
-NAME, MIC, RECORD, SUMMARY, TRAIN, PREVIEW = range(len(STEPS))
+STEPS = ("Name", "Microphone", "Record", "Summary", "Train", "Preview",
+         "Adapt recognition")
+NAME, MIC, RECORD, SUMMARY, TRAIN, PREVIEW, ADAPT_ASR = range(len(STEPS))
 
 
 class NamePage(QWidget):
@@ -99,6 +101,7 @@ class SummaryPage(QWidget):
 
 class TrainingTab(QWidget):
     voice_chosen = Signal(str)  # a Tacotron2 checkpoint folder now set as the voice
+    adapter_chosen = Signal(str)  # the recognition adapter now in the settings ("" = off)
 
     def __init__(self, settings: Settings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -120,9 +123,12 @@ class TrainingTab(QWidget):
         self.train_page = TrainPage()
         self.preview_page = PreviewPage()
         self.preview_page.player = self.recorder
+        # The same recordings also adapt recognition to the user's voice (LoRA).
+        self.asr_page = AsrAdaptPage()
+        self.asr_page.adapter_changed.connect(self._adapter_changed)
         self.pages = QStackedWidget()
         for page in (self.name_page, self.mic_page, self.record_page, self.summary_page,
-                     self.train_page, self.preview_page):
+                     self.train_page, self.preview_page, self.asr_page):
             self.pages.addWidget(page)
         self.back_button = QPushButton("◀ Back")
         self.next_button = QPushButton("Next ▶")
@@ -174,7 +180,7 @@ class TrainingTab(QWidget):
         if index == SUMMARY:
             self._refresh_summary()
         self.back_button.setEnabled(index > NAME)
-        self.next_button.setEnabled(index < PREVIEW)
+        self.next_button.setEnabled(index < ADAPT_ASR)
         return True
 
     def _select_step(self, index: int) -> None:
@@ -194,6 +200,7 @@ class TrainingTab(QWidget):
         self.dataset = dataset
         self.record_page.set_dataset(dataset)
         self.train_page.set_dataset(dataset)
+        self.asr_page.set_dataset(dataset.folder)
         self.preview_page.sample = None
         self.preview_page.set_model_dir(self.train_page.model_dir())
         return True
@@ -263,6 +270,10 @@ class TrainingTab(QWidget):
                                              + "\n✔ The bot now speaks with this voice.")
         self.voice_chosen.emit(model_dir)
 
+    def _adapter_changed(self, adapter: str) -> None:
+        self.settings.asr.adapter = adapter
+        self.adapter_chosen.emit(adapter)
+
     # ----- closing ----------------------------------------------------------------
     def confirm_close(self) -> bool:
         """Ask what to do with a running training; False means "do not close"."""
@@ -285,6 +296,8 @@ class TrainingTab(QWidget):
         return False
 
     def shutdown(self) -> None:
+        if self.asr_page.process.running:
+            self.asr_page.process.cancel()  # saves a checkpoint: Resume continues it
         self.mic_page.deactivate()
         self.record_page.deactivate()
         self.recorder.close()
