@@ -97,7 +97,7 @@ case "$mode" in
   run)  exec "$venv/bin/voicebot" "$@" ;;
   test)
     say "ruff"
-    "$venv/bin/ruff" check voicebot tests
+    "$venv/bin/ruff" check voicebot tests packaging
     say "import contracts (the core never imports Qt)"
     "$venv/bin/lint-imports"
     say "pytest"

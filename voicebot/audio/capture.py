@@ -39,7 +39,9 @@ log = logging.getLogger(__name__)
 
 CLIP_LEVEL = 0.999  # |sample| at or above this counts as clipped
 # The device counts as lost when no callback has arrived for this long while running.
-_STALL_SECONDS = 0.75
+# Long enough that a fully loaded 2-core machine (callbacks a few hundred ms late) is not
+# taken for a vanished device; short enough to report a lost one within 2 s.
+STALL_SECONDS = 1.25
 _CLOSE_TIMEOUT = 2.0
 
 
@@ -195,7 +197,7 @@ class Capture:
                 return
             stream = self._stream
             stalled = time.monotonic() - self._last_callback
-            if stalled > max(_STALL_SECONDS, 20 * period):
+            if stalled > max(STALL_SECONDS, 20 * period):
                 self._lost(f"no audio from {self.device.label} for {stalled:.1f} s")
             elif self._stream_finished or (stream is not None and not stream.active):
                 self._lost("the input stream stopped unexpectedly")

@@ -24,7 +24,7 @@ from collections.abc import Callable
 import numpy as np
 import sounddevice as sd
 
-from voicebot.audio.capture import close_stream_quietly
+from voicebot.audio.capture import STALL_SECONDS, close_stream_quietly
 from voicebot.audio.devices import (
     AudioDeviceError,
     DeviceInfo,
@@ -245,7 +245,7 @@ class Player:
             self._lost("the output stream stopped unexpectedly")
             raise self.error  # type: ignore[misc]
         stalled = time.monotonic() - self._last_callback
-        if stalled > max(0.75, 40 * self.block_frames / self.samplerate):
+        if stalled > max(STALL_SECONDS, 40 * self.block_frames / self.samplerate):
             self._lost(f"the device stopped asking for audio {stalled:.1f} s ago")
             raise self.error  # type: ignore[misc]
 
