@@ -26,8 +26,10 @@ def _self_test(extra_env: dict[str, str] | None = None) -> tuple[int, dict, str]
     return proc.returncode, report, proc.stderr
 
 
-def _failed(report: dict) -> list:
-    return [(c["name"], c.get("error"), c["details"]) for c in report["checks"] if not c["ok"]]
+def _failed(report: dict) -> str:
+    """The failed checks in full (a plain string: pytest shortens long reprs)."""
+    return json.dumps([{"name": c["name"], "error": c.get("error"), "details": c["details"]}
+                       for c in report["checks"] if not c["ok"]], indent=1)
 
 
 def test_self_test_passes_without_an_output_device(voicebot_home):
