@@ -143,15 +143,29 @@ def test_later_clauses_of_a_reply_need_not_be_split(piper_voice):
 
 
 def test_windows_grow_so_playback_never_waits(piper_voice):
-    """Each window is at most WINDOW_GROWTH times the one before it: while it is being
-    decoded, the audio already handed out (at least as long) is still playing."""
-    from voicebot.tts.piper import WINDOW_GROWTH
+    """Each window is at most WINDOW_GROWTH times the audio handed out before it in the
+    same stream: while it is being decoded, that audio is still playing."""
+    from voicebot.tts.piper import FIRST_WINDOW_FRAMES, WINDOW_GROWTH
 
     chunks = list(piper_voice.stream(
         "This sentence has no comma at all and it keeps going for quite a long while "
-        "so that its audio needs several windows of the decoder to come out in full.",
+        "so that its audio needs several windows of the decoder to come out in full. "
+        "Then a second sentence follows. And a third one, which ends the reply.",
         split_first=False))
     durations = [c.duration_s for c in chunks]
     assert len(durations) >= 3
-    for before, after in itertools.pairwise(durations):
-        assert after <= WINDOW_GROWTH * before + 1e-6
+    frame_s = 256 / piper_voice.sample_rate
+    assert durations[0] <= FIRST_WINDOW_FRAMES * frame_s + 1e-6
+    for i in range(1, len(durations)):
+        assert durations[i] <= WINDOW_GROWTH * sum(durations[:i]) + 1e-6
+
+
+def test_later_pieces_of_a_stream_need_few_windows(piper_voice):
+    """The window schedule carries over from piece to piece: once a sentence has been
+    handed out, the next one is not cut into short windows again."""
+    chunks = list(piper_voice.stream(
+        "The weather today is sunny and warm, with a light breeze from the west. "
+        "Tomorrow will be cloudy, and it may rain in the evening."))
+    texts = [c.text for c in chunks]
+    assert texts.count("Tomorrow will be cloudy, and it may rain in the evening.") == 1
+    assert chunks[-1].end_of_sentence

@@ -30,15 +30,15 @@ _BOS, _EOS, _PAD = "^", "$", "_"
 _CLAUSE_PUNCTUATION = re.compile(r"([,;:.!?]+)")
 
 # Decoding the latent in windows (see piper_split): the first window is short so the
-# first audio leaves early; each later one is WINDOW_GROWTH times longer, so it is ready
-# before the audio already handed out has played (no gap while the real-time factor is
-# below ~1/WINDOW_GROWTH), and they stay few because each window pays for its context.
+# first audio leaves early; each later one is at most WINDOW_GROWTH times the audio
+# already handed out by this ``stream`` call (all its pieces so far), so it is ready
+# before that audio has played (no gap while the real-time factor is below
+# ~1/(WINDOW_GROWTH + 1)). Windows thus grow fast and stay few: each pays for
+# 2 * CONTEXT_FRAMES of context, while the decoder's cost per frame does not depend on
+# the window's length. A later piece of a reply mostly decodes in one window.
 FIRST_WINDOW_FRAMES = 24  # ~0.28 s of audio at 22.05 kHz, 256 samples a frame
 WINDOW_GROWTH = 3
-MAX_WINDOW_FRAMES = 400
-# Frames of latent context decoded on each side of a window and then thrown away. The
-# decoder's receptive field is about ten frames: for en_US-joe-medium the windowed audio
-# differs from one decoder call by 1e-3 with 8 frames, 1e-6 with 10 and 2e-9 with 12.
+MAX_WINDOW_FRAMES = 600  # bounds the decoder's working memory (~7 s of audio)
 CONTEXT_FRAMES = 12
 
 
@@ -183,28 +183,31 @@ class PiperVoice:
 
     def stream_ids(self, ids: list[int]) -> Iterator[np.ndarray]:
         """The piece's audio in windows: a short first one, then longer ones."""
-        for audio, _ in self._windows(ids):
+        for audio, _ in self._windows(ids, _Schedule()):
             yield audio
 
-    def _windows(self, ids: list[int]) -> Iterator[tuple[np.ndarray, bool]]:
+    def _windows(self, ids: list[int], schedule: _Schedule
+                 ) -> Iterator[tuple[np.ndarray, bool]]:
         """(audio, is_last) per decoder window; one window without the split graphs."""
         if self._decoder is None:
             yield _as_audio(self._session.run(None, self._feeds(ids))[0]), True
             return
         latent = self._front.run(None, self._feeds(ids))[0]  # (1, channels, frames)
         frames = latent.shape[2]
-        start, size = 0, FIRST_WINDOW_FRAMES
+        start = 0
         while start < frames:
-            stop = min(frames, start + size)
+            stop = min(frames, start + schedule.next_window())
             lo, hi = max(0, start - CONTEXT_FRAMES), min(frames, stop + CONTEXT_FRAMES)
             audio = self._decoder.run(None, {self._latent_name: latent[:, :, lo:hi]})[0]
             audio = audio.reshape(-1)
             hop = len(audio) // (hi - lo)
+            schedule.handed_out += stop - start
             yield _as_audio(audio[(start - lo) * hop:(stop - lo) * hop]), stop == frames
-            start, size = stop, min(MAX_WINDOW_FRAMES, size * WINDOW_GROWTH)
+            start = stop
 
     def stream(self, text: str, cancel: CancelToken | None = None, *,
                split_first: bool = True) -> Iterator[AudioChunk]:
+        schedule = _Schedule()
         for piece in pieces(text, split_first=split_first):
             if is_cancelled(cancel):
                 return
@@ -212,11 +215,23 @@ class PiperVoice:
             if len(ids) <= 3:  # only BOS, pad, EOS
                 log.debug("nothing speakable in %r", piece.text)
                 continue
-            for audio, last in self._windows(ids):
+            for audio, last in self._windows(ids, schedule):
                 yield AudioChunk(audio, self.sample_rate, piece.text,
                                  last and piece.end_of_sentence)
                 if is_cancelled(cancel):
                     return
+
+
+class _Schedule:
+    """Window lengths for one ``stream`` call: FIRST_WINDOW_FRAMES, then up to
+    WINDOW_GROWTH times the frames handed out so far, at most MAX_WINDOW_FRAMES."""
+
+    def __init__(self) -> None:
+        self.handed_out = 0  # latent frames whose audio has been yielded
+
+    def next_window(self) -> int:
+        return min(MAX_WINDOW_FRAMES,
+                   max(FIRST_WINDOW_FRAMES, WINDOW_GROWTH * self.handed_out))
 
 
 def _as_audio(samples: np.ndarray) -> np.ndarray:
