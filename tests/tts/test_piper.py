@@ -168,3 +168,17 @@ def test_later_pieces_of_a_stream_need_few_windows(piper_voice):
     texts = [c.text for c in chunks]
     assert texts.count("Tomorrow will be cloudy, and it may rain in the evening.") == 1
     assert chunks[-1].end_of_sentence
+
+
+def test_split_decoder_runs_2d_convolutions(piper_voice):
+    """The cut decoder's 1-D convolutions are rewritten as 2-D ones (faster kernels)."""
+    import onnx
+
+    from voicebot.models import resolve
+    from voicebot.tts.piper_split import split_voice
+
+    decoder = onnx.load(str(split_voice(resolve("piper-en-us-joe-medium"),
+                                        "piper-en-us-joe-medium").decoder))
+    weights = {i.name: len(i.dims) for i in decoder.graph.initializer}
+    convs = [n for n in decoder.graph.node if n.op_type in ("Conv", "ConvTranspose")]
+    assert convs and all(weights[n.input[1]] == 4 for n in convs)

@@ -1,7 +1,8 @@
 """Tacotron2 + HiFi-GAN on onnxruntime: export once, then run the decoder step by step.
 
 Four graphs are exported from the pieces in ``voicebot.tts.tacotron_parts``: encoder,
-decoder step (state in, state out), postnet and HiFi-GAN generator. They are cached in
+decoder step (state in, state out), postnet and HiFi-GAN generator (the last two with
+their convolutions made 2-D, see ``voicebot.tts.conv_layout``). They are cached in
 the model store's conversion cache (``voicebot.models.conversions``), which rebuilds them
 when a checkpoint's contents change. The decoder loop binds its state as
 OrtValues and feeds each step's outputs straight back as the next step's inputs, so on
@@ -20,11 +21,12 @@ import numpy as np
 
 from voicebot.paths import ensure
 from voicebot.tts import onnx_runtime
+from voicebot.tts.conv_layout import convs_to_2d
 from voicebot.tts.tacotron_parts import STATE_NAMES
 
 log = logging.getLogger(__name__)
 
-EXPORT_VERSION = "2"  # bump when the exported graphs change
+EXPORT_VERSION = "3"  # bump when the exported graphs change
 # The decoder step is a matrix-vector product over ~18 M weights per step: on a CPU it
 # is bound by memory bandwidth (72 MB of float32 read per step). Dynamic int8
 # quantisation of its MatMuls (per output channel) reads a quarter of that and runs
@@ -68,6 +70,7 @@ def export_hifigan(generator, path: Path, channels: int = 80) -> Path:
     part = VocoderPart(generator).float().eval()
     _export(part, (torch.randn(1, channels, 20),), path, ["mel"], ["audio"],
             {"mel": {2: "frames"}, "audio": {1: "samples"}})
+    convs_to_2d(path, path)  # onnxruntime's 2-D kernels are faster (see conv_layout)
     return path
 
 
@@ -99,6 +102,7 @@ def export_tacotron2(model, folder: Path) -> dict[str, Path]:
             _STEP_OUTPUTS, text_axes)
     _export(parts.PostnetPart(model).eval(), (torch.randn(1, channels, 30),), paths["postnet"],
             ["decoder_mel"], ["mel"], {"decoder_mel": {2: "frames"}, "mel": {2: "frames"}})
+    convs_to_2d(paths["postnet"], paths["postnet"])
     return paths
 
 
