@@ -8,7 +8,7 @@ the time to first token on a CPU.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -55,3 +55,22 @@ def reusable_prefix(cached: Sequence[int], ids: Sequence[int]) -> int:
     if not ids:
         raise ValueError("a prompt needs at least one token")
     return min(common_prefix(cached, ids), len(ids) - 1)
+
+
+def prefill(forward: Callable[[Sequence[int]], np.ndarray], ids: Sequence[int], keep: int,
+            cancel: CancelToken | None, reset: Callable[[], None]) -> np.ndarray | None:
+    """The part of ``start`` every backend shares: ``forward`` the tokens of ``ids`` past
+    the ``keep`` reused ones, PREFILL_CHUNK at a time with a cancel check before each
+    chunk. The logits after the last token, or None when cancelled (the cache then holds
+    what was computed so far). On any error ``reset``: a half-filled cache must not be
+    reused."""
+    logits = None
+    try:
+        for begin in range(keep, len(ids), PREFILL_CHUNK):
+            if cancel is not None and cancel.is_set():
+                return None
+            logits = forward(ids[begin:begin + PREFILL_CHUNK])
+    except BaseException:
+        reset()
+        raise
+    return logits

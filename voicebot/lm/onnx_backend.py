@@ -18,11 +18,12 @@ import os
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from voicebot.lm import onnx_export
-from voicebot.lm.backend import PREFILL_CHUNK, CancelToken, reusable_prefix
+from voicebot.lm.backend import CancelToken, prefill, reusable_prefix
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,10 @@ class OnnxBackend:
     Each layer's cache is one [1, kv_heads, capacity, head_dim] buffer bound as both the
     past input and the present output, so GroupQueryAttention appends in place; cutting
     the cache back (a new prompt sharing only a prefix) is just a smaller length.
+
+    The binding is made once: the caches, the logits buffer and one-token inputs stay
+    bound, and a decode step only writes four numbers into arrays ONNX Runtime already
+    reads (rebinding ~120 names per token cost ~0.3 ms of a ~13 ms token).
     """
 
     def __init__(self, export_dir: Path, threads: int | None = None, capacity: int = 2048):
@@ -87,15 +92,35 @@ class OnnxBackend:
                                             providers=["CPUExecutionProvider"])
         shape = (1, self.layout["kv_heads"], self.capacity, self.layout["head_dim"])
         layers = self.layout["layers"]
-        self._caches = [
-            (past, present, ort.OrtValue.ortvalue_from_numpy(np.zeros(shape, np.float32)))
-            for past, present in zip(onnx_export.past_names(layers),
-                                     onnx_export.present_names(layers), strict=True)]
+        self._binding = self.session.io_binding()
+        for past, present in zip(onnx_export.past_names(layers),
+                                 onnx_export.present_names(layers), strict=True):
+            cache = ort.OrtValue.ortvalue_from_numpy(np.zeros(shape, np.float32))
+            self._binding.bind_ortvalue_input(past, cache)
+            self._binding.bind_ortvalue_output(present, cache)
+        # Bound once; ONNX Runtime reads (and writes) these arrays' memory on every run.
+        self._token = np.zeros((1, 1), np.int64)
+        self._position = np.zeros((1, 1), np.int64)
+        self._seqlens = np.zeros(1, np.int32)
+        self._total = np.zeros((), np.int32)
+        self._logits = np.zeros((1, self.layout["vocab_size"]), np.float32)
+        self._bound: dict[str, Any] = {}  # numpy arrays behind the bound OrtValues
+        for name, array in (("seqlens_k", self._seqlens), ("total_len", self._total)):
+            self._bind_input(name, array)
+        self._binding.bind_ortvalue_output("logits",
+                                           ort.OrtValue.ortvalue_from_numpy(self._logits))
         weights = self.layout.get("weights", {})
         self.name = "onnxruntime-cpu-" + "+".join(
             f"int{bits.removesuffix('bit')}" for bits, count in sorted(weights.items()) if count)
         self.reused_tokens = 0
         self._ids: list[int] = []
+
+    def _bind_input(self, name: str, array: np.ndarray) -> None:
+        import onnxruntime as ort
+
+        if self._bound.get(name) is not array:
+            self._binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(array))
+            self._bound[name] = array
 
     def _forward(self, ids: Sequence[int]) -> np.ndarray:
         cached, new = len(self._ids), len(ids)
@@ -103,34 +128,26 @@ class OnnxBackend:
         if total > self.capacity:
             raise ValueError(f"the conversation needs {total} tokens; the cache holds "
                              f"{self.capacity}")
-        binding = self.session.io_binding()
-        binding.bind_cpu_input("input_ids", np.asarray([ids], dtype=np.int64))
-        binding.bind_cpu_input("position_ids",
-                               np.arange(cached, total, dtype=np.int64)[None, :])
-        binding.bind_cpu_input("seqlens_k", np.array([total - 1], dtype=np.int32))
-        binding.bind_cpu_input("total_len", np.array(total, dtype=np.int32))
-        binding.bind_output("logits", "cpu")
-        for past, present, buffer in self._caches:
-            binding.bind_ortvalue_input(past, buffer)
-            binding.bind_ortvalue_output(present, buffer)
-        self.session.run_with_iobinding(binding)
+        if new == 1:
+            self._token[0, 0] = ids[0]
+            self._position[0, 0] = cached
+            tokens, positions = self._token, self._position
+        else:
+            tokens = np.asarray([ids], dtype=np.int64)
+            positions = np.arange(cached, total, dtype=np.int64)[None, :]
+        self._bind_input("input_ids", tokens)
+        self._bind_input("position_ids", positions)
+        self._seqlens[0] = total - 1
+        self._total[...] = total
+        self.session.run_with_iobinding(self._binding)
         self._ids.extend(ids)
-        return binding.get_outputs()[0].numpy()[0]
+        return self._logits[0].copy()  # the buffer is overwritten by the next run
 
     def start(self, ids: Sequence[int], cancel: CancelToken | None = None) -> np.ndarray | None:
         keep = reusable_prefix(self._ids, ids)
         del self._ids[keep:]  # what lies past the kept length is simply overwritten
         self.reused_tokens = keep
-        logits = None
-        try:
-            for begin in range(keep, len(ids), PREFILL_CHUNK):
-                if cancel is not None and cancel.is_set():
-                    return None
-                logits = self._forward(ids[begin:begin + PREFILL_CHUNK])
-        except BaseException:
-            self.reset()
-            raise
-        return logits
+        return prefill(self._forward, ids, keep, cancel, self.reset)
 
     def step(self, token: int) -> np.ndarray:
         try:

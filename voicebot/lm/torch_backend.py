@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from voicebot.lm.backend import PREFILL_CHUNK, CancelToken, reusable_prefix
+from voicebot.lm.backend import CancelToken, prefill, reusable_prefix
 
 log = logging.getLogger(__name__)
 
@@ -78,16 +78,7 @@ class TorchBackend:
                 self._cache.crop(keep - len(self._ids))
                 del self._ids[keep:]
             self.reused_tokens = keep
-            logits = None
-            try:
-                for begin in range(keep, len(ids), PREFILL_CHUNK):
-                    if cancel is not None and cancel.is_set():
-                        return None
-                    logits = self._forward(ids[begin:begin + PREFILL_CHUNK])
-            except BaseException:
-                self.reset()  # a half-filled cache must not be reused
-                raise
-        return logits
+            return prefill(self._forward, ids, keep, cancel, self.reset)
 
     def step(self, token: int) -> np.ndarray:
         import torch
