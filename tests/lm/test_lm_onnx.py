@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from voicebot.lm.onnx_quantize import BLOCK, eight_bit, four_bit_grid, quantize_matmuls
+from voicebot.lm.onnx_quantize import (
+    BLOCK,
+    approximate_four_bit,
+    eight_bit,
+    four_bit_grid,
+    quantize_matmuls,
+)
 
 
 def q4_1_like(k: int, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -158,3 +164,39 @@ def test_decoder_of_a_tiny_random_model_matches_transformers(model_type, tmp_pat
     with pytest.raises(ValueError, match="cache holds"):
         backend.start(list(range(100)))
 
+
+def test_approximate_four_bit_round_trip_is_within_half_a_step():
+    weight = np.random.default_rng(3).standard_normal((64, 8)).astype(np.float32)
+    q, scale = approximate_four_bit(weight)
+    rebuilt = ((q.astype(np.float32) - 8) * scale[..., None]).reshape(8, 64).T
+    assert np.all(np.abs(rebuilt - weight) <= scale.repeat(BLOCK, -1).T * 0.5 + 1e-6)
+
+
+def test_big_output_head_gives_exact_top_logits(tmp_path):
+    """A large vocabulary takes the two-pass head: 4-bit logits, the best HEAD_EXACT_TOP
+    recomputed from the (tied) float embeddings."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from voicebot.lm.onnx_backend import OnnxBackend
+    from voicebot.lm.onnx_export import HEAD_EXACT_TOP, export_decoder
+
+    config = AutoConfig.for_model(
+        "llama", vocab_size=16 * HEAD_EXACT_TOP, hidden_size=64, intermediate_size=128,
+        num_hidden_layers=1, num_attention_heads=4, num_key_value_heads=2,
+        max_position_embeddings=64, tie_word_embeddings=True)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config).eval()
+    model.save_pretrained(tmp_path / "model")
+    (tmp_path / "onnx").mkdir()
+    export_decoder(tmp_path / "model", tmp_path / "onnx")
+    ids = [3, 17, 99, 42, 8]
+    with torch.inference_mode():
+        want = model(torch.tensor([ids])).logits[0, -1].numpy()
+    got = OnnxBackend(tmp_path / "onnx", threads=1, capacity=16).start(ids)
+    scale = np.abs(want).max()
+    best = np.argsort(-want)[:10]
+    assert got.argmax() == want.argmax()
+    np.testing.assert_allclose(got[best], want[best], atol=0.03 * scale)
+    # The rest is 4-bit, and 8-bit layers round too: close, not exact.
+    assert np.abs(got - want).max() < 0.3 * scale
