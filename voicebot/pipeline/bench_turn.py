@@ -28,6 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("bench turn")
     group.add_argument("--turn-count", type=int, default=10, help="spoken turns to run")
     group.add_argument("--turn-device", default="cpu", help="cpu, cuda or auto")
+    group.add_argument("--turn-audio", default="virtual", choices=("virtual", "memory"),
+                       help="virtual: PulseAudio virtual microphone and speaker; memory: "
+                            "no sound system (GPU servers), the output device's latency "
+                            "is not counted")
 
 
 def _rss_peak_mb() -> float:
@@ -40,47 +44,86 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def run(args: argparse.Namespace) -> dict:
+def _questions(engines) -> list:
     import soxr
 
+    from voicebot.tts.base import collect
+
+    questions = []
+    for text in QUESTIONS:
+        samples, rate = collect(engines.synthesizer.stream(text))
+        questions.append(soxr.resample(samples, rate, 16000).astype("float32"))
+    return questions
+
+
+def _talk(conversation, say, questions: list, turns_wanted: int) -> list:
+    """Hold the talk button over each question, release, wait for the reply."""
+    records = []
+    for i in range(turns_wanted):
+        question = questions[i % len(questions)]
+        turn = conversation.start_listening()
+        starts = say(question)
+        time.sleep(max(0.0, starts - time.monotonic()) + len(question) / 16000 + 0.2)
+        conversation.stop_listening()
+        if not turn.finished.wait(120):
+            raise RuntimeError(f"turn {turn.id} did not finish in 120 s")
+        records.append(turn)
+        time.sleep(0.2)
+    return records
+
+
+def _run_virtual(settings, args, turns_wanted: int) -> tuple[list, int]:
     from voicebot.audio.capture import Capture
     from voicebot.audio.player import Player
     from voicebot.audio.virtual_device import VirtualAudio
     from voicebot.pipeline.session import build_conversation, load_engines
-    from voicebot.settings import Settings
-    from voicebot.tts.base import collect
 
-    settings = Settings()
-    turns_wanted = max(1, args.turn_count)
     with VirtualAudio() as audio:
         engines = load_engines(settings, device=args.turn_device)
-        questions = []
-        for text in QUESTIONS:
-            samples, rate = collect(engines.synthesizer.stream(text))
-            questions.append(soxr.resample(samples, rate, 16000).astype("float32"))
+        questions = _questions(engines)
         capture = Capture("vmic").start()
         player = Player("vspeaker").open()
         conversation = build_conversation(settings, engines, player=player,
                                           mic=capture.ring(16000))
-        records = []
         try:
-            for i in range(turns_wanted):
-                question = questions[i % len(questions)]
-                turn = conversation.start_listening()
-                starts = audio.inject(question, 16000)
-                time.sleep(max(0.0, starts - time.monotonic()) + len(question) / 16000 + 0.2)
-                conversation.stop_listening()
-                if not turn.finished.wait(120):
-                    raise RuntimeError(f"turn {turn.id} did not finish in 120 s")
-                records.append(turn)
-                time.sleep(0.2)
+            records = _talk(conversation, lambda q: audio.inject(q, 16000), questions,
+                            turns_wanted)
         finally:
             conversation.close()
             threading.Thread(target=player.close, daemon=True).start()
             capture.stop()
-        overflows = capture.input_overflows
+        return records, capture.input_overflows
 
-    result: dict = {"turns": len(records), "device": args.turn_device}
+
+def _run_memory(settings, args, turns_wanted: int) -> tuple[list, int]:
+    from voicebot.audio.memory_io import MemorySpeaker, PacedMicrophone
+    from voicebot.pipeline.session import build_conversation, load_engines
+
+    engines = load_engines(settings, device=args.turn_device)
+    questions = _questions(engines)
+    mic, speaker = PacedMicrophone(16000), MemorySpeaker()
+    conversation = build_conversation(settings, engines, player=speaker, mic=mic.ring)
+
+    def say(question) -> float:
+        mic.say(question)
+        return time.monotonic()
+
+    try:
+        return _talk(conversation, say, questions, turns_wanted), 0
+    finally:
+        conversation.close()
+
+
+def run(args: argparse.Namespace) -> dict:
+    from voicebot.settings import Settings
+
+    settings = Settings()
+    turns_wanted = max(1, args.turn_count)
+    runner = _run_memory if args.turn_audio == "memory" else _run_virtual
+    records, overflows = runner(settings, args, turns_wanted)
+
+    result: dict = {"turns": len(records), "device": args.turn_device,
+                    "audio": args.turn_audio}
     for stage in STAGES:
         values = [t.timing.breakdown()[stage] for t in records
                   if stage in t.timing.breakdown()]
