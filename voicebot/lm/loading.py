@@ -75,7 +75,8 @@ def load_backend(folder: Path, model_id: str | None, backend: str, device: str =
     from voicebot.lm.torch_backend import TorchBackend
 
     return TorchBackend(folder, device="cpu" if device == "auto" and backend == "torch"
-                        and not _cuda_available() else device, threads=threads)
+                        and not _cuda_available() else device, threads=threads,
+                        capacity=context_tokens)
 
 
 def load_chat_model(model: str | Path | None = None, *, system_prompt: str | None = None,

@@ -2,9 +2,11 @@
 
 On CUDA the weights run in bfloat16 where the GPU supports it (Ampere and newer) and in
 float16 otherwise; on the CPU in float32 (CPU half precision is slower, not faster).
-The decode loop is our own (one forward per token with a DynamicCache) rather than
-``generate()``: it lets every token be checked for cancel and loops, and lets the cache
-of the previous turn be reused.
+The decode loop is our own (one forward per token) rather than ``generate()``: it lets
+every token be checked for cancel and loops, and lets the cache of the previous turn be
+reused. On CUDA each decode step replays a captured CUDA graph over a static cache
+(``voicebot.lm.cuda_graph``; a small model is launch-bound there), with eager decoding
+on a DynamicCache as the fallback and the CPU path.
 """
 
 from __future__ import annotations
@@ -37,9 +39,12 @@ def pick_torch_device(device: str = "auto") -> tuple[str, Any]:
 
 
 class TorchBackend:
-    def __init__(self, model_dir: Path, device: str = "auto", threads: int | None = None):
+    def __init__(self, model_dir: Path, device: str = "auto", threads: int | None = None,
+                 capacity: int = 2048):
         import torch
         from transformers import AutoModelForCausalLM
+
+        from voicebot.lm.cuda_graph import graphed_decoder
 
         self.device, self.dtype = pick_torch_device(device)
         if threads and self.device == "cpu":
@@ -52,10 +57,25 @@ class TorchBackend:
         self.reused_tokens = 0
         self._ids: list[int] = []
         self._cache: Any = None
+        # On CUDA, decode steps replay a captured graph (see voicebot.lm.cuda_graph).
+        self._graphed = None
+        if self.device.startswith("cuda"):
+            with torch.inference_mode():
+                self._graphed = graphed_decoder(self.model, capacity)
+            if self._graphed is not None:
+                self.name += "-graph"
 
     def _forward(self, ids: Sequence[int]) -> np.ndarray:
         import torch
 
+        if self._graphed is not None:
+            start = len(self._ids)
+            if len(ids) == 1 and start > 0:
+                logits = self._graphed.step(ids[0], start)
+            else:
+                logits = self._graphed.forward(ids, start)
+            self._ids.extend(ids)
+            return logits
         tensor = torch.tensor([list(ids)], dtype=torch.long, device=self.device)
         out = self.model(input_ids=tensor, past_key_values=self._cache, use_cache=True,
                          logits_to_keep=1)
@@ -69,7 +89,11 @@ class TorchBackend:
 
         keep = reusable_prefix(self._ids, ids)
         with torch.inference_mode():
-            if keep == 0 or self._cache is None:
+            if self._graphed is not None:
+                # The static cache needs no crop: slots past ``keep`` are rewritten
+                # before they are read, and masked until then.
+                del self._ids[keep:]
+            elif keep == 0 or self._cache is None:
                 self._cache = DynamicCache(config=self.model.config)
                 self._ids, keep = [], 0
             elif keep < len(self._ids):
