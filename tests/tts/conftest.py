@@ -43,7 +43,7 @@ def tacotron_models(random_checkpoints):
 
 @pytest.fixture(scope="session")
 def tacotron_voices(random_checkpoints, tacotron_models, export_models_dir):
-    """{"torch", "onnx-fp32", "onnx-int8"}: one random-weight voice per engine.
+    """{"torch", "onnx-fp32", "onnx-int8", "onnx-int4"}: one random-weight voice per engine.
 
     The stop token of random weights fires at an arbitrary step, so it is disabled and
     each utterance decodes exactly ``max_decoder_steps`` steps.
@@ -59,7 +59,7 @@ def tacotron_voices(random_checkpoints, tacotron_models, export_models_dir):
             "torch": TorchBackend(model, generator, device="cpu"),
             **{f"onnx-{precision}": OnnxBackend.from_models(
                 model, generator, tts_dir, vocoder_dir, device="cpu",
-                decoder_precision=precision) for precision in ("fp32", "int8")},
+                decoder_precision=precision) for precision in ("fp32", "int8", "int4")},
         }
     return {name: TacotronVoice(backend, tts_config, vocoder_config, voice_id=name,
                                 tokenizer=model.tokenizer, max_decoder_steps=30,

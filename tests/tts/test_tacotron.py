@@ -75,29 +75,41 @@ def test_onnx_engine_matches_torch_engine(tacotron_voices):
     assert np.abs(onnx_audio - torch_audio).max() < 1e-3
 
 
-def test_int8_decoder_stays_close_to_fp32(tacotron_voices):
+@pytest.mark.parametrize("precision", ["int8", "int4"])
+def test_quantised_decoder_stays_close_to_fp32(tacotron_voices, precision):
     """The quantised decoder is an approximation; with random weights it must stay near."""
-    fp32, int8 = tacotron_voices["onnx-fp32"], tacotron_voices["onnx-int8"]
-    assert int8.backend.decoder_precision == "int8"
+    fp32, quantised = tacotron_voices["onnx-fp32"], tacotron_voices[f"onnx-{precision}"]
+    assert quantised.backend.decoder_precision == precision
     ids = fp32.text_ids(TEXT)
     fp32.backend.start(ids)
-    int8.backend.start(ids)
+    quantised.backend.start(ids)
     masks = (np.ones((1, 256), np.float32),) * 2
     memory = np.zeros(80, np.float32)
     exact, approx = [], []
     for _ in range(10):
         frames, _ = fp32.backend.step(memory, masks)
-        frames_q, _ = int8.backend.step(memory, masks)
+        frames_q, _ = quantised.backend.step(memory, masks)
         exact.append(frames)
         approx.append(frames_q)
         memory = frames[-80:]  # the same frame input to both; the states drift apart
     exact, approx = np.stack(exact).ravel(), np.stack(approx).ravel()
     correlation = np.corrcoef(exact, approx)[0, 1]
-    print(f"int8 vs fp32 decoder frames: correlation {correlation:.4f}")
+    print(f"{precision} vs fp32 decoder frames: correlation {correlation:.4f}")
     assert correlation > 0.95
 
 
-@pytest.mark.parametrize("engine", ["torch", "onnx-int8"])
+def test_cpu_default_decoder_is_int4(random_checkpoints, export_models_dir, monkeypatch):
+    from voicebot.paths import MODELS_ENV
+
+    monkeypatch.setenv(MODELS_ENV, str(export_models_dir))  # reuses the session's export
+    voice = TacotronVoice.from_checkpoints(*random_checkpoints, device="cpu",
+                                           max_decoder_steps=4, stop_threshold=2.0)
+    assert voice.backend.decoder_precision == "int4"
+    audio, _ = collect(voice.stream("Hi."))
+    assert audio.size > 0 and np.all(np.isfinite(audio))
+
+
+@pytest.mark.parametrize("engine", ["torch", "onnx-int8", "onnx-int4"])
 def test_bad_input(tacotron_voices, engine):
     voice = tacotron_voices[engine]
     for text in ("", "  ", "😀🎉"):
@@ -105,7 +117,7 @@ def test_bad_input(tacotron_voices, engine):
 
 
 def test_non_english_text_does_not_crash(tacotron_voices):
-    audio, _ = collect(tacotron_voices["onnx-int8"].stream("Привет 日本語 ∑ and English."))
+    audio, _ = collect(tacotron_voices["onnx-int4"].stream("Привет 日本語 ∑ and English."))
     assert audio.size > 0 and np.all(np.isfinite(audio))
 
 
@@ -123,7 +135,7 @@ def test_checkpoint_without_config_is_refused(random_checkpoints, tmp_path):
 
 def test_first_audio_leaves_after_a_few_decoder_steps(tacotron_voices):
     """The first chunk is handed out while most decoder steps are still to come."""
-    voice = tacotron_voices["onnx-int8"]
+    voice = tacotron_voices["onnx-int4"]
     steps = []
     real_step = voice.backend.step
 

@@ -153,7 +153,7 @@ def _tacotron_result(args) -> dict:
     if args.tts_skip_coqui:
         return result
 
-    # The exact (fp32) decoder too, so the gain of the int8 decoder is visible on its own.
+    # The exact (fp32) decoder too, so the gain of the quantised decoder is visible alone.
     exact = TacotronVoice.from_checkpoints(tts_dir, vocoder_dir, engine="onnx",
                                            threads=args.tts_threads, max_decoder_steps=steps,
                                            stop_threshold=NEVER_STOP, decoder_precision="fp32")
@@ -162,8 +162,9 @@ def _tacotron_result(args) -> dict:
     times: dict[str, list[float]] = {"coqui": [], "onnx": [], "onnx_fp32": []}
     cpu: dict[str, list[float]] = {name: [] for name in times}
     samples: dict[str, int] = {}
-    # Interleaved runs, so a change in machine load hits all three alike.
-    for _ in range(max(3, args.tts_repeats // 2)):
+    # Interleaved runs, so a change in machine load hits all three alike; at least five,
+    # as on a shared machine a burst of others' work can hit one run of one engine.
+    for _ in range(max(5, args.tts_repeats)):
         for name, synthesize in (
                 ("coqui", lambda: coqui.tts(SPEEDUP_TEXT, split_sentences=False)),
                 # Text to ids included on both sides, as Coqui's tts() does it too.

@@ -29,9 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                           "(default coqui-hifigan-v2-ljspeech)")
     parser.add_argument("--engine", choices=("onnx", "torch"), default="onnx",
                         help="Tacotron2 voices: run on onnxruntime (default) or torch")
-    parser.add_argument("--decoder-precision", choices=("int8", "fp32"),
-                        help="Tacotron2 on ONNX: int8 decoder (CPU default, ~4x faster) or "
-                             "exact fp32 (CUDA default)")
+    parser.add_argument("--decoder-precision", choices=("int4", "int8", "fp32"),
+                        help="Tacotron2 on ONNX: 4-bit decoder weights (CPU default, ~5x "
+                             "faster), int8, or exact fp32 (CUDA default)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
     parser.add_argument("--output-device", help="play on this device (default: the settings' "

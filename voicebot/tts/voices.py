@@ -28,7 +28,7 @@ class VoiceOptions:
     device: str = "auto"  # "auto", "cpu" or "cuda"
     threads: int = 1  # per-stage CPU threads (see DESIGN: the cores are shared)
     vocoder: str | None = None  # Tacotron2 only: vocoder id or checkpoint path
-    decoder_precision: str | None = None  # Tacotron2 ONNX: "int8" (CPU default) or "fp32"
+    decoder_precision: str | None = None  # Tacotron2 ONNX: "int4" (CPU default), "int8", "fp32"
 
 
 def catalog_voices() -> list[dict]:
