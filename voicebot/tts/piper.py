@@ -38,7 +38,7 @@ _CLAUSE_PUNCTUATION = re.compile(r"([,;:.!?]+)")
 # the window's length. A later piece of a reply mostly decodes in one window.
 FIRST_WINDOW_FRAMES = 24  # ~0.28 s of audio at 22.05 kHz, 256 samples a frame
 WINDOW_GROWTH = 3
-MAX_WINDOW_FRAMES = 600  # bounds the decoder's working memory (~7 s of audio)
+MAX_WINDOW_FRAMES = 400  # ~4.6 s of audio; bounds the decoder's working memory (~90 MB)
 CONTEXT_FRAMES = 12
 
 
