@@ -45,6 +45,21 @@ STALL_SECONDS = 1.25
 _CLOSE_TIMEOUT = 2.0
 
 
+def open_started_stream(kind: Callable[..., sd._StreamBase], describe: str,
+                        **settings) -> sd._StreamBase:
+    """Open a PortAudio stream of ``kind`` and start it. On failure the half-open stream
+    is closed and an AudioDeviceError names the device (``describe``)."""
+    stream = None
+    try:
+        stream = kind(**settings)
+        stream.start()
+    except sd.PortAudioError as exc:
+        if stream is not None:
+            close_stream_quietly(stream)
+        raise AudioDeviceError(f"could not open {describe}: {exc}") from exc
+    return stream
+
+
 def close_stream_quietly(stream: sd._StreamBase, timeout: float = _CLOSE_TIMEOUT) -> bool:
     """Abort and close ``stream`` without risking a hang; True if it closed in time.
 
@@ -138,20 +153,13 @@ class Capture:
         self._stopping.clear()
         self._stream_finished = False
         self.error = None
-        try:
-            self._stream = sd.InputStream(
-                device=self.device.index, samplerate=self.samplerate, channels=self.channels,
-                dtype="float32", blocksize=self.block_frames, latency=self.latency,
-                callback=self._callback, finished_callback=self._finished)
-            self._last_callback = time.monotonic()
-            self._stream.start()
-        except sd.PortAudioError as exc:
-            stream, self._stream = self._stream, None
-            if stream is not None:
-                close_stream_quietly(stream)
-            raise AudioDeviceError(f"could not open {self.device.label} at "
-                                   f"{self.samplerate:g} Hz, {self.channels} channel(s): "
-                                   f"{exc}") from exc
+        self._last_callback = time.monotonic()
+        self._stream = open_started_stream(
+            sd.InputStream, f"{self.device.label} at {self.samplerate:g} Hz, "
+            f"{self.channels} channel(s)",
+            device=self.device.index, samplerate=self.samplerate, channels=self.channels,
+            dtype="float32", blocksize=self.block_frames, latency=self.latency,
+            callback=self._callback, finished_callback=self._finished)
         self._pump = threading.Thread(target=self._pump_loop, name="audio-capture-pump",
                                       daemon=True)
         self._pump.start()

@@ -24,7 +24,7 @@ from collections.abc import Callable
 import numpy as np
 import sounddevice as sd
 
-from voicebot.audio.capture import STALL_SECONDS, close_stream_quietly
+from voicebot.audio.capture import STALL_SECONDS, close_stream_quietly, open_started_stream
 from voicebot.audio.devices import (
     AudioDeviceError,
     DeviceInfo,
@@ -94,19 +94,12 @@ class Player:
         self._closing = False
         self._stream_finished = False
         self.error = None
-        try:
-            self._stream = sd.OutputStream(
-                device=self.device.index, samplerate=self.samplerate, channels=self.channels,
-                dtype="float32", blocksize=self.block_frames, latency=self.latency,
-                callback=self._callback, finished_callback=self._finished)
-            self._last_callback = time.monotonic()
-            self._stream.start()
-        except sd.PortAudioError as exc:
-            stream, self._stream = self._stream, None
-            if stream is not None:
-                close_stream_quietly(stream)
-            raise AudioDeviceError(f"could not open {self.device.label} for playback at "
-                                   f"{self.samplerate:g} Hz: {exc}") from exc
+        self._last_callback = time.monotonic()
+        self._stream = open_started_stream(
+            sd.OutputStream, f"{self.device.label} for playback at {self.samplerate:g} Hz",
+            device=self.device.index, samplerate=self.samplerate, channels=self.channels,
+            dtype="float32", blocksize=self.block_frames, latency=self.latency,
+            callback=self._callback, finished_callback=self._finished)
         self._watchdog_stop.clear()
         self._watchdog = threading.Thread(target=self._watch, name="audio-player-watchdog",
                                           daemon=True)

@@ -37,18 +37,13 @@ def run_asr(args: argparse.Namespace) -> int:
     if args.target == "asr-vocab":
         return _run_vocab(args)
     from voicebot.training.asr_train import AsrTrainingError, AsrTrainOptions, train_asr
+    from voicebot.training.cli import arguments_ok
     from voicebot.training.tts_train import StopFlag
 
     if args.max_steps is not None and args.max_steps < 0:
         log.error("--max-steps must not be negative")
         return 2
-    for name in ("batch_size", "checkpoint_every", "threads", "rank"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            log.error("--%s must be at least 1", name.replace("_", "-"))
-            return 2
-    if not args.data.is_dir():
-        log.error("--data %s is not a folder", args.data)
+    if not arguments_ok(args, ("batch_size", "checkpoint_every", "threads", "rank")):
         return 2
     stop = StopFlag()
     stop.install()  # before torch loads: a cancel during the import must count

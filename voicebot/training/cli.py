@@ -52,6 +52,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_asr_arguments(parser)
 
 
+def arguments_ok(args: argparse.Namespace, at_least_one: tuple[str, ...]) -> bool:
+    """Checks shared by every training target; logs what is wrong."""
+    for name in at_least_one:
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            log.error("--%s must be at least 1", name.replace("_", "-"))
+            return False
+    if not args.data.is_dir():
+        log.error("--data %s is not a folder", args.data)
+        return False
+    return True
+
+
 def run(args: argparse.Namespace) -> int:
     if args.target in ("asr", "asr-vocab"):
         from voicebot.training.asr_cli import run_asr
@@ -65,13 +78,7 @@ def run(args: argparse.Namespace) -> int:
         train,
     )
 
-    for name in ("max_steps", "batch_size", "checkpoint_every", "r", "threads"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            log.error("--%s must be at least 1", name.replace("_", "-"))
-            return 2
-    if not args.data.is_dir():
-        log.error("--data %s is not a folder", args.data)
+    if not arguments_ok(args, ("max_steps", "batch_size", "checkpoint_every", "r", "threads")):
         return 2
     # Signals first: a cancel that arrives while torch is still importing must count.
     stop = StopFlag()
