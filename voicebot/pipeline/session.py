@@ -49,13 +49,19 @@ def load_engines(settings: Settings, progress: ProgressFn | None = None,
     from voicebot.asr.adapt import recognizer_from_settings_adapted
     from voicebot.asr.adapt_vocab import ngram_with_user_lm, refresh_user_lm
     from voicebot.lm.loading import load_chat_model
+    from voicebot.memory import limit_heap_retention, release_freed_memory
     from voicebot.tts.voices import VoiceOptions, load_voice
 
     say = progress or (lambda message: None)
+    # Before the models: their load-time temporaries and Whisper's per-utterance
+    # tensors then go back to the system when freed (see voicebot.memory).
+    limit_heap_retention()
     torch.set_num_threads(ASR_THREADS)
     say("loading the speech recognizer")
     # With the user's LoRA adapter when they trained one and switched it on.
     recognizer = recognizer_from_settings_adapted(settings.asr, device=device)
+    # Whisper's float32 weights before int8 quantisation and its warm-up activations.
+    release_freed_memory()
     say("loading the rescoring language model")
     # The general n-gram LM, mixed with one built from the user's own words (prompts
     # read, conversation history), so names they use are recognised more readily.
@@ -69,6 +75,7 @@ def load_engines(settings: Settings, progress: ProgressFn | None = None,
     say("loading the voice")
     synthesizer = load_voice(settings.tts.voice, VoiceOptions(device=device,
                                                               threads=TTS_THREADS))
+    release_freed_memory()
     say("ready")
     return Engines(recognizer, ngram, chat, synthesizer)
 
