@@ -49,13 +49,10 @@ def load_engines(settings: Settings, progress: ProgressFn | None = None,
     from voicebot.asr.adapt import recognizer_from_settings_adapted
     from voicebot.asr.adapt_vocab import ngram_with_user_lm, refresh_user_lm
     from voicebot.lm.loading import load_chat_model
-    from voicebot.memory import limit_heap_retention, release_freed_memory
+    from voicebot.memory import release_freed_memory
     from voicebot.tts.voices import VoiceOptions, load_voice
 
     say = progress or (lambda message: None)
-    # Before the models: their load-time temporaries and Whisper's per-utterance
-    # tensors then go back to the system when freed (see voicebot.memory).
-    limit_heap_retention()
     torch.set_num_threads(ASR_THREADS)
     say("loading the speech recognizer")
     # With the user's LoRA adapter when they trained one and switched it on.
