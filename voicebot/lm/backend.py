@@ -13,14 +13,10 @@ from typing import Protocol
 
 import numpy as np
 
+from voicebot.cancel import CancelToken
+
 # Long prompts are computed in chunks so that a cancel is noticed between them.
 PREFILL_CHUNK = 64
-
-
-class CancelToken(Protocol):
-    """Anything with ``is_set()``: a threading.Event, or the pipeline's cancel token."""
-
-    def is_set(self) -> bool: ...
 
 
 class Backend(Protocol):

@@ -32,7 +32,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from voicebot.lm.backend import Backend, CancelToken
+from voicebot.cancel import CancelToken
+from voicebot.lm.backend import Backend
 from voicebot.lm.decoding import GenerationOptions, LoopGuard, TextStream, choose_token
 from voicebot.lm.prompt import Message, Prompt, build_prompt
 

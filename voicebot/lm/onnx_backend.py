@@ -22,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from voicebot.cancel import CancelToken
 from voicebot.lm import onnx_export
-from voicebot.lm.backend import CancelToken, prefill, reusable_prefix
+from voicebot.lm.backend import prefill, reusable_prefix
 
 log = logging.getLogger(__name__)
 

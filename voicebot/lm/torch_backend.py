@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from voicebot.lm.backend import CancelToken, prefill, reusable_prefix
+from voicebot.cancel import CancelToken
+from voicebot.lm.backend import prefill, reusable_prefix
 
 log = logging.getLogger(__name__)
 

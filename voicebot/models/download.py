@@ -25,9 +25,9 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from voicebot import __version__
+from voicebot.cancel import CancelToken
 from voicebot.models.errors import ChecksumMismatchError, DownloadCancelledError, DownloadError
 
 log = logging.getLogger(__name__)
@@ -37,12 +37,6 @@ USER_AGENT = f"voicebot/{__version__}"
 # Errors after which asking again for the rest of the file can succeed.
 _TRANSIENT = (http.client.IncompleteRead, http.client.RemoteDisconnected, ConnectionError,
               socket.timeout, TimeoutError)
-
-
-class CancelToken(Protocol):
-    """Anything with ``is_set()``: a threading.Event, or the pipeline's cancel token."""
-
-    def is_set(self) -> bool: ...
 
 
 @dataclass(frozen=True)

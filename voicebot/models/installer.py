@@ -17,10 +17,11 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from voicebot.cancel import CancelToken
 from voicebot.models import archive, download, packages
 from voicebot.models.atomic import file_lock, replace_dir
 from voicebot.models.catalog import FileSpec, ModelEntry
-from voicebot.models.download import CancelToken, Progress, ProgressFn
+from voicebot.models.download import Progress, ProgressFn
 from voicebot.models.errors import (
     ChecksumMismatchError,
     DownloadError,

@@ -22,9 +22,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from voicebot.cancel import CancelToken
 from voicebot.models import conversions, installer, packages
 from voicebot.models.catalog import Catalog, FileSpec, ModelEntry, Source, load_catalog
-from voicebot.models.download import CancelToken, ProgressFn
+from voicebot.models.download import ProgressFn
 from voicebot.models.errors import (
     ModelCorruptError,
     ModelError,

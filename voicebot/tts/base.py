@@ -13,12 +13,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-
-@runtime_checkable
-class CancelToken(Protocol):
-    """Anything with ``is_set()``: a ``threading.Event`` or the pipeline's token."""
-
-    def is_set(self) -> bool: ...
+from voicebot.cancel import CancelToken
 
 
 @dataclass(frozen=True)
@@ -63,10 +58,6 @@ class Synthesizer(Protocol):
         comes sooner; a caller feeding later clauses of the same reply passes False.
         """
         ...
-
-
-def is_cancelled(cancel: CancelToken | None) -> bool:
-    return cancel is not None and cancel.is_set()
 
 
 def collect(chunks: Iterator[AudioChunk]) -> tuple[np.ndarray, int | None]:

@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from voicebot.cancel import CancelToken, is_cancelled
 from voicebot.tts import onnx_runtime, piper_split
-from voicebot.tts.base import AudioChunk, CancelToken, VoiceInfo, is_cancelled
+from voicebot.tts.base import AudioChunk, VoiceInfo
 from voicebot.tts.espeak import phonemize
 from voicebot.tts.text import pieces
 

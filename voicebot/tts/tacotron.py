@@ -21,7 +21,8 @@ from typing import Protocol
 
 import numpy as np
 
-from voicebot.tts.base import AudioChunk, CancelToken, VoiceInfo, is_cancelled
+from voicebot.cancel import CancelToken, is_cancelled
+from voicebot.tts.base import AudioChunk, VoiceInfo
 from voicebot.tts.mel_stream import MelToAudio
 from voicebot.tts.text import pieces
 
