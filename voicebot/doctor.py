@@ -50,6 +50,8 @@ def check_onnxruntime() -> dict[str, Any]:
 
     import onnxruntime as ort
 
+    from voicebot.tts.onnx_runtime import cuda_build_version
+
     # A plain `onnxruntime` next to `onnxruntime-gpu` silently replaces the GPU build.
     dists = []
     for name in ("onnxruntime", "onnxruntime-gpu"):
@@ -60,13 +62,36 @@ def check_onnxruntime() -> dict[str, Any]:
     usable = [p for p in built if p == "CPUExecutionProvider"
               or (p == "CUDAExecutionProvider" and _cuda_driver_present())]
     info = {"ok": True, "version": ort.__version__, "distributions": dists,
-            "built_providers": built, "usable_providers": usable}
+            "built_providers": built, "usable_providers": usable,
+            "cuda_build": cuda_build_version()}
+    mismatch = cuda_major_mismatch()
+    if mismatch:
+        info["warning"] = mismatch
     if len(dists) > 1:
         info["ok"] = False
         info["error"] = ("both onnxruntime and onnxruntime-gpu are installed; run "
                          "`pip uninstall -y onnxruntime onnxruntime-gpu && "
                          "pip install onnxruntime-gpu`")
     return info
+
+
+def cuda_major_mismatch() -> str | None:
+    """Why onnxruntime's CUDA provider cannot share PyTorch's CUDA libraries, if it cannot.
+
+    onnxruntime finds its CUDA runtime among the nvidia-* wheels PyTorch installed; a
+    build for another major version (onnxruntime-gpu 1.27+ is CUDA 13, torch 2.8 is
+    CUDA 12) needs that CUDA runtime installed separately, or the voices run on the CPU.
+    """
+    import torch
+
+    from voicebot.tts.onnx_runtime import cuda_build_version
+
+    ort_cuda, torch_cuda = cuda_build_version(), torch.version.cuda
+    if not ort_cuda or not torch_cuda or ort_cuda.split(".")[0] == torch_cuda.split(".")[0]:
+        return None
+    return (f"onnxruntime-gpu is built for CUDA {ort_cuda} but PyTorch brings CUDA "
+            f"{torch_cuda}: without a CUDA {ort_cuda.split('.')[0]} runtime on this machine "
+            "the voices run on the CPU (recognition, chat and training still use the GPU)")
 
 
 def _cuda_driver_present() -> bool:

@@ -50,6 +50,9 @@ def test_doctor_json_tells_the_truth(voicebot_home):
     assert "CPUExecutionProvider" in ort_info["usable_providers"]
     assert ort_info["distributions"] == [d for d in ort_info["distributions"]
                                          if d.startswith("onnxruntime-gpu==")]
+    # A CUDA version mismatch between onnxruntime and torch is reported, never hidden.
+    same_cuda = ort_info["cuda_build"].split(".")[0] == torch_info["cuda_build"].split(".")[0]
+    assert ("warning" in ort_info) != same_cuda
     for name in ("config", "data", "cache", "logs"):
         assert report["dirs"][name]["writable"]
         assert report["dirs"][name]["path"].startswith(str(voicebot_home))

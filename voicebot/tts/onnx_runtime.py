@@ -35,6 +35,31 @@ def cuda_device_present() -> bool:
     return count.value > 0
 
 
+def cuda_build_version() -> str | None:
+    """The CUDA version this onnxruntime was built for ("12.8"); None for CPU builds."""
+    try:
+        from onnxruntime.capi import build_and_package_info
+    except ImportError:
+        return None
+    return getattr(build_and_package_info, "cuda_version", None) or None
+
+
+@functools.cache
+def _load_cuda_libraries() -> None:
+    """Load the CUDA and cuDNN libraries from the nvidia-* wheels that PyTorch installed.
+
+    onnxruntime's CUDA provider finds them on its own only when torch was imported
+    first; a voice can be loaded before torch is.
+    """
+    preload = getattr(ort, "preload_dlls", None)
+    if preload is None:
+        return
+    try:
+        preload()
+    except Exception:  # a missing library shows up as a CPU fallback, logged below
+        log.warning("could not preload the CUDA libraries for onnxruntime", exc_info=True)
+
+
 def providers(device: str = "auto") -> list[str]:
     """Execution providers for ``device`` ("auto", "cuda" or "cpu")."""
     if device == "cpu":
@@ -42,6 +67,7 @@ def providers(device: str = "auto") -> list[str]:
     if device == "cuda" and not cuda_device_present():
         raise RuntimeError("device 'cuda' asked for, but no CUDA device is available")
     if cuda_device_present():
+        _load_cuda_libraries()
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     return ["CPUExecutionProvider"]
 
@@ -62,7 +88,11 @@ def session(path: Path | str | bytes, threads: int = DEFAULT_THREADS,
     options.add_session_config_entry("session.inter_op.allow_spinning", "0")
     options.log_severity_level = 3  # errors only; CUDA fallbacks are logged by us
     model = str(path) if isinstance(path, Path) else path
-    sess = ort.InferenceSession(model, sess_options=options, providers=providers(device))
+    wanted = providers(device)
+    sess = ort.InferenceSession(model, sess_options=options, providers=wanted)
+    if sess.get_providers()[0] != wanted[0]:
+        log.warning("onnxruntime could not use %s (is the CUDA %s runtime installed?); "
+                    "running on %s", wanted[0], cuda_build_version(), sess.get_providers()[0])
     log.debug("onnxruntime session %s on %s, %d thread(s)",
               path if not isinstance(path, bytes) else "<bytes>", sess.get_providers()[0],
               threads)
