@@ -21,6 +21,7 @@ WARM_UP_TURNS = 10  # caches, allocator pools and lazy imports settle first
 
 @pytest.mark.slow
 @pytest.mark.audio
+@pytest.mark.timeout(3000)  # the suite's 600 s is for single tests; 200 turns take ~15 min
 def test_two_hundred_turns(engines, virtual_audio, question_audio):
     from voicebot.audio.capture import Capture
     from voicebot.audio.player import Player
