@@ -182,3 +182,48 @@ def test_split_decoder_runs_2d_convolutions(piper_voice):
     weights = {i.name: len(i.dims) for i in decoder.graph.initializer}
     convs = [n for n in decoder.graph.node if n.op_type in ("Conv", "ConvTranspose")]
     assert convs and all(weights[n.input[1]] == 4 for n in convs)
+
+
+def _noiseless(voice: PiperVoice, parallel: int) -> PiperVoice:
+    """A copy of ``voice`` without sampling noise (so runs compare sample by sample),
+    decoding ``parallel`` windows at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    copied = copy.copy(voice)
+    copied.config = dataclasses.replace(voice.config, noise_scale=0.0, noise_w=0.0)
+    copied._parallel = parallel
+    copied._pool = ThreadPoolExecutor(parallel) if parallel > 1 else None
+    return copied
+
+
+def test_parallel_windows_give_the_samples_of_sequential_decoding(piper_voice):
+    assert piper_voice.parallel_windows == 2  # the default on a CPU with 2+ cores
+    text = ("The weather today is sunny and warm, with a light breeze from the west. "
+            "Tomorrow will be cloudy. Remember to take an umbrella if you go out.")
+    sequential = list(_noiseless(piper_voice, 1).stream(text))
+    parallel = list(_noiseless(piper_voice, 3).stream(text))
+    assert len(parallel) >= 4
+    assert [(c.text, c.end_of_sentence) for c in parallel] == \
+        [(c.text, c.end_of_sentence) for c in sequential]
+    for a, b in zip(parallel, sequential, strict=True):
+        np.testing.assert_array_equal(a.samples, b.samples)
+
+
+def test_a_decoder_failure_in_a_parallel_window_reaches_the_caller(piper_voice):
+    """An error in a pool thread is raised in the consumer, not lost with the thread."""
+    runs = []
+
+    class FailingDecoder:  # the third window's decoder call fails, as a crash would
+        def __init__(self, session):
+            self.session = session
+
+        def run(self, *args):
+            runs.append(1)
+            if len(runs) == 3:
+                raise RuntimeError("decoder crashed")
+            return self.session.run(*args)
+
+    voice = _noiseless(piper_voice, 2)
+    voice._decoder = FailingDecoder(piper_voice._decoder)
+    with pytest.raises(RuntimeError, match="decoder crashed"):
+        list(voice.stream("One, two three four. Five six seven eight nine ten. Eleven."))

@@ -8,11 +8,15 @@ call (VITS is not autoregressive, so a short first piece means early first audio
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import os
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,11 +83,14 @@ class PiperVoice:
 
     ``streaming`` (default) runs the graph cut in two (``piper_split``) and decodes each
     piece in windows; without it, or when the cut fails, each piece is one call.
+    ``parallel_windows`` windows decode at once, each on its own thread with ``threads``
+    intra-op threads (default: two on a CPU with two or more cores, one on a GPU).
     """
 
     def __init__(self, model_path: Path, config_path: Path | None = None, *,
                  voice_id: str | None = None, threads: int = onnx_runtime.DEFAULT_THREADS,
-                 device: str = "auto", warm_up: bool = True, streaming: bool = True) -> None:
+                 device: str = "auto", warm_up: bool = True, streaming: bool = True,
+                 parallel_windows: int | None = None) -> None:
         model_path = Path(model_path)
         config_path = Path(config_path or model_path.with_name(model_path.name + ".json"))
         if not model_path.is_file():
@@ -99,6 +106,9 @@ class PiperVoice:
         if self._front is None:
             self._session = onnx_runtime.session(model_path, threads=threads, device=device)
         self._input_names = {i.name for i in (self._front or self._session).get_inputs()}
+        self._parallel = self._parallel_windows(parallel_windows)
+        self._pool = (ThreadPoolExecutor(self._parallel, thread_name_prefix="piper-window")
+                      if self._parallel > 1 else None)
         self._unknown_logged: set[str] = set()
         if warm_up:
             # The first run allocates buffers and picks kernels; pay that at load time,
@@ -117,6 +127,25 @@ class PiperVoice:
         self._front = onnx_runtime.session(split.front, threads=threads, device=device)
         self._decoder = onnx_runtime.session(split.decoder, threads=threads, device=device)
         self._latent_name = split.latent_name
+
+    def _parallel_windows(self, wanted: int | None) -> int:
+        """How many decoder windows run at once.
+
+        Windows are independent once the latent is known, so two of them on two cores
+        scale almost perfectly, unlike intra-op threads on these small convolutions.
+        On a GPU one stream of calls already keeps it busy.
+        """
+        if self._decoder is None:
+            return 1
+        if wanted is not None:
+            return max(1, wanted)
+        if self._decoder.get_providers()[0] != "CPUExecutionProvider":
+            return 1
+        return min(2, os.cpu_count() or 1)
+
+    @property
+    def parallel_windows(self) -> int:
+        return self._parallel
 
     @property
     def streams_within_sentences(self) -> bool:
@@ -184,30 +213,51 @@ class PiperVoice:
 
     def stream_ids(self, ids: list[int]) -> Iterator[np.ndarray]:
         """The piece's audio in windows: a short first one, then longer ones."""
-        for audio, _ in self._windows(ids, _Schedule()):
-            yield audio
+        for decode, _ in self._windows(ids, _Schedule()):
+            yield decode()
 
     def _windows(self, ids: list[int], schedule: _Schedule
-                 ) -> Iterator[tuple[np.ndarray, bool]]:
-        """(audio, is_last) per decoder window; one window without the split graphs."""
+                 ) -> Iterator[tuple[Callable[[], np.ndarray], bool]]:
+        """(decode, is_last) per decoder window, ``decode()`` giving its audio; one
+        window without the split graphs. The front runs here, before the first window."""
         if self._decoder is None:
-            yield _as_audio(self._session.run(None, self._feeds(ids))[0]), True
+            yield functools.partial(self._whole, ids), True
             return
         latent = self._front.run(None, self._feeds(ids))[0]  # (1, channels, frames)
         frames = latent.shape[2]
         start = 0
         while start < frames:
             stop = min(frames, start + schedule.next_window())
-            lo, hi = max(0, start - CONTEXT_FRAMES), min(frames, stop + CONTEXT_FRAMES)
-            audio = self._decoder.run(None, {self._latent_name: latent[:, :, lo:hi]})[0]
-            audio = audio.reshape(-1)
-            hop = len(audio) // (hi - lo)
             schedule.handed_out += stop - start
-            yield _as_audio(audio[(start - lo) * hop:(stop - lo) * hop]), stop == frames
+            yield functools.partial(self._decode, latent, start, stop), stop == frames
             start = stop
+
+    def _whole(self, ids: list[int]) -> np.ndarray:
+        return _as_audio(self._session.run(None, self._feeds(ids))[0])
+
+    def _decode(self, latent: np.ndarray, start: int, stop: int) -> np.ndarray:
+        """Audio of latent frames [start, stop), decoded with context on both sides."""
+        frames = latent.shape[2]
+        lo, hi = max(0, start - CONTEXT_FRAMES), min(frames, stop + CONTEXT_FRAMES)
+        audio = self._decoder.run(None, {self._latent_name: latent[:, :, lo:hi]})[0]
+        audio = audio.reshape(-1)
+        hop = len(audio) // (hi - lo)
+        return _as_audio(audio[(start - lo) * hop:(stop - lo) * hop])
 
     def stream(self, text: str, cancel: CancelToken | None = None, *,
                split_first: bool = True) -> Iterator[AudioChunk]:
+        jobs = self._chunk_jobs(text, cancel, split_first)
+        if self._pool is None:
+            for job in jobs:
+                yield job()
+                if is_cancelled(cancel):
+                    return
+            return
+        yield from self._decode_ahead(jobs, cancel)
+
+    def _chunk_jobs(self, text: str, cancel: CancelToken | None, split_first: bool
+                    ) -> Iterator[Callable[[], AudioChunk]]:
+        """One job per decoder window of every piece, in order."""
         schedule = _Schedule()
         for piece in pieces(text, split_first=split_first):
             if is_cancelled(cancel):
@@ -216,11 +266,37 @@ class PiperVoice:
             if len(ids) <= 3:  # only BOS, pad, EOS
                 log.debug("nothing speakable in %r", piece.text)
                 continue
-            for audio, last in self._windows(ids, schedule):
-                yield AudioChunk(audio, self.sample_rate, piece.text,
-                                 last and piece.end_of_sentence)
+            for decode, last in self._windows(ids, schedule):
+                yield functools.partial(_chunk, decode, self.sample_rate, piece.text,
+                                        last and piece.end_of_sentence)
+
+    def _decode_ahead(self, jobs: Iterator[Callable[[], AudioChunk]],
+                      cancel: CancelToken | None) -> Iterator[AudioChunk]:
+        """The jobs' chunks in order, up to ``parallel_windows`` of them decoding at once.
+
+        The stream's first window runs alone on this thread: sharing the cores with the
+        next one would delay the first audio. The front of the next piece runs here too,
+        beside the windows decoding in the pool, and one more window waits queued so a
+        pool thread never idles while this thread runs a front (rtf 0.074 -> 0.069 with
+        two windows at once, against 0.122 one at a time).
+        """
+        first = next(jobs, None)
+        if first is None:
+            return
+        yield first()
+        pending: deque[Future[AudioChunk]] = deque()
+        try:
+            for job in jobs:
                 if is_cancelled(cancel):
                     return
+                pending.append(self._pool.submit(job))
+                if len(pending) > self._parallel:
+                    yield pending.popleft().result()
+            while pending and not is_cancelled(cancel):
+                yield pending.popleft().result()
+        finally:
+            for future in pending:  # cancelled or abandoned: drop what has not started
+                future.cancel()
 
 
 class _Schedule:
@@ -233,6 +309,11 @@ class _Schedule:
     def next_window(self) -> int:
         return min(MAX_WINDOW_FRAMES,
                    max(FIRST_WINDOW_FRAMES, WINDOW_GROWTH * self.handed_out))
+
+
+def _chunk(decode: Callable[[], np.ndarray], sample_rate: int, text: str,
+           end_of_sentence: bool) -> AudioChunk:
+    return AudioChunk(decode(), sample_rate, text, end_of_sentence)
 
 
 def _as_audio(samples: np.ndarray) -> np.ndarray:

@@ -29,6 +29,7 @@ class VoiceOptions:
     threads: int = 1  # per-stage CPU threads (see DESIGN: the cores are shared)
     vocoder: str | None = None  # Tacotron2 only: vocoder id or checkpoint path
     decoder_precision: str | None = None  # Tacotron2 ONNX: "int4" (CPU default), "int8", "fp32"
+    parallel_windows: int | None = None  # Piper: windows decoded at once (None: by device)
 
 
 def catalog_voices() -> list[dict]:
@@ -93,7 +94,7 @@ def load_voice(voice: str | None = None, options: VoiceOptions | None = None) ->
 
         voice_id = voice if not Path(voice).expanduser().exists() else None
         return PiperVoice(path, voice_id=voice_id, threads=options.threads,
-                          device=options.device)
+                          device=options.device, parallel_windows=options.parallel_windows)
     from voicebot.tts.tacotron import TacotronVoice
 
     vocoder = options.vocoder or DEFAULT_VOCODER
