@@ -99,3 +99,21 @@ def test_failed_conversion_leaves_the_previous_output(tmp_path, models_dir):
 def test_missing_source_is_a_clear_error(tmp_path, models_dir):
     with pytest.raises(ConversionError, match="source files missing"):
         converted("m", "upper", [tmp_path / "nope"], lambda out: None)
+
+
+def test_same_model_from_another_install_is_not_rebuilt(tmp_path, models_dir):
+    """Two installs of voicebot (a checkout and the packaged app) share the models dir;
+    each has its own copy of an embedded model. Identical content is reused, not
+    converted again by each in turn."""
+    first_install, second_install = tmp_path / "a" / "src.txt", tmp_path / "b" / "src.txt"
+    for source in (first_install, second_install):
+        source.parent.mkdir()
+        source.write_text("hello")
+    convert = CountingConverter(first_install)
+    out = converted("m", "upper", [first_install], convert)
+    assert converted("m", "upper", [second_install], convert) == out
+    assert converted("m", "upper", [first_install], convert) == out
+    assert convert.calls == 1
+    second_install.write_text("jello")  # same size, other content: converted again
+    converted("m", "upper", [second_install], CountingConverter(second_install))
+    assert (out / "out.txt").read_text() == "JELLO"

@@ -6,7 +6,8 @@ output of ``convert_fn(out_dir)``. The folder lives in the user models dir under
 records each source file's path, size, mtime and sha256, plus the converter's
 ``version``. A later call costs a few ``stat`` calls: it rebuilds only when a source
 file changed (its sha256 differs), a source was added or removed, or ``version`` was
-bumped (the conversion code changed).
+bumped (the conversion code changed). The same file at another path (another install
+sharing the models dir) counts as unchanged once its sha256 matches.
 
 The output is built in a temporary folder beside the final one and moved into place by
 renames, so a crash or a failed conversion never leaves a half-written folder that looks
@@ -100,17 +101,17 @@ def is_current(target: Path, sources: Sequence[Path], version: str | int,
     if marker.get("version") != str(version) or len(recorded) != len(sources):
         return False
     for path, record in zip(sources, recorded, strict=True):
-        if record.get("path") != str(path):
-            return False
         try:
             size, mtime = file_signature(path)
         except OSError:
             return False
         if size != record.get("size"):
             return False
-        if mtime == record.get("mtime_ns"):
+        if record.get("path") == str(path) and mtime == record.get("mtime_ns"):
             continue  # unchanged since the conversion: no need to hash
-        # Touched (e.g. reinstalled): only the content decides.
+        # Touched (e.g. reinstalled), or the same model from another install of voicebot
+        # (a second checkout, the packaged app) that shares this models dir: only the
+        # content decides, so two installs do not convert it again in turn.
         digest = hashes.sha256(path) if hashes else None
         if digest != record.get("sha256"):
             return False
