@@ -136,3 +136,9 @@ def test_barge_in_silences_the_bot_and_listens(engines, question_audio, virtual_
     assert second.finished.wait(60)
     assert {"capital", "france"} <= set(words_for_scoring(second.user_text))
     assert not listener.errors, listener.errors
+
+
+def test_the_voice_leaves_the_other_core_to_the_chat_model(engines):
+    """In a conversation the chat model generates while the voice speaks: the voice
+    decodes one window at a time there (alone, `voicebot say` uses two)."""
+    assert engines.synthesizer.parallel_windows == 1

@@ -23,6 +23,10 @@ log = logging.getLogger(__name__)
 ASR_THREADS = 2
 CHAT_THREADS = 1
 TTS_THREADS = 1
+# For the same reason the voice decodes one window at a time here: beside the chat model
+# it already runs far ahead of playback, and a third busy thread would starve the audio
+# threads. (`voicebot say` and `bench tts` use both cores.)
+TTS_PARALLEL_WINDOWS = 1
 
 ProgressFn = Callable[[str], None]
 
@@ -70,8 +74,8 @@ def load_engines(settings: Settings, progress: ProgressFn | None = None,
                            context_tokens=settings.chat.context_tokens, device=device,
                            threads=CHAT_THREADS)
     say("loading the voice")
-    synthesizer = load_voice(settings.tts.voice, VoiceOptions(device=device,
-                                                              threads=TTS_THREADS))
+    synthesizer = load_voice(settings.tts.voice, VoiceOptions(
+        device=device, threads=TTS_THREADS, parallel_windows=TTS_PARALLEL_WINDOWS))
     release_freed_memory()
     say("ready")
     return Engines(recognizer, ngram, chat, synthesizer)
