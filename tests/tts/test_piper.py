@@ -69,6 +69,31 @@ def test_first_chunk_is_yielded_before_the_next_window_is_decoded(piper_voice):
     assert len(list(chunks)) >= 1 and len(runs) >= 2
 
 
+def test_first_window_needs_the_flow_over_its_own_frames_only(piper_voice):
+    """The flow (a third of the text-to-latent time) runs over the first window's frames
+    and its receptive field, not over the whole sentence, before the first audio."""
+    calls = []
+
+    class RecordingFlow:
+        def __init__(self, session):
+            self.session = session
+
+        def run(self, outputs, feeds):
+            calls.append(next(iter(feeds.values())).shape[2])
+            return self.session.run(outputs, feeds)
+
+    voice = copy.copy(piper_voice)
+    voice._flow = RecordingFlow(piper_voice._flow)
+    chunks = voice.stream("This single sentence has no comma in it but it is long enough.",
+                          split_first=False)
+    next(chunks)
+    [first_call] = calls
+    rest = list(chunks)
+    frames = round(sum(c.duration_s for c in rest) * piper_voice.sample_rate / 256)
+    assert first_call < frames / 2
+    assert len(calls) == 2
+
+
 def test_split_windowed_voice_matches_the_original_graph(piper_voice):
     """Cut graph + windowed decoding give the samples of the original model in one call."""
     from voicebot.models import resolve
@@ -80,6 +105,7 @@ def test_split_windowed_voice_matches_the_original_graph(piper_voice):
         piper_voice.config, noise_scale=0.0, noise_w=0.0)
     ids = original.phoneme_ids(original.phonemes(
         "This sentence is long enough to need several decoder windows, for sure."))
+    assert streaming._flow is not None  # the flow runs in windows too
     windows = list(streaming.stream_ids(ids))
     assert len(windows) >= 2
     streamed, reference = np.concatenate(windows), original.synthesize_ids(ids)

@@ -99,8 +99,8 @@ class PiperVoice:
             raise FileNotFoundError(f"Piper voice config not found: {config_path}")
         self.config = PiperConfig.load(config_path)
         self.voice_id = voice_id or model_path.stem
-        self._session = self._front = self._decoder = None
-        self._latent_name = ""
+        self._session = self._front = self._decoder = self._flow = None
+        self._split: piper_split.SplitVoice | None = None
         if streaming:
             self._open_split(model_path, threads, device, voice_id)
         if self._front is None:
@@ -126,7 +126,9 @@ class PiperVoice:
             return
         self._front = onnx_runtime.session(split.front, threads=threads, device=device)
         self._decoder = onnx_runtime.session(split.decoder, threads=threads, device=device)
-        self._latent_name = split.latent_name
+        if split.flow is not None:
+            self._flow = onnx_runtime.session(split.flow, threads=threads, device=device)
+        self._split = split
 
     def _parallel_windows(self, wanted: int | None) -> int:
         """How many decoder windows run at once.
@@ -223,14 +225,36 @@ class PiperVoice:
         if self._decoder is None:
             yield functools.partial(self._whole, ids), True
             return
-        latent = self._front.run(None, self._feeds(ids))[0]  # (1, channels, frames)
-        frames = latent.shape[2]
+        front = self._front.run(None, self._feeds(ids))
+        frames = front[0].shape[2]
         start = 0
+        stop = min(frames, schedule.next_window())
+        if self._flow is None:
+            latent = front[0]  # (1, channels, frames)
+        else:
+            # The flow over the first window's frames only, so its audio leaves before
+            # the flow has run over the whole piece; the rest follows after it.
+            prior, mask = front
+            latent = self._run_flow(prior, mask, 0, min(frames, stop + CONTEXT_FRAMES))
         while start < frames:
-            stop = min(frames, start + schedule.next_window())
+            if latent.shape[2] < frames and start > 0:
+                latent = np.concatenate(
+                    [latent, self._run_flow(prior, mask, latent.shape[2], frames)], axis=2)
             schedule.handed_out += stop - start
             yield functools.partial(self._decode, latent, start, stop), stop == frames
             start = stop
+            stop = min(frames, start + schedule.next_window())
+
+    def _run_flow(self, prior: np.ndarray, mask: np.ndarray, lo: int, hi: int
+                  ) -> np.ndarray:
+        """Latent frames [lo, hi): the flow runs with its receptive field of context on
+        both sides, so they equal those of one call over the whole piece."""
+        split = self._split
+        first = max(0, lo - split.flow_context)
+        last = min(prior.shape[2], hi + split.flow_context)
+        latent = self._flow.run(None, {split.prior_name: prior[:, :, first:last],
+                                       split.mask_name: mask[:, :, first:last]})[0]
+        return latent[:, :, lo - first:hi - first]
 
     def _whole(self, ids: list[int]) -> np.ndarray:
         return _as_audio(self._session.run(None, self._feeds(ids))[0])
@@ -239,7 +263,7 @@ class PiperVoice:
         """Audio of latent frames [start, stop), decoded with context on both sides."""
         frames = latent.shape[2]
         lo, hi = max(0, start - CONTEXT_FRAMES), min(frames, stop + CONTEXT_FRAMES)
-        audio = self._decoder.run(None, {self._latent_name: latent[:, :, lo:hi]})[0]
+        audio = self._decoder.run(None, {self._split.latent_name: latent[:, :, lo:hi]})[0]
         audio = audio.reshape(-1)
         hop = len(audio) // (hi - lo)
         return _as_audio(audio[(start - lo) * hop:(stop - lo) * hop])
