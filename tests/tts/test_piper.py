@@ -253,3 +253,27 @@ def test_a_decoder_failure_in_a_parallel_window_reaches_the_caller(piper_voice):
     voice._decoder = FailingDecoder(piper_voice._decoder)
     with pytest.raises(RuntimeError, match="decoder crashed"):
         list(voice.stream("One, two three four. Five six seven eight nine ten. Eleven."))
+
+
+def test_a_voice_whose_flow_cannot_be_cut_still_streams(tmp_path, monkeypatch):
+    """A flow this code cannot cut out (simulated by a wrong tensor name) leaves the
+    two-part split: the voice still streams, with the flow run over whole sentences."""
+    from voicebot.models import resolve
+    from voicebot.tts import piper_split
+
+    real_flow_cut = piper_split._flow_cut
+
+    def broken_flow_cut(graph, latent):
+        names = real_flow_cut(graph, latent)
+        return {**names, "prior": "no such tensor"}
+
+    monkeypatch.setattr(piper_split, "_flow_cut", broken_flow_cut)
+    source = resolve("piper-en-us-joe-medium")  # the embedded voice, before the switch
+    monkeypatch.setenv("VOICEBOT_MODELS_DIR", str(tmp_path))  # a conversion cache of its own
+    split = piper_split.split_voice(source, "piper-en-us-joe-medium")
+    assert split.flow is None and split.front.name == "front.onnx"
+    assert split.front.parent.is_relative_to(tmp_path)
+    voice = PiperVoice(source, voice_id="piper-en-us-joe-medium", warm_up=False)
+    assert voice.streams_within_sentences and voice._flow is None
+    chunks = list(voice.stream("This sentence is long enough for several windows."))
+    assert len(chunks) >= 2 and all(np.isfinite(c.samples).all() for c in chunks)

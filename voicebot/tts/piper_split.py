@@ -89,14 +89,21 @@ def _cut(model_path: Path, out_dir: Path) -> None:
     names = {"latent": latent}
     front = out_dir / "front.onnx"
     flow = _flow_cut(onnx.load(str(front)).graph, latent)
+    if flow is not None:
+        try:
+            onnx.utils.extract_model(str(front), str(out_dir / "flow.onnx"),
+                                     [flow["prior"], flow["mask"]], [latent])
+            onnx.utils.extract_model(str(front), str(out_dir / "prior.onnx"), inputs,
+                                     [flow["prior"], flow["mask"]])
+        except Exception as exc:  # e.g. a multi-speaker flow that also needs the speaker
+            log.warning("%s: flow not cut out: %s", model_path.name, exc)
+            (out_dir / "flow.onnx").unlink(missing_ok=True)
+            (out_dir / "prior.onnx").unlink(missing_ok=True)
+            flow = None
     if flow is None:
-        log.warning("%s: no flow found; the first window waits for the whole sentence's "
-                    "latent", model_path.name)
+        log.warning("%s: the first window waits for the flow over the whole sentence",
+                    model_path.name)
     else:
-        onnx.utils.extract_model(str(front), str(out_dir / "flow.onnx"),
-                                 [flow["prior"], flow["mask"]], [latent])
-        onnx.utils.extract_model(str(front), str(out_dir / "prior.onnx"), inputs,
-                                 [flow["prior"], flow["mask"]])
         front.unlink()
         names.update(flow)
     (out_dir / "names.json").write_text(json.dumps(names), encoding="utf-8")
