@@ -50,7 +50,7 @@ def check_onnxruntime() -> dict[str, Any]:
 
     import onnxruntime as ort
 
-    from voicebot.tts.onnx_runtime import cuda_build_version
+    from voicebot.tts.onnx_runtime import cuda_build_version, cuda_device_present
 
     # A plain `onnxruntime` next to `onnxruntime-gpu` silently replaces the GPU build.
     dists = []
@@ -58,9 +58,10 @@ def check_onnxruntime() -> dict[str, Any]:
         with contextlib.suppress(metadata.PackageNotFoundError):
             dists.append(f"{name}=={metadata.version(name)}")
     built = ort.get_available_providers()
-    # The GPU build lists CUDA/TensorRT even with no GPU; they only work with a CUDA driver.
+    # The GPU build lists CUDA/TensorRT even with no GPU; CUDA is usable where the voices'
+    # sessions would use it: a CUDA driver that reports a device.
     usable = [p for p in built if p == "CPUExecutionProvider"
-              or (p == "CUDAExecutionProvider" and _cuda_driver_present())]
+              or (p == "CUDAExecutionProvider" and cuda_device_present())]
     info = {"ok": True, "version": ort.__version__, "distributions": dists,
             "built_providers": built, "usable_providers": usable,
             "cuda_build": cuda_build_version()}
@@ -92,17 +93,6 @@ def cuda_major_mismatch() -> str | None:
     return (f"onnxruntime-gpu is built for CUDA {ort_cuda} but PyTorch brings CUDA "
             f"{torch_cuda}: without a CUDA {ort_cuda.split('.')[0]} runtime on this machine "
             "the voices run on the CPU (recognition, chat and training still use the GPU)")
-
-
-def _cuda_driver_present() -> bool:
-    import ctypes.util
-
-    name = ctypes.util.find_library("cuda") or "libcuda.so.1"
-    try:
-        ctypes.CDLL(name)
-        return True
-    except OSError:
-        return False
 
 
 def check_audio() -> dict[str, Any]:
