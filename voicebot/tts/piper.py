@@ -211,7 +211,7 @@ class PiperVoice:
         """The whole piece's audio at once."""
         if self._session is None:
             return np.concatenate(list(self.stream_ids(ids)))
-        return _as_audio(self._session.run(None, self._feeds(ids))[0])
+        return self._whole(ids)
 
     def stream_ids(self, ids: list[int]) -> Iterator[np.ndarray]:
         """The piece's audio in windows: a short first one, then longer ones."""
@@ -237,13 +237,13 @@ class PiperVoice:
             prior, mask = front
             latent = self._run_flow(prior, mask, 0, min(frames, stop + CONTEXT_FRAMES))
         while start < frames:
-            if latent.shape[2] < frames and start > 0:
-                latent = np.concatenate(
-                    [latent, self._run_flow(prior, mask, latent.shape[2], frames)], axis=2)
             schedule.handed_out += stop - start
             yield functools.partial(self._decode, latent, start, stop), stop == frames
             start = stop
             stop = min(frames, start + schedule.next_window())
+            if latent.shape[2] < frames:  # the first window's flow only: now the rest
+                latent = np.concatenate(
+                    [latent, self._run_flow(prior, mask, latent.shape[2], frames)], axis=2)
 
     def _run_flow(self, prior: np.ndarray, mask: np.ndarray, lo: int, hi: int
                   ) -> np.ndarray:
