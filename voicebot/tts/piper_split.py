@@ -77,6 +77,7 @@ def _cut(model_path: Path, out_dir: Path) -> None:
 
     model = onnx.load(str(model_path))
     latent = _decoder_input(model.graph)
+    flow = _flow_cut(model.graph, latent)
     inputs = [i.name for i in model.graph.input]
     outputs = [o.name for o in model.graph.output]
     del model
@@ -88,7 +89,6 @@ def _cut(model_path: Path, out_dir: Path) -> None:
         log.warning("%s: decoder left with 1-D convolutions: %s", model_path.name, exc)
     names = {"latent": latent}
     front = out_dir / "front.onnx"
-    flow = _flow_cut(onnx.load(str(front)).graph, latent)
     if flow is not None:
         try:
             onnx.utils.extract_model(str(front), str(out_dir / "flow.onnx"),
