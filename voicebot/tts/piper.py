@@ -17,7 +17,7 @@ import unicodedata
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -206,6 +206,19 @@ class PiperVoice:
         if "sid" in self._input_names:
             feeds["sid"] = np.zeros(1, dtype=np.int64)
         return feeds
+
+    def set_noise(self, noise_scale: float | None = None, noise_w: float | None = None) -> None:
+        """Change the VITS sampling noise (``0, 0`` makes every call say a text the same way).
+
+        The noise is drawn inside the ONNX graph, whose random ops are not seeded per call,
+        so checks that transcribe the voice back (the self-test, tests) turn it off rather
+        than depend on a lucky draw: with the default noise Whisper once heard "friend"
+        for "France" in the self-test.
+        """
+        self.config = replace(self.config,
+                              noise_scale=self.config.noise_scale if noise_scale is None
+                              else float(noise_scale),
+                              noise_w=self.config.noise_w if noise_w is None else float(noise_w))
 
     def synthesize_ids(self, ids: list[int]) -> np.ndarray:
         """The whole piece's audio at once."""
