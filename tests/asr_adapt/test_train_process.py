@@ -7,7 +7,7 @@ import subprocess
 
 from tests.asr_adapt.conftest import TOTAL_STEPS, process_env, train_command
 from voicebot.asr.lora import ADAPTER_META, read_adapter
-from voicebot.training.asr_train import checkpoint_files
+from voicebot.training.run_folder import checkpoint_files
 
 
 def _one(events, name):

@@ -38,7 +38,7 @@ def run_asr(args: argparse.Namespace) -> int:
         return _run_vocab(args)
     from voicebot.training.asr_train import AsrTrainingError, AsrTrainOptions, train_asr
     from voicebot.training.cli import arguments_ok
-    from voicebot.training.tts_train import StopFlag
+    from voicebot.training.run_folder import StopFlag
 
     if args.max_steps is not None and args.max_steps < 0:
         log.error("--max-steps must not be negative")

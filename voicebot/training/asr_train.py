@@ -5,7 +5,8 @@ lines on stdout (``voicebot.training.progress``), SIGTERM/SIGINT finish the step
 checkpoint and exit 0 with ``cancelled``, ``--resume`` continues from the newest
 checkpoint with the same step count, recordings are only read.
 
-Run folder (``--out``):
+Run folder (``--out``), handled as every trainer's (``voicebot.training.run_folder``: one
+trainer per folder, atomic saves, stale temporaries removed):
 - ``checkpoint_<step>.pth``: LoRA weights, optimizer, scaler, step, WER before, options
   (the last two kept; ``torch.load(weights_only=True)``).
 - ``adapter/``: the adapter to use (``voicebot.asr.lora``), rewritten at each checkpoint;
@@ -21,7 +22,6 @@ int8 model the app loads.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import random
 import time
@@ -31,6 +31,19 @@ from pathlib import Path
 import numpy as np
 
 from voicebot.training import progress
+from voicebot.training.run_folder import (
+    DeviceError,
+    RunFolderError,
+    RunLock,
+    busy_message,
+    latest_checkpoint,
+    pick_device,
+    prune_checkpoints,
+    refuse_existing_run,
+    remove_stale_temps,
+    save_atomic,
+    set_cpu_threads,
+)
 
 log = logging.getLogger(__name__)
 
@@ -132,43 +145,43 @@ def heldout_wer(wm, takes: list[Take]) -> dict:
     return {"wer": round(counts.wer, 4), "words": counts.ref_words, "texts": texts}
 
 
-def checkpoint_files(out: Path) -> list[Path]:
-    found = []
-    for path in Path(out).glob("checkpoint_*.pth"):
-        with contextlib.suppress(ValueError):
-            found.append((int(path.stem.split("_", 1)[1]), path))
-    return [p for _, p in sorted(found)]
-
-
 def _load_latest(out: Path) -> dict | None:
-    import torch
-
-    for path in reversed(checkpoint_files(out)):
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # a checkpoint cut off by kill -9: try the one before
-            log.warning("checkpoint %s unreadable (%s); trying an older one", path, exc)
-    return None
-
-
-def _pick_device(requested: str):
-    import torch
-
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise AsrTrainingError("--device cuda, but CUDA is not available")
-    if requested == "auto":
-        requested = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(requested)
+    _path, state = latest_checkpoint(
+        out, accept=lambda st: isinstance(st, dict) and "lora" in st and "step" in st)
+    return state
 
 
 def train_asr(options: AsrTrainOptions, stop) -> int:
     """Run (or resume) an adaptation; returns the exit code. ``stop``: a StopFlag."""
     out = Path(options.out)
-    # Refusals come before torch loads (seconds), so a mistaken start fails at once.
-    if out.exists() and not options.resume and checkpoint_files(out):
-        raise AsrTrainingError(f"{out} already holds a run; use --resume or another --out")
+    try:
+        run_lock = _claim(options, out)
+    except AsrTrainingError as exc:
+        progress.emit("error", message=str(exc))  # the wizard reads the reason here
+        raise
+    try:
+        return _train_locked(options, out, stop)
+    finally:
+        run_lock.release()
+
+
+def _claim(options: AsrTrainOptions, out: Path) -> RunLock:
+    """The run folder's lock, after the checks that need no torch (answered at once)."""
+    try:
+        refuse_existing_run(out, options.resume)
+    except RunFolderError as exc:
+        raise AsrTrainingError(str(exc)) from None
     if not (Path(options.data) / "metadata.csv").is_file():
         raise AsrTrainingError(f"{options.data} has no metadata.csv (LJSpeech layout expected)")
+    out.mkdir(parents=True, exist_ok=True)
+    run_lock = RunLock(out)
+    if not run_lock.acquire():
+        raise AsrTrainingError(busy_message(out))
+    return run_lock
+
+
+def _train_locked(options: AsrTrainOptions, out: Path, stop) -> int:
+    remove_stale_temps(out)  # a run killed while saving; ours now, under the lock
     import torch
     from peft import get_peft_model_state_dict, set_peft_model_state_dict
 
@@ -176,7 +189,6 @@ def train_asr(options: AsrTrainOptions, stop) -> int:
     from voicebot.asr.whisper_engine import converted_model_dir
     from voicebot.asr.whisper_model import WhisperModel
 
-    out.mkdir(parents=True, exist_ok=True)
     log_file = open(out / "progress.jsonl", "a", encoding="utf-8")  # noqa: SIM115
 
     def emit(name, **fields):
@@ -195,9 +207,11 @@ def train_asr(options: AsrTrainOptions, stop) -> int:
             raise AsrTrainingError(f"{model_id} is not a Whisper model; only Whisper adapts")
         takes = load_takes(options.data)
         train_set, heldout = split_takes(takes)
-        device = _pick_device(options.device)
-        if device.type == "cpu" and options.threads:
-            torch.set_num_threads(options.threads)
+        try:
+            device = pick_device(options.device)
+        except DeviceError as exc:
+            raise AsrTrainingError(str(exc)) from None
+        set_cpu_threads(device, options.threads)
         seed = options.seed
         random.seed(seed)
         torch.manual_seed(seed)
@@ -240,15 +254,13 @@ def train_asr(options: AsrTrainOptions, stop) -> int:
                  texts=before["texts"], references=[t.text for t in heldout])
 
         def save(at_step: int, wer_after: float | None = None) -> tuple[Path, Path]:
-            checkpoint = out / f"checkpoint_{at_step}.pth"
-            tmp = checkpoint.with_suffix(".tmp")
-            torch.save({"lora": get_peft_model_state_dict(peft_model),
-                        "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-                        "step": at_step, "wer_before": wer_before,
-                        "options": {"model": model_id, "rank": options.rank}}, tmp)
-            tmp.replace(checkpoint)
-            for old in checkpoint_files(out)[:-KEEP_CHECKPOINTS]:
-                old.unlink(missing_ok=True)
+            checkpoint = save_atomic(
+                {"lora": get_peft_model_state_dict(peft_model),
+                 "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
+                 "step": at_step, "wer_before": wer_before,
+                 "options": {"model": model_id, "rank": options.rank}},
+                out / f"checkpoint_{at_step}.pth")
+            prune_checkpoints(out, KEEP_CHECKPOINTS)
             adapter = save_adapter(peft_model, out / ADAPTER_DIR, model_id, steps=at_step,
                                    rank=options.rank, takes=len(train_set),
                                    heldout_takes=len(heldout), wer_before=wer_before,

@@ -30,7 +30,8 @@ from PySide6.QtWidgets import (
 )
 
 from voicebot.asr.lora import AdapterError, read_adapter
-from voicebot.training.asr_train import ADAPTER_DIR, DEFAULT_STEPS, checkpoint_files
+from voicebot.training.asr_train import ADAPTER_DIR, DEFAULT_STEPS
+from voicebot.training.run_folder import checkpoint_files
 from voicebot.ui.training_process import TrainingProcess
 
 log = logging.getLogger(__name__)
