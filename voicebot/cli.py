@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable
 
 from voicebot import APP_DISPLAY_NAME, __version__
+from voicebot.models.errors import ModelError
 
 EXIT_NOT_IMPLEMENTED = 3
 
@@ -89,7 +90,14 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "gui"])
     run_ref = args.run_ref
     runner = _load(run_ref) if run_ref else _not_implemented(args.command_name)
-    return int(runner(args) or 0)
+    try:
+        return int(runner(args) or 0)
+    except ModelError as exc:
+        # Unknown, missing or damaged models: the message says what to do (errors.py),
+        # so the user gets it as one line, not a traceback.
+        logging.getLogger(__name__).debug("command failed", exc_info=True)
+        print(f"voicebot: {exc}", file=sys.stderr)
+        return 2
 
 
 def gui_main() -> int:

@@ -55,6 +55,12 @@ def setup_logging(level: int = logging.INFO, console: bool = True) -> Path | Non
         stream_handler = logging.StreamHandler(sys.stderr)
         stream_handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
         stream_handler.setLevel(logging.WARNING if level <= logging.INFO else level)
+        if level > logging.DEBUG:
+            # Libraries' deprecation notices ("Use `cache` instead.") say nothing a user
+            # can act on: they go to the log file only (and to the console with -v).
+            stream_handler.addFilter(lambda record: record.name != "py.warnings")
         stream_handler._voicebot = True  # type: ignore[attr-defined]
         root.addHandler(stream_handler)
+    # warnings.warn() from any library becomes a log record (logger "py.warnings").
+    logging.captureWarnings(True)
     return path

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from voicebot.cli import main
 
 
@@ -25,7 +27,7 @@ def test_transcribe_plain_text_and_bad_file(capsys, utterances, tmp_path):
     assert main(["transcribe", str(audio), str(bad), "--nbest", "1"]) == 1
     captured = capsys.readouterr()
     assert "clubs" in captured.out.lower()
-    assert "cannot read audio" in captured.err
+    assert "cannot transcribe" in captured.err
 
 
 def test_asr_eval_on_a_manifest(capsys, utterances, tmp_path):
@@ -44,3 +46,47 @@ def test_asr_eval_on_a_manifest(capsys, utterances, tmp_path):
     assert summary["n_utts"] == 2 and summary["n_words"] == 6
     assert summary["wer_rescored"] <= 0.34 and summary["rtf"] > 0
     assert main(["asr-eval", "--manifest", str(tmp_path / "missing.tsv")]) == 1
+
+
+def _bad_files(folder):
+    """name -> (path, words the one-line reason must hold), each made with real writers."""
+    import struct
+
+    import numpy as np
+    import soundfile as sf
+
+    empty = folder / "empty.wav"
+    sf.write(empty, np.zeros(0, np.float32), 16000)
+    nan = folder / "nan.wav"
+    sf.write(nan, np.full(16000, np.nan, np.float32), 16000, subtype="FLOAT")
+    tiny = folder / "tiny.wav"
+    sf.write(tiny, np.zeros(8, np.int16), 16000)
+    absurd = folder / "absurd-rate.wav"  # 10 samples, header says 2 MHz: 5 microseconds
+    sf.write(absurd, np.zeros(10, np.int16), 16000)
+    data = bytearray(absurd.read_bytes())
+    data[24:28] = struct.pack("<I", 2_000_000)
+    data[28:32] = struct.pack("<I", 4_000_000)
+    absurd.write_bytes(bytes(data))
+    return {"empty": (empty, "no audio"), "nan": (nan, "NaN"), "tiny": (tiny, "too short"),
+            "absurd-rate": (absurd, "sample rate"),
+            "missing": (folder / "nowhere.wav", "no such file")}
+
+
+@pytest.mark.parametrize("case", ["empty", "nan", "tiny", "absurd-rate", "missing"])
+def test_transcribe_refuses_bad_files_in_one_line(capsys, tmp_path, case):
+    path, reason = _bad_files(tmp_path)[case]
+    assert main(["transcribe", str(path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and reason in lines[0] and "Traceback" not in captured.err
+
+
+@pytest.mark.parametrize("command", [["transcribe", "--model", "nosuch"],
+                                     ["chat", "--model", "nosuch", "hello"]])
+def test_unknown_model_is_one_line_and_exit_2(capsys, command, utterances):
+    audio = str(next(u.audio for u in utterances if u.audio.name == "001.wav"))
+    argv = [*command, audio] if command[0] == "transcribe" else command
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("voicebot: unknown model 'nosuch'")

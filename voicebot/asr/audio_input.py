@@ -56,14 +56,50 @@ def to_recognizer_audio(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     return samples
 
 
+# Below this a file holds no word (the shortest English words last ~0.15 s); above the
+# rate limit a header is lying (no sound card or codec records faster than 384 kHz).
+MIN_FILE_SECONDS = 0.1
+MAX_FILE_RATE = 384_000
+MIN_FILE_RATE = 4_000
+
+
+class AudioFileError(ValueError):
+    """A file that cannot be transcribed; the message is one line for the user."""
+
+
 def read_audio_file(path) -> np.ndarray:
-    """A sound file (WAV, FLAC, OGG, or headerless 16 kHz int16 .raw) as recogniser audio."""
+    """A sound file (WAV, FLAC, OGG, or headerless 16 kHz int16 .raw) as recogniser audio.
+
+    Raises ``AudioFileError`` with a one-line reason for what cannot hold speech: a missing
+    or unreadable file, an absurd sample rate, no samples, samples that are all NaN/inf,
+    or less than ``MIN_FILE_SECONDS`` of sound.
+    """
+    import os
+
     import soundfile as sf
 
     path = str(path)
+    if not os.path.isfile(path):
+        raise AudioFileError("no such file" if not os.path.exists(path) else "not a file")
     if path.endswith(".raw"):
         # pocketsphinx's test data: headerless 16 kHz signed 16-bit little-endian.
-        data = np.fromfile(path, dtype="<i2")
+        data, rate = np.fromfile(path, dtype="<i2"), SAMPLE_RATE
+    else:
+        try:
+            data, rate = sf.read(path, dtype="float32", always_2d=False)
+        except (RuntimeError, sf.LibsndfileError) as exc:
+            raise AudioFileError(f"not a sound file this app can read ({exc})") from None
+    if not MIN_FILE_RATE <= rate <= MAX_FILE_RATE:
+        raise AudioFileError(f"the file claims a sample rate of {rate} Hz, which no "
+                             "recording has: the file is damaged")
+    if np.size(data) == 0:
+        raise AudioFileError("the file holds no audio samples")
+    if not np.isfinite(np.asarray(data, dtype=np.float32)).any():
+        raise AudioFileError("every sample in the file is NaN or infinite: the file is damaged")
+    seconds = (data.shape[0] if np.ndim(data) else 0) / rate
+    if seconds < MIN_FILE_SECONDS:
+        raise AudioFileError(f"the file holds only {seconds * 1000:.1f} ms of audio, too short "
+                             "for a word")
+    if path.endswith(".raw"):
         return sanitize(data)
-    data, rate = sf.read(path, dtype="float32", always_2d=False)
     return to_recognizer_audio(data, rate)

@@ -67,15 +67,20 @@ def run_transcribe(args: argparse.Namespace) -> int:
     from voicebot.asr.evaluate import recognize_file
     from voicebot.asr.rescoring import rescore
 
-    recognizer, lm, weights, nbest = _setup(args)
     status = 0
+    # Every file is read (and refused with its reason) before the model loads: a bad path
+    # is answered in a second, not after the recogniser's load.
+    clips = []
     for name in args.files:
         try:
-            audio = read_audio_file(name)
+            clips.append((name, read_audio_file(name)))
         except (OSError, RuntimeError, ValueError) as exc:
-            print(f"{name}: cannot read audio: {exc}", file=sys.stderr)
+            print(f"{name}: cannot transcribe: {exc}", file=sys.stderr)
             status = 1
-            continue
+    if not clips:
+        return status
+    recognizer, lm, weights, nbest = _setup(args)
+    for name, audio in clips:
         hyps, seconds = recognize_file(recognizer, audio, nbest)
         result = rescore(hyps, lm, weights)
         if args.json:
