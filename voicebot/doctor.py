@@ -177,7 +177,9 @@ def run_checks() -> dict[str, Any]:
 def _print_human(report: dict[str, Any]) -> None:
     for name in CHECKS:
         entry = report[name]
-        mark = "ok  " if entry["ok"] else "FAIL"
+        # ok with warnings (no microphone, no speaker) still runs, typed turns included,
+        # but must not look fine: it is marked "warn".
+        mark = "FAIL" if not entry["ok"] else ("warn" if entry.get("warnings") else "ok  ")
         detail = entry.get("error") or ""
         if name == "python":
             detail = detail or f"Python {entry['version']}"

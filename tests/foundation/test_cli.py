@@ -57,3 +57,29 @@ def test_doctor_json_tells_the_truth(voicebot_home):
         assert report["dirs"][name]["writable"]
         assert report["dirs"][name]["path"].startswith(str(voicebot_home))
     assert result.returncode == (0 if report["ok"] else 1)
+
+
+def test_doctor_warns_when_there_is_no_audio_device(monkeypatch, capsys):
+    """No microphone and no speaker: the audio line says "warn" and why, never "ok".
+
+    PortAudio cannot be made to see zero devices on a machine that has some (an empty
+    ALSA configuration aborts the process), so the device list is the one thing faked.
+    """
+    import sounddevice as sd
+
+    from voicebot import doctor
+
+    monkeypatch.setattr(sd, "query_devices", lambda: [])
+    entry = doctor.check_audio()
+    assert entry["input_devices"] == 0 and entry["output_devices"] == 0
+    assert len(entry["warnings"]) == 2
+    report = {name: {"ok": True} for name in doctor.CHECKS}
+    report["audio"] = entry
+    report["python"]["version"] = "3"
+    report["torch"].update(version="x", gpus=[])
+    report["onnxruntime"].update(version="x", usable_providers=["CPUExecutionProvider"])
+    report["models"]["models"] = []
+    report["dirs"]["data"] = {"path": "/tmp"}
+    doctor._print_human(report)
+    audio_line = next(line for line in capsys.readouterr().out.splitlines() if " audio " in line)
+    assert audio_line.startswith("[warn]") and "no input device" in audio_line
