@@ -9,10 +9,14 @@ Per voice:
   checkpoints, same text, both on one CPU thread (or the GPU when present).
 
 Trained Tacotron2 weights are not shipped (users download them), so the Tacotron2 numbers
-use models built from Coqui's tacotron2-DDC / hifigan_v2 configs with random weights. A
-random stop token fires at arbitrary steps, so both engines run with the stop threshold
-set above 1 (never fires) and ``max_decoder_steps = --tts-decoder-steps``: each decodes
-exactly that many steps of the same text, so they do the same work.
+use a Tacotron2 built from Coqui's tacotron2-DDC config with random weights, declaring the
+V1 mel, spoken through the embedded HiFi-GAN V1 vocoder (``--tts-vocoder``, default
+``hifigan-v1-universal``; ``random-v2`` restores the old random hifigan_v2 pair, the only
+one Coqui's Synthesizer can load for the speedup comparison). With V1 the comparison is
+the int8 vocoder against the fp32 one instead (``vocoder_fp32``). A random stop token
+fires at arbitrary steps, so every engine runs with the stop threshold set above 1 (never
+fires) and ``max_decoder_steps = --tts-decoder-steps``: each decodes exactly that many
+steps of the same text, so they do the same work.
 """
 
 from __future__ import annotations
@@ -47,7 +51,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--tts-decoder-steps", type=int, default=100,
                        help="Tacotron2 decoder steps per utterance with random weights")
     group.add_argument("--tts-skip-coqui", action="store_true",
-                       help="skip the (slow) Coqui Synthesizer comparison")
+                       help="skip the (slow) Coqui Synthesizer / fp32 vocoder comparison")
+    group.add_argument("--tts-vocoder", default="hifigan-v1-universal",
+                       help="vocoder of the random Tacotron2: an id or path (a V1 vocoder "
+                            "gets a V1-mel Tacotron2), or random-v2 (random hifigan_v2)")
+    group.add_argument("--tts-vocoder-precision", choices=("int8", "fp32"), default=None,
+                       help="V1 vocoder on ONNX: int8 (CPU default) or fp32")
 
 
 def _median(values: list[float]) -> float:
@@ -140,23 +149,50 @@ def _tacotron_result(args) -> dict:
 
     torch.set_num_threads(args.tts_threads)
     steps = args.tts_decoder_steps
-    tts_dir, vocoder_dir = write_random_voice(user_dirs().cache / "bench-tts")
+    folder = user_dirs().cache / "bench-tts"
+    if args.tts_vocoder == "random-v2":
+        tts_dir, vocoder_dir = write_random_voice(folder)
+        weights = "random (Coqui tacotron2-DDC and hifigan_v2 configs)"
+    else:
+        from voicebot.tts.random_voice import write_random_tacotron2
+        from voicebot.tts.voices import vocoder_path
+
+        vocoder_dir = vocoder_path(args.tts_vocoder)
+        tts_dir = write_random_tacotron2(folder, v1_mel=True)
+        weights = (f"Tacotron2 random (Coqui tacotron2-DDC config, V1 mel), vocoder "
+                   f"{args.tts_vocoder}")
     started = time.perf_counter()
     voice = TacotronVoice.from_checkpoints(tts_dir, vocoder_dir, engine="onnx",
                                            threads=args.tts_threads, max_decoder_steps=steps,
-                                           stop_threshold=NEVER_STOP)
+                                           stop_threshold=NEVER_STOP,
+                                           vocoder_precision=args.tts_vocoder_precision)
     load_s = time.perf_counter() - started
     # Warm-up: the first onnxruntime runs allocate and pick kernels.
     for _ in voice.stream("Hello."):
         pass
     one = measure_stream(voice, ONE_SENTENCE, args.tts_repeats)
     paragraph = measure_stream(voice, PARAGRAPH, max(1, args.tts_repeats // 2))
-    result = {"engine": voice.backend.name, "weights": "random (Coqui tacotron2-DDC and "
-              "hifigan_v2 configs)", "decoder_steps_per_utterance": steps,
+    result = {"engine": voice.backend.name, "weights": weights,
+              "vocoder_precision": getattr(voice.backend, "vocoder_precision", None),
+              "decoder_steps_per_utterance": steps,
               "load_s": round(load_s, 2), "first_audio_ms": one["first_audio_ms"],
               "first_audio_ms_runs": one["first_audio_ms_runs"], "rtf": paragraph["rtf"],
               "first_audio_cpu_ms": one["first_audio_cpu_ms"], "rtf_cpu": paragraph["rtf_cpu"]}
     if args.tts_skip_coqui:
+        return result
+    if args.tts_vocoder != "random-v2":
+        if voice.backend.vocoder_precision != "fp32":
+            exact = TacotronVoice.from_checkpoints(
+                tts_dir, vocoder_dir, engine="onnx", threads=args.tts_threads,
+                max_decoder_steps=steps, stop_threshold=NEVER_STOP, vocoder_precision="fp32")
+            for _ in exact.stream("Hello."):
+                pass
+            fp32_one = measure_stream(exact, ONE_SENTENCE, args.tts_repeats)
+            fp32_paragraph = measure_stream(exact, PARAGRAPH, max(1, args.tts_repeats // 2))
+            result["vocoder_fp32"] = {
+                "first_audio_ms": fp32_one["first_audio_ms"], "rtf": fp32_paragraph["rtf"],
+                "first_audio_cpu_ms": fp32_one["first_audio_cpu_ms"],
+                "rtf_cpu": fp32_paragraph["rtf_cpu"]}
         return result
 
     # The exact (fp32) decoder too, so the gain of the quantised decoder is visible alone.

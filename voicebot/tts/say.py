@@ -26,12 +26,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", type=Path, help="write a WAV file instead of playing")
     parser.add_argument("--voice", help="voice id or model path (default: the settings' voice)")
     parser.add_argument("--vocoder", help="Tacotron2 voices: vocoder id or checkpoint path "
-                                          "(default coqui-hifigan-v2-ljspeech)")
+                                          "(default hifigan-v1-universal, embedded)")
     parser.add_argument("--engine", choices=("onnx", "torch"), default="onnx",
                         help="Tacotron2 voices: run on onnxruntime (default) or torch")
     parser.add_argument("--decoder-precision", choices=("int4", "int8", "fp32"),
                         help="Tacotron2 on ONNX: 4-bit decoder weights (CPU default, ~5x "
                              "faster), int8, or exact fp32 (CUDA default)")
+    parser.add_argument("--vocoder-precision", choices=("int8", "fp32"),
+                        help="Tacotron2 on ONNX with the HiFi-GAN V1 vocoder: int8 "
+                             "convolutions (CPU default, ~1.5x faster) or exact fp32")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (default 1)")
     parser.add_argument("--output-device", help="play on this device (default: the settings' "
@@ -94,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     text = _read_text(args)
     options = VoiceOptions(engine=args.engine, device=args.device, threads=args.threads,
-                           vocoder=args.vocoder, decoder_precision=args.decoder_precision)
+                           vocoder=args.vocoder, decoder_precision=args.decoder_precision,
+                           vocoder_precision=args.vocoder_precision)
     try:
         voice = load_voice(args.voice, options)
     except (UnknownVoiceError, FileNotFoundError) as exc:

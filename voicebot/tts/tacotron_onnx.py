@@ -4,9 +4,12 @@ Four graphs are exported from the pieces in ``voicebot.tts.tacotron_parts``: enc
 decoder step (state in, state out), postnet and HiFi-GAN generator (the last two with
 their convolutions made 2-D, see ``voicebot.tts.conv_layout``). They are cached in
 the model store's conversion cache (``voicebot.models.conversions``), which rebuilds them
-when a checkpoint's contents change. The decoder loop binds its state as
-OrtValues and feeds each step's outputs straight back as the next step's inputs, so on
-CUDA the state stays on the GPU; only the frames and the stop token come to the host.
+when a checkpoint's contents change: the Tacotron2 graphs per voice, the vocoder per
+vocoder file (one HiFi-GAN V1 export serves every voice). A V1 vocoder also gets a
+static int8 graph (``voicebot.tts.hifigan_v1.quantize_int8``), the CPU default. The
+decoder loop binds its state as OrtValues and feeds each step's outputs straight back
+as the next step's inputs, so on CUDA the state stays on the GPU; only the frames and
+the stop token come to the host.
 """
 
 from __future__ import annotations
@@ -26,7 +29,11 @@ from voicebot.tts.tacotron_parts import STATE_NAMES
 
 log = logging.getLogger(__name__)
 
-EXPORT_VERSION = "4"  # bump when the exported graphs change
+EXPORT_VERSION = "5"  # bump when the exported Tacotron2 graphs change
+VOCODER_EXPORT_VERSION = "1"  # bump when the exported vocoder graphs change
+# "int8": V1 only, 0.35 s of one core per second of audio against 0.53 for "fp32", with
+# the copy-synthesis log-mel error 0.259 against 0.243 (see hifigan_v1.int8_excluded_nodes).
+VOCODER_PRECISIONS = ("int8", "fp32")
 # The decoder step is a matrix-vector product over ~18 M weights per step: on a CPU it
 # is bound by memory bandwidth (72 MB of float32 read per step), and how fast that is
 # depends on what else runs (others' work evicts the weights from the shared L3 cache).
@@ -45,10 +52,9 @@ _STEP_INPUTS = ("memory", "prenet_mask_1", "prenet_mask_2", *STATE_NAMES,
 _STEP_OUTPUTS = ("frames", "stop_logit", *(f"next_{n}" for n in STATE_NAMES))
 
 
-def _conversion_id(tts_file: Path, vocoder_file: Path) -> str:
-    """A stable id for this pair of checkpoint paths (their contents are hashed later)."""
-    key = f"{tts_file.resolve()}|{vocoder_file.resolve()}"
-    return "tacotron2-" + hashlib.sha256(key.encode()).hexdigest()[:12]
+def _conversion_id(prefix: str, file: Path) -> str:
+    """A stable id for a checkpoint path (its contents are hashed by the cache)."""
+    return f"{prefix}-" + hashlib.sha256(str(file.resolve()).encode()).hexdigest()[:12]
 
 
 def _export(module, args, path: Path, input_names, output_names, dynamic_axes) -> None:
@@ -178,19 +184,37 @@ def _gemms_as_matmuls(path: Path):
     return model
 
 
-def _export_all(model, generator, folder: Path) -> None:
+def _export_all(model, folder: Path) -> None:
     export_tacotron2(model, folder)
     quantize_decoder(folder)
     quantize_decoder_int4(folder)
-    export_hifigan(generator, folder / "hifigan.onnx", model.decoder.frame_channels)
+
+
+def _export_vocoder(generator, v1: bool, folder: Path) -> None:
+    from voicebot.tts.hifigan_v1 import calibration_mels, quantize_int8
+
+    export_hifigan(generator, folder / "hifigan.onnx")
+    if v1:
+        quantize_int8(folder / "hifigan.onnx", folder / "hifigan.int8.onnx", calibration_mels())
+
+
+def exported_vocoder(generator, v1: bool, vocoder_file: Path) -> Path:
+    """The folder of the vocoder's ONNX graphs (built once per vocoder file); ``v1``:
+    the generator is HiFi-GAN V1 (then an int8 graph is made too)."""
+    from voicebot.models.conversions import converted
+
+    return converted(_conversion_id("vocoder", vocoder_file), "onnx", [vocoder_file],
+                     functools.partial(_export_vocoder, generator, v1),
+                     version=VOCODER_EXPORT_VERSION)
 
 
 class OnnxBackend:
     """The exported graphs on onnxruntime (see ``voicebot.tts.tacotron.Backend``)."""
 
-    def __init__(self, folder: Path, *, frame_channels: int, frames_per_step: int, hop: int,
-                 device: str = "auto", threads: int = 1,
-                 decoder_precision: str | None = None) -> None:
+    def __init__(self, folder: Path, vocoder_folder: Path, *, frame_channels: int,
+                 frames_per_step: int, hop: int, device: str = "auto", threads: int = 1,
+                 decoder_precision: str | None = None,
+                 vocoder_precision: str | None = None) -> None:
         self.frame_channels, self.frames_per_step, self.hop = frame_channels, frames_per_step, hop
         open_ = lambda name: onnx_runtime.session(folder / f"{name}.onnx",  # noqa: E731
                                                   threads=threads, device=device)
@@ -204,26 +228,45 @@ class OnnxBackend:
         self.decoder_precision = decoder_precision
         self.decoder_step = open_("decoder_step" if decoder_precision == "fp32"
                                   else f"decoder_step.{decoder_precision}")
-        self.postnet_session, self.vocoder = open_("postnet"), open_("hifigan")
-        self.name = f"onnx-{self.device_type}-{decoder_precision}"
+        self.postnet_session = open_("postnet")
+        int8_there = (Path(vocoder_folder) / "hifigan.int8.onnx").is_file()
+        if vocoder_precision is None:
+            vocoder_precision = "int8" if self.device_type == "cpu" and int8_there else "fp32"
+        if vocoder_precision not in VOCODER_PRECISIONS or \
+                (vocoder_precision == "int8" and not int8_there):
+            raise ValueError(f"vocoder_precision {vocoder_precision!r}: this vocoder has "
+                             f"{'int8 and ' if int8_there else ''}fp32")
+        self.vocoder_precision = vocoder_precision
+        self.vocoder = onnx_runtime.session(
+            Path(vocoder_folder) / ("hifigan.onnx" if vocoder_precision == "fp32"
+                                    else "hifigan.int8.onnx"), threads=threads, device=device)
+        self.name = f"onnx-{self.device_type}-{decoder_precision}" + \
+            ("-vocoder-int8" if vocoder_precision == "int8" else "")
         self._state: dict = {}
         self._binding = None
 
     @classmethod
     def from_models(cls, model, generator, tts_checkpoint: Path, vocoder_checkpoint: Path,
-                    model_id: str | None = None, **options) -> OnnxBackend:
-        """Export (once, cached by the model store's conversion cache) and open."""
+                    model_id: str | None = None, vocoder_config=None,
+                    **options) -> OnnxBackend:
+        """Export (once, cached by the model store's conversion cache) and open.
+
+        ``vocoder_config`` (the Coqui config ``hifigan_v1.load_vocoder`` returns) says
+        whether the vocoder is V1 (then an int8 graph is made too); None: not V1.
+        """
         from voicebot.models.conversions import converted
         from voicebot.tts.coqui_checkpoint import find_checkpoint
+        from voicebot.tts.mel_v1 import is_v1_audio
         from voicebot.tts.tacotron import vocoder_hop
 
         tts_file = find_checkpoint(tts_checkpoint)
         vocoder_file = find_checkpoint(vocoder_checkpoint)
-        folder = converted(model_id or _conversion_id(tts_file, vocoder_file), "onnx",
-                           [tts_file, vocoder_file],
-                           functools.partial(_export_all, model, generator),
+        folder = converted(model_id or _conversion_id("tacotron2", tts_file), "onnx",
+                           [tts_file], functools.partial(_export_all, model),
                            version=EXPORT_VERSION)
-        return cls(folder, frame_channels=model.decoder.frame_channels,
+        v1 = vocoder_config is not None and is_v1_audio(vocoder_config.audio)
+        vocoder_folder = exported_vocoder(generator, v1, vocoder_file)
+        return cls(folder, vocoder_folder, frame_channels=model.decoder.frame_channels,
                    frames_per_step=model.decoder.r, hop=vocoder_hop(generator), **options)
 
     def _value(self, array: np.ndarray):

@@ -3,8 +3,9 @@
 A voice is named by a model-store id (``piper-en-us-joe-medium``,
 ``coqui-tacotron2-ddc-ljspeech``), or by a path: a Piper ``.onnx`` file, or a Tacotron2
 checkpoint (a ``.pth`` carrying its config, or a folder holding one) such as the training
-tab writes. Tacotron2 voices are spoken through the HiFi-GAN vocoder
-``coqui-hifigan-v2-ljspeech`` unless another vocoder checkpoint is given.
+tab writes. Tacotron2 voices are spoken through the embedded HiFi-GAN V1 vocoder
+``hifigan-v1-universal`` unless another vocoder (a catalog id, a V1 ``.pth.tar`` or a
+Coqui HiFi-GAN checkpoint) is given.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from voicebot.tts.base import Synthesizer
 log = logging.getLogger(__name__)
 
 DEFAULT_VOICE = "piper-en-us-joe-medium"
-DEFAULT_VOCODER = "coqui-hifigan-v2-ljspeech"
+DEFAULT_VOCODER = "hifigan-v1-universal"
 VOICE_KINDS = ("tts-onnx-voice", "tts-tacotron2")
 
 
@@ -29,6 +30,7 @@ class VoiceOptions:
     threads: int = 1  # per-stage CPU threads (see DESIGN: the cores are shared)
     vocoder: str | None = None  # Tacotron2 only: vocoder id or checkpoint path
     decoder_precision: str | None = None  # Tacotron2 ONNX: "int4" (CPU default), "int8", "fp32"
+    vocoder_precision: str | None = None  # Tacotron2 ONNX, V1 vocoder: "int8" (CPU default), "fp32"
     parallel_windows: int | None = None  # Piper: windows decoded at once (None: by device)
 
 
@@ -81,6 +83,12 @@ class UnknownVoiceError(ValueError):
                                     "(voicebot say --list-voices) or a model path")
 
 
+def vocoder_path(vocoder: str) -> Path:
+    """A vocoder id (``hifigan-v1-universal``) or checkpoint path -> its file or folder."""
+    path = Path(vocoder).expanduser()
+    return path if path.exists() else _resolve(vocoder)
+
+
 def load_voice(voice: str | None = None, options: VoiceOptions | None = None) -> Synthesizer:
     """A ready voice (models loaded and warmed up); ``None`` means the settings' voice."""
     options = options or VoiceOptions()
@@ -97,12 +105,10 @@ def load_voice(voice: str | None = None, options: VoiceOptions | None = None) ->
                           device=options.device, parallel_windows=options.parallel_windows)
     from voicebot.tts.tacotron import TacotronVoice
 
-    vocoder = options.vocoder or DEFAULT_VOCODER
-    vocoder_path = Path(vocoder).expanduser()
-    if not vocoder_path.exists():
-        vocoder_path = _resolve(vocoder)
+    vocoder = vocoder_path(options.vocoder or DEFAULT_VOCODER)
     voice_id = voice if not Path(voice).expanduser().exists() else None
-    return TacotronVoice.from_checkpoints(path, vocoder_path, engine=options.engine,
+    return TacotronVoice.from_checkpoints(path, vocoder, engine=options.engine,
                                           voice_id=voice_id, device=options.device,
                                           threads=options.threads,
-                                          decoder_precision=options.decoder_precision)
+                                          decoder_precision=options.decoder_precision,
+                                          vocoder_precision=options.vocoder_precision)
