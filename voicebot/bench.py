@@ -25,6 +25,9 @@ BENCHMARKS: dict[str, tuple[str | None, str]] = {
     "asr": ("voicebot.asr.bench:add_arguments", "voicebot.asr.bench:run"),
     # Voice training: steps/s of our loop against Coqui's Trainer on the same data.
     "train": ("voicebot.training.bench:add_arguments", "voicebot.training.bench:run"),
+    # Voice adaptation on the stand-in user: time to the voice, its WER and resemblance.
+    "adapt": ("voicebot.training.bench_adapt:add_arguments",
+              "voicebot.training.bench_adapt:run"),
     # Whole spoken turns through the virtual devices: voice-to-voice latency, memory.
     "turn": ("voicebot.pipeline.bench_turn:add_arguments",
              "voicebot.pipeline.bench_turn:run"),

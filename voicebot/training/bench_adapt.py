@@ -1,0 +1,417 @@
+"""``voicebot bench adapt --json``: the whole voice-adaptation path on the stand-in user.
+
+1. The stand-in user (``voicebot.training.stand_in_user``: hibari's bundled voice reading
+   the prompt set, checked and stored like recorded takes) gives ``--adapt-minutes`` of
+   speech, in prompt order, as a voice dataset folder.
+2. ``voicebot train tts --data D --out O`` runs as its own process, exactly as the
+   Training tab starts it. With a trainer that builds a base voice (``--base-minutes``,
+   ``--base-steps``; progress lines carry ``"phase": "base" | "fine-tune"``) the times to
+   the base and to the adapted voice are read from its progress lines; the trainer holds
+   out a tenth of the takes itself (``heldout.json``). With an older trainer (no base
+   phase) the bench holds the takes out itself and passes only the rest.
+3. The adapted voice (``load_voice(run folder)``) and the base voice are scored on the
+   held-out takes' sentences (``voicebot.training.voice_scores``): ``roundtrip_wer``,
+   ``similarity`` to the user's held-out takes and ``base_similarity``. When no
+   Tacotron2 base exists yet, the base is the embedded Piper voice, the teacher every
+   Piper-taught base imitates (``base_voice`` in the result says which).
+4. The adapted voice's speed on the CPU, as the conversation runs it (ONNX engine,
+   ``--adapt-tts-threads``): ``first_audio_ms`` for a one-sentence reply and ``rtf``
+   (Tacotron2 decoder + HiFi-GAN, synthesis time / audio time) for a paragraph.
+
+``--adapt-time-budget-s`` bounds the whole run: the trainer is asked to stop (SIGTERM:
+it saves a checkpoint and exits) when the budget minus the time scoring needs is spent,
+and the voice is scored as it is then. An untrained decoder's stop token may never fire,
+so every sentence is cut at ``DECODE_CAP`` times its expected length (``stopped`` counts
+the sentences whose decoder ended on its own); the speed figures decode each sentence to
+exactly its expected length, so an early or missing stop does not distort them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+# Held out from training to score the voice: every tenth take, at least this many.
+MIN_HELDOUT = 3
+HELDOUT_EVERY = 10
+# Speech rate of the stand-in user: 216 prompts, 9.9 min, 10,047 characters: ~17 chars/s.
+# A decoder is cut at DECODE_CAP times the length a sentence should take (and 1.5 s
+# at least), so a voice whose stop token never fires is still scored in bounded time.
+CHARS_PER_S = 17.0
+DECODE_CAP = 2.5
+MIN_DECODE_S = 1.5
+# Scoring on the CPU: ~1 s per held-out sentence per voice (synthesis, Whisper, GE2E)
+# plus model loading and the ONNX export of the new voice (~60-90 s here on 2 cores).
+SCORING_RESERVE_S = 180.0
+MEL_HOP_S = 256 / 22050
+NEVER_STOP = 2.0  # a sigmoid never exceeds 1
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("adapt benchmark")
+    group.add_argument("--adapt-minutes", type=float, default=10.0,
+                       help="minutes of the stand-in user's speech (the prompt set has ~10)")
+    group.add_argument("--adapt-base-minutes", type=float,
+                       help="minutes of Piper-taught speech for the base voice (trainer "
+                            "default when not given)")
+    group.add_argument("--adapt-base-steps", type=int, help="base voice training steps")
+    group.add_argument("--adapt-steps", type=int, help="fine-tuning steps on the user's takes")
+    group.add_argument("--adapt-batch-size", type=int, help="takes per training step")
+    group.add_argument("--adapt-device", choices=["auto", "cpu", "cuda"], default="auto",
+                       help="training device (scoring and the speed figures run on the CPU)")
+    group.add_argument("--adapt-time-budget-s", type=float,
+                       help="stop training so that the whole run ends within this")
+    group.add_argument("--adapt-threads", type=int, help="torch CPU threads for training")
+    group.add_argument("--adapt-tts-threads", type=int, default=1,
+                       help="CPU threads of the adapted voice for first_audio_ms and rtf")
+    group.add_argument("--adapt-work", type=Path,
+                       help="folder for the dataset and the run (default: a temporary one, "
+                            "removed afterwards)")
+    group.add_argument("--adapt-fresh-base", action="store_true",
+                       help="build the base voice again even when one is cached")
+
+
+# ----- the trainer's flags --------------------------------------------------------------
+def trainer_options() -> set[str]:
+    """The option strings ``voicebot train tts`` accepts now (read from its parser)."""
+    from voicebot.training.cli import add_arguments as add_train_arguments
+
+    parser = argparse.ArgumentParser(add_help=False)
+    add_train_arguments(parser)
+    return {s for action in parser._actions for s in action.option_strings}
+
+
+def train_command(data: Path, out: Path, args, options: set[str]) -> list[str]:
+    command = [sys.executable, "-m", "voicebot", "train", "tts", "--data", str(data),
+               "--out", str(out), "--device", args.adapt_device, "--no-preview",
+               "--checkpoint-every", "1000000", "--seed", "0"]
+    wanted = [("--max-steps", args.adapt_steps), ("--batch-size", args.adapt_batch_size),
+              ("--threads", args.adapt_threads), ("--base-minutes", args.adapt_base_minutes),
+              ("--base-steps", args.adapt_base_steps)]
+    for flag, value in wanted:
+        if value is None:
+            continue
+        if flag not in options:
+            raise SystemExit(f"voicebot train tts has no {flag} yet; leave out the matching "
+                             "--adapt- option")
+        command += [flag, str(value)]
+    if args.adapt_fresh_base and "--fresh-base" in options:
+        command.append("--fresh-base")
+    return command
+
+
+# ----- held-out takes -------------------------------------------------------------------
+def split_heldout(take_ids: list[str]) -> tuple[list[str], list[str]]:
+    """(train, held out): every tenth take from the fifth, at least ``MIN_HELDOUT``."""
+    count = max(MIN_HELDOUT, len(take_ids) // HELDOUT_EVERY)
+    step = max(1, len(take_ids) // count)
+    heldout = [take_ids[i] for i in range(step // 2, len(take_ids), step)][:count]
+    return [t for t in take_ids if t not in heldout], heldout
+
+
+def write_subset(source, take_ids: list[str], folder: Path):
+    """A dataset folder holding only ``take_ids`` of ``source`` (wavs hard-linked)."""
+    from voicebot.training.dataset import VoiceDataset
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "wavs").mkdir(exist_ok=True)
+    subset = VoiceDataset(folder)
+    for take_id in take_ids:
+        wav, target = source.wav_path(take_id), folder / "wavs" / f"{take_id}.wav"
+        if not target.exists():
+            try:
+                os.link(wav, target)
+            except OSError:  # another file system
+                shutil.copy2(wav, target)
+        subset.takes[take_id] = source.takes[take_id]
+    subset.save()
+    return subset
+
+
+# ----- training -------------------------------------------------------------------------
+class TrainerRun:
+    """The training process, its progress events and the times of its phases."""
+
+    def __init__(self, command: list[str], deadline: float | None) -> None:
+        self.command = command
+        self.deadline = deadline
+        self.events: list[dict] = []
+        self.stopped_for_time = False
+        self.stderr_tail = ""
+
+    def run(self) -> int:
+        from voicebot.training.progress import parse_line
+
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        proc = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env=env)
+        tail: list[str] = []
+
+        def read_stderr() -> None:
+            for line in proc.stderr:
+                tail.append(line)
+                del tail[:-40]
+
+        reader = threading.Thread(target=read_stderr, daemon=True)
+        reader.start()
+        watchdog = threading.Thread(target=self._watch, args=(proc,), daemon=True)
+        watchdog.start()
+        for line in proc.stdout:
+            event = parse_line(line)
+            if event:
+                self.events.append(event)
+                _log_event(event)
+        code = proc.wait()
+        reader.join(timeout=5)
+        self.stderr_tail = "".join(tail)
+        return code
+
+    def _watch(self, proc: subprocess.Popen) -> None:
+        if self.deadline is None:
+            return
+        while proc.poll() is None:
+            if time.time() >= self.deadline:
+                self.stopped_for_time = True
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGTERM)  # the trainer saves, then exits
+                return
+            time.sleep(1.0)
+
+    def first(self, name: str, **match) -> dict | None:
+        return next((e for e in self.events if e["event"] == name
+                     and all(e.get(k) == v for k, v in match.items())), None)
+
+    def last(self, name: str) -> dict | None:
+        return next((e for e in reversed(self.events) if e["event"] == name), None)
+
+
+def _log_event(event: dict) -> None:
+    """A short line on stderr per step/phase, so a long run shows it is alive."""
+    if event["event"] == "step" and event.get("step", 0) % 25:
+        return
+    keep = {k: event[k] for k in ("event", "phase", "step", "eta_s", "message") if k in event}
+    print(json.dumps(keep), file=sys.stderr, flush=True)
+
+
+def phase_times(run: TrainerRun, started: float) -> dict:
+    """time_to_base_s (None without a base phase) and time_to_adapted_s."""
+    base_end = None
+    fine = run.first("step", phase="fine-tune") or run.first("start", phase="fine-tune")
+    base_events = [e for e in run.events if e.get("phase") == "base"]
+    if base_events:
+        done = run.first("base_done") or run.first("checkpoint", phase="base")
+        base_end = (done or fine or base_events[-1])["time"]
+    end = run.last("done") or run.last("cancelled")
+    return {"time_to_base_s": round(base_end - started, 1) if base_end else None,
+            "time_to_adapted_s": round(end["time"] - started, 1) if end else None}
+
+
+def cached_base_voice() -> Path | None:
+    """The trainer's cached Piper-taught base voice, once that module exists."""
+    try:
+        from voicebot.training import base_voice
+    except ImportError:
+        return None
+    for name in ("cached_base", "base_voice_path", "cached_base_voice", "base_dir"):
+        getter = getattr(base_voice, name, None)
+        if callable(getter):
+            with contextlib.suppress(Exception):
+                path = getter()
+                if path and (Path(path) / "model_file.pth").is_file():
+                    return Path(path)
+    return None
+
+
+# ----- scoring and speed ---------------------------------------------------------------
+class BoundedVoice:
+    """A Tacotron2 voice whose decoder is cut at ``factor`` times the expected length of
+    each sentence (other voices pass through); counts the sentences that ended on their
+    own. ``never_stop``: the stop token is ignored, so every sentence decodes exactly its
+    expected length (the speed figures then measure real work, not an early stop)."""
+
+    def __init__(self, voice, factor: float = DECODE_CAP, never_stop: bool = False) -> None:
+        self.voice = voice
+        self.factor = factor
+        self.never_stop = never_stop
+        self.frames_per_step = int(getattr(getattr(voice, "backend", None),
+                                           "frames_per_step", 1))
+        self.full_cap = getattr(voice, "max_decoder_steps", None)
+        self.stopped = 0
+        self.sentences = 0
+
+    @property
+    def sample_rate(self) -> int:
+        return self.voice.sample_rate
+
+    def voices(self):
+        return self.voice.voices()
+
+    def cap_for(self, text: str) -> int:
+        seconds = max(MIN_DECODE_S, self.factor * len(text) / CHARS_PER_S)
+        return math.ceil(seconds / MEL_HOP_S / self.frames_per_step)
+
+    def stream(self, text: str, cancel=None, *, split_first: bool = True):
+        if self.full_cap is None:
+            yield from self.voice.stream(text, cancel, split_first=split_first)
+            return
+        from voicebot.tts.text import pieces
+
+        # The voice decodes each piece (sentence, or the clause split off first) on its
+        # own, so each piece gets the cap of its own length.
+        samples, cap = 0, 0
+        for piece in pieces(text, split_first=split_first):
+            for chunk in self._piece(piece.text, cancel):
+                samples += len(chunk.samples)
+                yield chunk
+            cap += self.cap_for(piece.text)
+        self.sentences += 1
+        steps = samples / self.voice.sample_rate / MEL_HOP_S / self.frames_per_step
+        self.stopped += int(steps < cap - 1)  # ended before the cap on its own
+
+    def _piece(self, text: str, cancel):
+        threshold = self.voice.stop_threshold
+        self.voice.max_decoder_steps = min(self.full_cap, self.cap_for(text))
+        if self.never_stop:
+            self.voice.stop_threshold = NEVER_STOP
+        try:
+            yield from self.voice.stream(text, cancel, split_first=False)
+        finally:
+            self.voice.max_decoder_steps = self.full_cap
+            self.voice.stop_threshold = threshold
+
+
+def speed_on_cpu(voice, args) -> dict:
+    """first_audio_ms (one sentence) and rtf (a paragraph) of the loaded voice, each
+    sentence decoded to its expected length whatever the stop token says."""
+    from voicebot.tts.bench import ONE_SENTENCE, PARAGRAPH, measure_stream
+
+    bounded = BoundedVoice(voice, factor=1.0, never_stop=True)
+    one = measure_stream(bounded, ONE_SENTENCE, 3)
+    paragraph = measure_stream(bounded, PARAGRAPH, 2)
+    return {"first_audio_ms": one["first_audio_ms"], "rtf": paragraph["rtf"],
+            "first_audio_cpu_ms": one["first_audio_cpu_ms"], "rtf_cpu": paragraph["rtf_cpu"],
+            "speed_audio_s": paragraph["audio_s"], "tts_threads": args.adapt_tts_threads}
+
+
+def score(run_folder: Path, data: Path, heldout: list[str], base: str, args) -> dict:
+    import torch
+
+    from voicebot.training import voice_scores
+    from voicebot.tts.voices import VoiceOptions, load_voice
+
+    torch.set_num_threads(max(1, args.adapt_tts_threads))
+    sentences, wavs = voice_scores.heldout_material(data, heldout)
+    options = VoiceOptions(device="cpu", threads=args.adapt_tts_threads)
+    started = time.perf_counter()
+    adapted = BoundedVoice(load_voice(str(run_folder), options))
+    load_s = time.perf_counter() - started
+    base_voice = BoundedVoice(load_voice(base, options))
+    scores = voice_scores.score_voices(
+        {"adapted": voice_scores.synthesizer_function(adapted),
+         "base": voice_scores.synthesizer_function(base_voice)}, sentences, wavs)
+    result = {"roundtrip_wer": _r(scores["adapted"].roundtrip_wer),
+              "similarity": _r(scores["adapted"].similarity),
+              "base_similarity": _r(scores["base"].similarity),
+              "base_roundtrip_wer": _r(scores["base"].roundtrip_wer),
+              "verdict": voice_scores.describe(scores["adapted"], scores["base"]),
+              "heldout_sentences": len(sentences),
+              "stopped": f"{adapted.stopped}/{adapted.sentences}",
+              "voice_load_s": round(load_s, 1),
+              "heard": [s.heard for s in scores["adapted"].sentences],
+              "base_heard": [s.heard for s in scores["base"].sentences],
+              "scoring_s": round(scores["adapted"].seconds + scores["base"].seconds, 1)}
+    result.update(speed_on_cpu(adapted.voice, args))
+    return result
+
+
+def _r(value):
+    return None if value is None else round(float(value), 4)
+
+
+# ----- the benchmark --------------------------------------------------------------------
+def run(args: argparse.Namespace) -> dict:
+    from voicebot.training.stand_in_user import build_stand_in, take_ids
+
+    started = time.time()
+    deadline = (started + args.adapt_time_budget_s - SCORING_RESERVE_S
+                if args.adapt_time_budget_s else None)
+    work = Path(args.adapt_work) if args.adapt_work else Path(
+        tempfile.mkdtemp(prefix="voicebot-bench-adapt-"))
+    try:
+        # Stand-in takes (cached in the user cache dir): a little more than asked, so the
+        # training share is the minutes asked for once a tenth is held out.
+        stand_in = build_stand_in(minutes=args.adapt_minutes / 0.9)
+        chosen = take_ids(stand_in, minutes=args.adapt_minutes / 0.9)
+        options = trainer_options()
+        holds_out_itself = "--base-minutes" in options  # the trainer that writes heldout.json
+        train_ids, heldout = split_heldout(chosen)
+        data = work / "data"
+        dataset = write_subset(stand_in, chosen if holds_out_itself else train_ids, data)
+        out = work / "run"
+        command = train_command(data, out, args, options)
+        trainer = TrainerRun(command, deadline)
+        train_started = time.time()
+        code = trainer.run()
+        if code != 0 or not (out / "model_file.pth").is_file():
+            error = trainer.last("error")
+            raise RuntimeError(f"training failed ({code}): "
+                               f"{error['message'] if error else trainer.stderr_tail[-1500:]}")
+        heldout_source = "bench"
+        if (out / "heldout.json").is_file():
+            from voicebot.training.voice_scores import heldout_ids
+
+            heldout, heldout_source = heldout_ids(out), "trainer"
+        elif holds_out_itself:
+            heldout_source = "bench (the trainer wrote no heldout.json: it trained on these)"
+        base_path = cached_base_voice()
+        base = str(base_path) if base_path else "piper-en-us-joe-medium"
+        start_event = trainer.first("start") or {}
+        used = [t for t in dataset.takes.values() if t.id not in heldout]
+        result = {
+            "minutes_of_speech": round(sum(t.duration_s for t in used) / 60, 2),
+            "train_takes": len(used), "heldout_takes": len(heldout),
+            "heldout_source": heldout_source,
+            **phase_times(trainer, train_started),
+            "device": start_event.get("device"), "precision": start_event.get("precision"),
+            "steps": (trainer.last("done") or trainer.last("cancelled") or {}).get("step"),
+            "stopped_for_time": trainer.stopped_for_time,
+            "trainer_base": start_event.get("base"),
+            "base_voice": base if base_path else f"{base} (teacher; no Tacotron2 base yet)",
+        }
+        last_step = trainer.last("step") or {}
+        result["final_loss"] = (last_step.get("losses") or {}).get("loss")
+        try:
+            result.update(score(out, stand_in.folder, heldout, base, args))
+        finally:
+            if not args.adapt_work:
+                forget_export(out)
+        result["total_s"] = round(time.time() - started, 1)
+        result["command"] = " ".join(command[1:])
+        return result
+    finally:
+        if not args.adapt_work:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def forget_export(run_folder: Path) -> None:
+    """Remove the ONNX export of a temporary run's voice (~137 MB in the models folder's
+    conversion cache, keyed by the checkpoint's path, which no later run reuses)."""
+    from voicebot.models.conversions import conversion_dir
+    from voicebot.tts.coqui_checkpoint import find_checkpoint
+    from voicebot.tts.tacotron_onnx import _conversion_id  # the id load_voice used
+
+    with contextlib.suppress(Exception):
+        folder = conversion_dir(_conversion_id("tacotron2", find_checkpoint(run_folder)),
+                                "onnx").parent
+        shutil.rmtree(folder, ignore_errors=True)
