@@ -229,8 +229,7 @@ def test_onnx_v1_matches_torch_and_int8_keeps_the_spectrum(speech, v1, vocoder_g
 
 
 def test_streamed_windows_equal_the_whole_utterance(speech, v1):
-    from voicebot.tts.mel_stream import MelToAudio
-    from voicebot.tts.tacotron import VOCODER_CONTEXT
+    from voicebot.tts.mel_stream import VOCODER_CONTEXT, MelToAudio
 
     mel = mv.mel_v1(speech[0][1])
     whole = _vocode(v1[0], mel)

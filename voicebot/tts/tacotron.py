@@ -149,7 +149,6 @@ class TacotronVoice:
         self._renormalize = renormalizer(tts_config.audio, vocoder_config.audio)
         self._edge_pad = int(getattr(vocoder_config, "generator_model_params", {})
                              .get("inference_padding", 5))
-        self._vocoder_context = VOCODER_CONTEXT
 
     @classmethod
     def from_checkpoints(cls, tts_checkpoint: Path, vocoder_checkpoint: Path, *,
@@ -209,8 +208,7 @@ class TacotronVoice:
         backend = self.backend
         backend.start(ids)
         renderer = MelToAudio(backend.postnet, backend.vocode, hop=backend.hop,
-                              renormalize=self._renormalize, edge_pad=self._edge_pad,
-                              vocoder_context=self._vocoder_context)
+                              renormalize=self._renormalize, edge_pad=self._edge_pad)
         channels, per_step = backend.frame_channels, backend.frames_per_step
         memory = np.zeros(channels, dtype=np.float32)
         for step in range(self.max_decoder_steps):
@@ -245,12 +243,6 @@ class TacotronVoice:
 
 
 _ONES_256 = np.ones((1, 256), dtype=np.float32)
-# Mel frames of context on each side of a vocoder window. HiFi-GAN V1 (and V2: same
-# kernels and dilations) sees about 12 frames each way: on real speech (copy-synthesis
-# of a 3 s LibriVox clip through V1, windows of 16-256 frames) the windowed audio's max
-# abs difference from one whole call was 0.22 at 4 frames, 0.055 at 8, 0.015 at 10 and
-# 2.0e-5 at 12, 16 and 20 (float rounding).
-VOCODER_CONTEXT = 12
 
 
 def vocoder_hop(generator) -> int:
