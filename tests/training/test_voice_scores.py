@@ -117,3 +117,40 @@ def test_verdict_in_plain_words():
     assert "means little" in garbled and "closer" not in garbled
     assert voice_scores.describe(_scores(None, None)) == "Not scored yet."
     assert _scores(0.08, 0.83).to_dict()["sentences"][0]["heard"] == "a"
+
+
+def test_a_run_folder_is_scored_on_its_heldout_takes(stand_in, tmp_path, encoder, recognizer):
+    """score_run reads heldout.json, speaks through the run's Tacotron2 (random weights
+    here: it says nothing intelligible) and writes scores.json."""
+    import json
+
+    from voicebot.tts.random_voice import write_random_tacotron2
+
+    run = write_random_tacotron2(tmp_path / "run")
+    heldout = {"every": 10, "ids": ["p0020", "p0021"]}  # as voicebot train tts writes it
+    (run / voice_scores.HELDOUT_FILE).write_text(json.dumps(heldout))
+    result = voice_scores.score_run(run, stand_in.folder, recognizer=recognizer,
+                                    encoder=encoder)
+    assert result["takes"] == ["p0020", "p0021"]
+    assert result["roundtrip_wer"] > 0.8, result["adapted"]["sentences"]
+    assert "means little" in result["verdict"]
+    assert json.loads((run / voice_scores.SCORES_FILE).read_text()) == result
+
+
+def test_bounded_voice_decodes_to_the_cap_and_restores_the_voice(tmp_path):
+    """An untrained decoder may never stop: the scorer cuts it at a length that follows
+    the text, and with never_stop decodes exactly that (what the speed figures use)."""
+    from voicebot.tts.random_voice import write_random_tacotron2
+    from voicebot.tts.voices import VoiceOptions, load_voice
+
+    voice = load_voice(str(write_random_tacotron2(tmp_path / "run")),
+                       VoiceOptions(engine="torch", device="cpu"))
+    steps, threshold = voice.max_decoder_steps, voice.stop_threshold
+    bounded = voice_scores.BoundedVoice(voice, factor=1.0, never_stop=True)
+    text = "The quick brown fox jumps over the lazy dog near the river bank."
+    audio, rate = voice_scores.synthesizer_function(bounded)(text)
+    frames = bounded.cap_for(text) * voice.backend.frames_per_step
+    assert abs(len(audio) / rate - frames * voice_scores.MEL_HOP_S) < 0.05
+    assert 1.0 / voice_scores.CHARS_PER_S * len(text) <= len(audio) / rate < 6.0
+    assert (voice.max_decoder_steps, voice.stop_threshold) == (steps, threshold)
+    assert bounded.sentences == 1 and bounded.stopped == 0

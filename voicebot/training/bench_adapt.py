@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import math
 import os
 import shutil
 import signal
@@ -45,17 +44,9 @@ from pathlib import Path
 # Held out from training to score the voice: every tenth take, at least this many.
 MIN_HELDOUT = 3
 HELDOUT_EVERY = 10
-# Speech rate of the stand-in user: 216 prompts, 9.9 min, 10,047 characters: ~17 chars/s.
-# A decoder is cut at DECODE_CAP times the length a sentence should take (and 1.5 s
-# at least), so a voice whose stop token never fires is still scored in bounded time.
-CHARS_PER_S = 17.0
-DECODE_CAP = 2.5
-MIN_DECODE_S = 1.5
 # Scoring on the CPU: ~1 s per held-out sentence per voice (synthesis, Whisper, GE2E)
 # plus model loading and the ONNX export of the new voice (~60-90 s here on 2 cores).
 SCORING_RESERVE_S = 180.0
-MEL_HOP_S = 256 / 22050
-NEVER_STOP = 2.0  # a sigmoid never exceeds 1
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -234,66 +225,10 @@ def cached_base_voice() -> Path | None:
 
 
 # ----- scoring and speed ---------------------------------------------------------------
-class BoundedVoice:
-    """A Tacotron2 voice whose decoder is cut at ``factor`` times the expected length of
-    each sentence (other voices pass through); counts the sentences that ended on their
-    own. ``never_stop``: the stop token is ignored, so every sentence decodes exactly its
-    expected length (the speed figures then measure real work, not an early stop)."""
-
-    def __init__(self, voice, factor: float = DECODE_CAP, never_stop: bool = False) -> None:
-        self.voice = voice
-        self.factor = factor
-        self.never_stop = never_stop
-        self.frames_per_step = int(getattr(getattr(voice, "backend", None),
-                                           "frames_per_step", 1))
-        self.full_cap = getattr(voice, "max_decoder_steps", None)
-        self.stopped = 0
-        self.sentences = 0
-
-    @property
-    def sample_rate(self) -> int:
-        return self.voice.sample_rate
-
-    def voices(self):
-        return self.voice.voices()
-
-    def cap_for(self, text: str) -> int:
-        seconds = max(MIN_DECODE_S, self.factor * len(text) / CHARS_PER_S)
-        return math.ceil(seconds / MEL_HOP_S / self.frames_per_step)
-
-    def stream(self, text: str, cancel=None, *, split_first: bool = True):
-        if self.full_cap is None:
-            yield from self.voice.stream(text, cancel, split_first=split_first)
-            return
-        from voicebot.tts.text import pieces
-
-        # The voice decodes each piece (sentence, or the clause split off first) on its
-        # own, so each piece gets the cap of its own length.
-        samples, cap = 0, 0
-        for piece in pieces(text, split_first=split_first):
-            for chunk in self._piece(piece.text, cancel):
-                samples += len(chunk.samples)
-                yield chunk
-            cap += self.cap_for(piece.text)
-        self.sentences += 1
-        steps = samples / self.voice.sample_rate / MEL_HOP_S / self.frames_per_step
-        self.stopped += int(steps < cap - 1)  # ended before the cap on its own
-
-    def _piece(self, text: str, cancel):
-        threshold = self.voice.stop_threshold
-        self.voice.max_decoder_steps = min(self.full_cap, self.cap_for(text))
-        if self.never_stop:
-            self.voice.stop_threshold = NEVER_STOP
-        try:
-            yield from self.voice.stream(text, cancel, split_first=False)
-        finally:
-            self.voice.max_decoder_steps = self.full_cap
-            self.voice.stop_threshold = threshold
-
-
 def speed_on_cpu(voice, args) -> dict:
     """first_audio_ms (one sentence) and rtf (a paragraph) of the loaded voice, each
     sentence decoded to its expected length whatever the stop token says."""
+    from voicebot.training.voice_scores import BoundedVoice
     from voicebot.tts.bench import ONE_SENTENCE, PARAGRAPH, measure_stream
 
     bounded = BoundedVoice(voice, factor=1.0, never_stop=True)
@@ -314,9 +249,9 @@ def score(run_folder: Path, data: Path, heldout: list[str], base: str, args) -> 
     sentences, wavs = voice_scores.heldout_material(data, heldout)
     options = VoiceOptions(device="cpu", threads=args.adapt_tts_threads)
     started = time.perf_counter()
-    adapted = BoundedVoice(load_voice(str(run_folder), options))
+    adapted = voice_scores.BoundedVoice(load_voice(str(run_folder), options))
     load_s = time.perf_counter() - started
-    base_voice = BoundedVoice(load_voice(base, options))
+    base_voice = voice_scores.BoundedVoice(load_voice(base, options))
     scores = voice_scores.score_voices(
         {"adapted": voice_scores.synthesizer_function(adapted),
          "base": voice_scores.synthesizer_function(base_voice)}, sentences, wavs)

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -67,6 +68,17 @@ MIN_UNDERSTOOD = 0.5
 # length input (its partial windows are 1.6 s) and should not fail on garbage.
 MIN_TRIMMED_S = 0.5
 SPEAKER_ENCODER_ID = "resemblyzer-ge2e"
+
+
+# Speech rate of the stand-in user: 216 prompts, 9.9 min, 10,047 characters: ~17 chars/s.
+# A Tacotron2 decoder is cut at DECODE_CAP times the length a sentence should take (and
+# MIN_DECODE_S at least), so a voice whose stop token never fires (an early checkpoint)
+# is still scored in bounded time.
+CHARS_PER_S = 17.0
+DECODE_CAP = 2.5
+MIN_DECODE_S = 1.5
+MEL_HOP_S = 256 / 22050  # the V1 mel's hop at 22.05 kHz
+NEVER_STOP = 2.0  # a sigmoid never exceeds 1
 
 
 class ScoringError(RuntimeError):
@@ -180,6 +192,63 @@ def read_take(path: Path) -> tuple[np.ndarray, int]:
 
     audio = read_wav(path)
     return audio.samples, audio.sample_rate
+
+
+class BoundedVoice:
+    """A Tacotron2 voice whose decoder is cut at ``factor`` times the expected length of
+    each sentence (other voices pass through); counts the sentences that ended on their
+    own. ``never_stop``: the stop token is ignored, so every sentence decodes exactly its
+    expected length (the speed figures then measure real work, not an early stop)."""
+
+    def __init__(self, voice, factor: float = DECODE_CAP, never_stop: bool = False) -> None:
+        self.voice = voice
+        self.factor = factor
+        self.never_stop = never_stop
+        self.frames_per_step = int(getattr(getattr(voice, "backend", None),
+                                           "frames_per_step", 1))
+        self.full_cap = getattr(voice, "max_decoder_steps", None)
+        self.stopped = 0
+        self.sentences = 0
+
+    @property
+    def sample_rate(self) -> int:
+        return self.voice.sample_rate
+
+    def voices(self):
+        return self.voice.voices()
+
+    def cap_for(self, text: str) -> int:
+        seconds = max(MIN_DECODE_S, self.factor * len(text) / CHARS_PER_S)
+        return math.ceil(seconds / MEL_HOP_S / self.frames_per_step)
+
+    def stream(self, text: str, cancel=None, *, split_first: bool = True):
+        if self.full_cap is None:
+            yield from self.voice.stream(text, cancel, split_first=split_first)
+            return
+        from voicebot.tts.text import pieces
+
+        # The voice decodes each piece (sentence, or the clause split off first) on its
+        # own, so each piece gets the cap of its own length.
+        samples, cap = 0, 0
+        for piece in pieces(text, split_first=split_first):
+            for chunk in self._piece(piece.text, cancel):
+                samples += len(chunk.samples)
+                yield chunk
+            cap += self.cap_for(piece.text)
+        self.sentences += 1
+        steps = samples / self.voice.sample_rate / MEL_HOP_S / self.frames_per_step
+        self.stopped += int(steps < cap - 1)  # ended before the cap on its own
+
+    def _piece(self, text: str, cancel):
+        threshold = self.voice.stop_threshold
+        self.voice.max_decoder_steps = min(self.full_cap, self.cap_for(text))
+        if self.never_stop:
+            self.voice.stop_threshold = NEVER_STOP
+        try:
+            yield from self.voice.stream(text, cancel, split_first=False)
+        finally:
+            self.voice.max_decoder_steps = self.full_cap
+            self.voice.stop_threshold = threshold
 
 
 # ----- scoring ------------------------------------------------------------------------
@@ -330,7 +399,11 @@ def score_run(run_folder: Path, data: Path, *, base_voice: str | Path | None = N
               take_ids: list[str] | None = None, device: str = "cpu",
               recognizer=None, encoder: SpeakerEncoder | None = None) -> dict:
     """Score the voice in ``run_folder`` (and ``base_voice``, when given) on the held-out
-    takes of ``data``; writes ``<run_folder>/scores.json`` and returns what it wrote."""
+    takes of ``data``; writes ``<run_folder>/scores.json`` and returns what it wrote.
+
+    The voices run on the torch engine: a checkpoint scored once is not worth an ONNX
+    export (~137 MB in the conversion cache, and ~20 s, per checkpoint).
+    """
     import json
 
     from voicebot.training.dataset import write_text_atomic
@@ -338,19 +411,20 @@ def score_run(run_folder: Path, data: Path, *, base_voice: str | Path | None = N
 
     take_ids = take_ids if take_ids is not None else heldout_ids(run_folder)
     sentences, wavs = heldout_material(data, take_ids)
-    options = VoiceOptions(device=device)
-    voices = {"adapted": synthesizer_function(load_voice(str(run_folder), options))}
+    options = VoiceOptions(engine="torch", device=device)
+    voices = {"adapted": BoundedVoice(load_voice(str(run_folder), options))}
     if base_voice is not None:
-        voices["base"] = synthesizer_function(load_voice(str(base_voice), options))
-    scores = score_voices(voices, sentences, wavs, recognizer=recognizer, encoder=encoder)
+        voices["base"] = BoundedVoice(load_voice(str(base_voice), options))
+    scores = score_voices({name: synthesizer_function(voice) for name, voice in voices.items()},
+                          sentences, wavs, recognizer=recognizer, encoder=encoder)
     adapted, base = scores["adapted"], scores.get("base")
     result = {"roundtrip_wer": _round(adapted.roundtrip_wer),
               "similarity": _round(adapted.similarity),
               "base_similarity": _round(base.similarity) if base else None,
               "base_roundtrip_wer": _round(base.roundtrip_wer) if base else None,
               "verdict": describe(adapted, base), "takes": take_ids,
+              "stopped": f"{voices['adapted'].stopped}/{voices['adapted'].sentences}",
               "adapted": adapted.to_dict(), "base": base.to_dict() if base else None,
               "base_voice": str(base_voice) if base_voice is not None else None}
     write_text_atomic(Path(run_folder) / SCORES_FILE, json.dumps(result, indent=1))
     return result
-
