@@ -4,14 +4,19 @@
 
     <voices dir>/<voice name>/
         wavs/<take id>.wav     22.05 kHz mono 16-bit PCM, trimmed to the speech
-        metadata.csv           "<take id>|<text>|<text>" per accepted take
-        takes.json             every take's check result, accepted or rejected
+        metadata.csv           "<take id>|<text>|<text>" per take to train on
+        takes.json             every take's check result, accepted or rejected, and what
+                               Whisper heard in it
         runs/                  training runs (checkpoints, previews, logs)
 
 Durability: a take's WAV is written to a temporary file, fsynced and renamed into place
 (``voicebot.audio.wav_io``) before the metadata that names it is rewritten the same way.
 A crash at any moment leaves every earlier take and a consistent metadata file: at worst
 a WAV of the take being saved with no metadata line, which loading ignores.
+
+A take Whisper heard as a different sentence (``voicebot.training.take_transcript``) stays
+on disk and in takes.json but is left out of metadata.csv, so no trainer learns from it,
+until it is recorded again or the user keeps it anyway.
 """
 
 from __future__ import annotations
@@ -31,11 +36,16 @@ from voicebot.audio.resample import TRAINING_RATE
 from voicebot.audio.wav_io import write_wav_atomic
 
 SAMPLE_RATE = TRAINING_RATE
-# Fine-tuning a pretrained Tacotron2 takes on a voice with minutes of speech; training
-# one from nothing needs hours (LJSpeech is 24 h). Below these the Train button waits.
-MIN_FINE_TUNE_MINUTES = 5.0
-MIN_SCRATCH_MINUTES = 120.0
+# Below these the Train button waits. Training always adapts a base voice (a downloaded
+# Coqui Tacotron2, or the base the trainer builds once from the embedded Piper voice, no
+# download needed), never starts from nothing, and adapting a Tacotron2 to a new speaker
+# takes minutes of speech, not hours. 5 minutes is about 80 prompts of the set (3.6 s
+# each on average; all 216 give ~13 minutes, which the summary recommends). 30 takes is
+# the floor for any speech length (imported long clips): a tenth of them (3 or more
+# sentences) is held out to score the voice, and batches still get shuffled variety.
+MIN_MINUTES = 5.0
 MIN_TAKES = 30
+RECOMMENDED_MINUTES = 12.0
 _NAME = re.compile(r"^[\w][\w .'-]{0,63}$")
 _TAKE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,99}$")
 
@@ -97,6 +107,14 @@ class Take:
     check: dict = field(default_factory=dict)
     prompt_index: int | None = None
     source: str = "recorded"  # or the imported file's name
+    # What Whisper heard (``take_transcript.TakeTranscript.to_dict``); None: not checked.
+    transcript: dict | None = None
+
+    @property
+    def misread(self) -> bool:
+        """Whisper heard another sentence, and the user has not kept it anyway."""
+        t = self.transcript or {}
+        return bool(t.get("misread")) and not t.get("kept")
 
 
 @dataclass
@@ -108,6 +126,9 @@ class DatasetSummary:
     diphone_coverage: float | None
     min_minutes: float
     min_takes: int
+    misread: int = 0  # takes left out of training until re-recorded (or kept anyway)
+    heldout: int = 0  # of ``takes``: never trained on, kept to score the voice
+    unchecked: int = 0  # takes Whisper has not heard yet
 
     @property
     def ready(self) -> bool:
@@ -128,7 +149,8 @@ class DatasetSummary:
         return {"takes": self.takes, "minutes": round(self.minutes, 2),
                 "rejected": self.rejected, "phoneme_coverage": self.phoneme_coverage,
                 "diphone_coverage": self.diphone_coverage, "min_minutes": self.min_minutes,
-                "min_takes": self.min_takes, "ready": self.ready}
+                "min_takes": self.min_takes, "misread": self.misread,
+                "heldout": self.heldout, "unchecked": self.unchecked, "ready": self.ready}
 
 
 class VoiceDataset:
@@ -190,6 +212,10 @@ class VoiceDataset:
     def take_for_prompt(self, prompt_index: int) -> Take | None:
         return next((t for t in self.takes.values() if t.prompt_index == prompt_index), None)
 
+    def training_takes(self) -> list[Take]:
+        """The takes metadata.csv lists, in its order: all but the misread ones."""
+        return [t for t in sorted(self.takes.values(), key=lambda t: t.id) if not t.misread]
+
     # ----- writing ----------------------------------------------------------------
     def add_take(self, take_id: str, text: str, samples: np.ndarray, sample_rate: int, *,
                  check: dict | None = None, prompt_index: int | None = None,
@@ -220,6 +246,21 @@ class VoiceDataset:
                               "time": time.time()})
         self.save()
 
+    def set_transcript(self, take_id: str, transcript: dict) -> Take | None:
+        """Record what Whisper heard in a take (None if the take is gone meanwhile)."""
+        take = self.takes.get(take_id)
+        if take is not None:
+            take.transcript = dict(transcript)
+            self.save()
+        return take
+
+    def keep_anyway(self, take_id: str) -> None:
+        """The user says a flagged take was read right: train on it after all."""
+        take = self.takes.get(take_id)
+        if take is not None and take.transcript:
+            take.transcript = {**take.transcript, "kept": True}
+            self.save()
+
     def remove_take(self, take_id: str) -> None:
         if self.takes.pop(take_id, None) is not None:
             self.save()
@@ -229,26 +270,32 @@ class VoiceDataset:
     def save(self) -> None:
         ordered = sorted(self.takes.values(), key=lambda t: t.id)
         write_text_atomic(self.metadata_file,
-                          "".join(f"{t.id}|{t.text}|{t.text}\n" for t in ordered))
+                          "".join(f"{t.id}|{t.text}|{t.text}\n" for t in ordered
+                                  if not t.misread))
         data = {"version": 1, "sample_rate": SAMPLE_RATE,
                 "takes": [t.__dict__ for t in ordered], "rejected": self.rejected}
         write_text_atomic(self.takes_file, json.dumps(data, indent=1, ensure_ascii=False))
 
     # ----- summary ----------------------------------------------------------------
-    def summary(self, *, from_scratch: bool = False, min_minutes: float | None = None,
-                min_takes: int = MIN_TAKES, coverage: bool = True) -> DatasetSummary:
-        minutes = sum(t.duration_s for t in self.takes.values()) / 60.0
+    def summary(self, *, min_minutes: float = MIN_MINUTES, min_takes: int = MIN_TAKES,
+                coverage: bool = True) -> DatasetSummary:
+        """What training would use: the takes not flagged as misread."""
+        from voicebot.training.heldout import split_heldout
+
+        usable = self.training_takes()
+        minutes = sum(t.duration_s for t in usable) / 60.0
         phonemes = diphones = None
-        if coverage and self.takes:
+        if coverage and usable:
             from voicebot.training.prompts import coverage_report
 
-            report = coverage_report([t.text for t in self.takes.values()])
+            report = coverage_report([t.text for t in usable])
             phonemes = report.get("phoneme_coverage")
             diphones = report.get("diphone_coverage_weighted")
-        if min_minutes is None:
-            min_minutes = MIN_SCRATCH_MINUTES if from_scratch else MIN_FINE_TUNE_MINUTES
-        return DatasetSummary(len(self.takes), minutes, len(self.rejected), phonemes,
-                              diphones, min_minutes, min_takes)
+        _train, heldout = split_heldout(usable)
+        return DatasetSummary(len(usable), minutes, len(self.rejected), phonemes, diphones,
+                              min_minutes, min_takes,
+                              misread=len(self.takes) - len(usable), heldout=len(heldout),
+                              unchecked=sum(1 for t in usable if t.transcript is None))
 
 
 def read_metadata(path: Path) -> list[tuple[str, str]]:

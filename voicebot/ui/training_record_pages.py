@@ -1,11 +1,21 @@
-"""Wizard pages that use the microphone: the microphone check and reading the prompts."""
+"""Wizard pages that use the microphone: the microphone check and reading the prompts.
+
+Each kept take is then heard by Whisper off the GUI thread (``TranscriptWorker``) and
+compared with its prompt (``voicebot.training.take_transcript``): a take of another
+sentence is flagged on the page with the words that differ, and left out of training
+until it is recorded again or kept anyway.
+"""
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -22,6 +32,7 @@ from voicebot.training.dataset import VoiceDataset
 from voicebot.training.mic_check import analyse
 from voicebot.training.quality import TakeCheck, TakeChecker
 from voicebot.training.recorder import TakeRecorder
+from voicebot.training.take_transcript import TakeTranscript
 from voicebot.ui.widgets.scope import AudioScope
 
 log = logging.getLogger(__name__)
@@ -110,13 +121,84 @@ class MicCheckPage(QWidget):
         self.check_button.setEnabled(True)
 
 
+class TranscriptWorker(QObject):
+    """Transcribes takes one after another on a daemon thread; results come back to the
+    GUI thread as queued signals. The recogniser is made on first use (see
+    ``take_transcript.take_recognizer``: it shares the app's Whisper when it has one)."""
+
+    heard = Signal(str, int, dict)  # take id, serial, TakeTranscript.to_dict()
+    failed = Signal(str, int, str)  # take id, serial, one-line reason
+
+    def __init__(self, recognizer_source: Callable[[], tuple[Any, Any]]) -> None:
+        super().__init__()
+        self.recognizer_source = recognizer_source  # -> (app recognizer or None, asr settings)
+        self._jobs: queue.Queue = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._recognizer = None
+        self._source = None
+
+    def submit(self, take_id: str, serial: int, prompt: str, samples: np.ndarray,
+               rate: int) -> None:
+        # The recogniser to use is read here, on the GUI thread.
+        app_recognizer, asr_settings = self.recognizer_source()
+        self._jobs.put((take_id, serial, prompt, samples, rate, app_recognizer, asr_settings))
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="take-transcripts",
+                                            daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._jobs.put(None)
+
+    def idle(self) -> bool:
+        return self._jobs.unfinished_tasks == 0
+
+    def _run(self) -> None:
+        from voicebot.training.take_transcript import check_take, take_recognizer
+
+        while True:
+            job = self._jobs.get()
+            try:
+                if job is None:
+                    return
+                take_id, serial, prompt, samples, rate, app_recognizer, asr_settings = job
+                try:
+                    if self._recognizer is None or self._source is not app_recognizer:
+                        self._recognizer = take_recognizer(app_recognizer, asr_settings)
+                        self._source = app_recognizer
+                    result = check_take(self._recognizer, prompt, samples, rate)
+                except Exception as exc:  # no Whisper: the take stays, unchecked
+                    log.exception("transcribing take %s failed", take_id)
+                    self.failed.emit(take_id, serial, str(exc).splitlines()[0][:160]
+                                     if str(exc) else type(exc).__name__)
+                    continue
+                self.heard.emit(take_id, serial, result.to_dict())
+            finally:
+                self._jobs.task_done()
+
+
+def transcript_text(transcript: TakeTranscript) -> str:
+    """What the page says about a checked take."""
+    if transcript.misread:
+        heard = f"“{transcript.heard.rstrip('.')}”" if transcript.heard else "no words"
+        return (f"⚠ Misread? Whisper heard {heard}. Differs from the prompt: "
+                f"{transcript.differences()}. This take is left out of training: record "
+                "it again, or keep it if Whisper is wrong.")
+    if transcript.diffs:
+        return f"Whisper heard it, with small differences ({transcript.differences()})."
+    return "Whisper heard every word."
+
+
 class RecordPage(QWidget):
     """One prompt at a time: record (toggle or hold), play back, redo, skip."""
 
     take_saved = Signal()
+    take_checked = Signal(str)  # a take id whose transcript is now stored
 
     def __init__(self, recorder: TakeRecorder, prompts: list[str],
-                 parent: QWidget | None = None) -> None:
+                 parent: QWidget | None = None,
+                 recognizer_source: Callable[[], tuple[Any, Any]] | None = None) -> None:
         super().__init__(parent)
         self.recorder = recorder
         self.prompts = prompts
@@ -125,6 +207,10 @@ class RecordPage(QWidget):
         self.index = 0
         self.last_take: np.ndarray | None = None
         self.last_check: TakeCheck | None = None
+        self.worker = TranscriptWorker(recognizer_source or (lambda: (None, None)))
+        self.worker.heard.connect(self._on_heard)
+        self.worker.failed.connect(self._on_transcript_failed)
+        self._serials: dict[str, int] = {}
         layout = QVBoxLayout(self)
         self.position_label = QLabel("")
         layout.addWidget(self.position_label)
@@ -145,13 +231,17 @@ class RecordPage(QWidget):
         self.record_button.setCheckable(True)
         self.hold_box = QCheckBox("Hold to record")
         self.play_button = QPushButton("▶ Play back")
+        self.keep_button = QPushButton("Keep anyway")
+        self.keep_button.setToolTip("Whisper misheard: I read this sentence as written")
+        self.keep_button.hide()
         self.skip_button = QPushButton("Skip ▶")
         for widget in (self.previous_button, self.record_button, self.hold_box,
-                       self.play_button, self.skip_button):
+                       self.play_button, self.keep_button, self.skip_button):
             buttons.addWidget(widget)
         layout.addLayout(buttons)
         self.result_label = QLabel("")
         self.result_label.setWordWrap(True)
+        self.result_label.setTextFormat(Qt.TextFormat.PlainText)
         layout.addWidget(self.result_label)
         self.previous_button.clicked.connect(lambda: self.show_prompt(self.index - 1))
         self.skip_button.clicked.connect(lambda: self.show_prompt(self.index + 1))
@@ -159,10 +249,12 @@ class RecordPage(QWidget):
         self.record_button.pressed.connect(self._on_record_pressed)
         self.record_button.released.connect(self._on_record_released)
         self.play_button.clicked.connect(self.play_back)
+        self.keep_button.clicked.connect(self.keep_anyway)
 
     # ----- navigation -------------------------------------------------------------
     def set_dataset(self, dataset: VoiceDataset) -> None:
         self.dataset = dataset
+        self._serials.clear()  # checks still running belong to the voice open before
         first_open = next((i for i in range(len(self.prompts))
                            if dataset.take_for_prompt(i) is None), 0)
         self.show_prompt(first_open)
@@ -189,23 +281,42 @@ class RecordPage(QWidget):
         if self.recorder.recording:
             self.stop_recording()
         self.index = max(0, min(index, len(self.prompts) - 1))
-        done = sum(1 for i in range(len(self.prompts))
-                   if self.dataset and self.dataset.take_for_prompt(i))
-        self.position_label.setText(f"Prompt {self.index + 1} of {len(self.prompts)} — "
-                                    f"{done} recorded")
+        self._show_position()
         self.prompt_label.setText(self.prompts[self.index])
         take = self.dataset.take_for_prompt(self.index) if self.dataset else None
         self.last_take, self.last_check = None, None
-        if take is not None:
+        self._flag(False)
+        if take is not None and take.misread:
+            self.record_button.setText("● Record again")
+            self.result_label.setText(transcript_text(TakeTranscript.from_dict(
+                take.transcript)))
+            self._flag(True)
+        elif take is not None:
             self.record_button.setText("● Redo")
-            self.result_label.setText(f"✔ Recorded ({take.duration_s:.1f} s). Record again to "
-                                      "replace it, or go on.")
+            heard = (" " + transcript_text(TakeTranscript.from_dict(take.transcript))
+                     if take.transcript else "")
+            self.result_label.setText(f"✔ Recorded ({take.duration_s:.1f} s).{heard} Record "
+                                      "again to replace it, or go on.")
         else:
             self.record_button.setText("● Record")
             self.result_label.setText("Press Record, read the sentence, press Stop.")
         self.previous_button.setEnabled(self.index > 0)
         self.skip_button.setEnabled(self.index < len(self.prompts) - 1)
         self.play_button.setEnabled(take is not None)
+
+    def _show_position(self) -> None:
+        takes = [t for t in (self.dataset.takes.values() if self.dataset else ())
+                 if t.prompt_index is not None]
+        redo = sum(1 for t in takes if t.misread)
+        self.position_label.setText(f"Prompt {self.index + 1} of {len(self.prompts)} — "
+                                    f"{len(takes)} recorded"
+                                    + (f", {redo} to record again" if redo else ""))
+
+    def _flag(self, misread: bool) -> None:
+        """Show (or clear) the misread state: amber verdict and the Keep anyway button."""
+        self.keep_button.setVisible(misread)
+        self.result_label.setStyleSheet("background:#fefcbf; color:#744210; padding:4px;"
+                                        if misread else "")
 
     # ----- recording --------------------------------------------------------------
     def _on_record_clicked(self, checked: bool) -> None:
@@ -242,18 +353,69 @@ class RecordPage(QWidget):
         self.last_check = result
         text = self.prompts[self.index]
         self.last_take = result.trimmed if result.ok else samples
+        self._flag(False)
         if result.ok:
-            self.dataset.add_take(f"p{self.index:04d}", text, result.trimmed, TRAINING_RATE,
+            take_id = f"p{self.index:04d}"
+            self.dataset.add_take(take_id, text, result.trimmed, TRAINING_RATE,
                                   check=result.to_dict(), prompt_index=self.index)
-            self.result_label.setText(f"✔ {result.summary}. Go on with Skip ▶ (or redo).")
+            self._serials[take_id] = serial = self._serials.get(take_id, 0) + 1
+            self.worker.submit(take_id, serial, text, result.trimmed, TRAINING_RATE)
+            self.result_label.setText(f"✔ {result.summary}. Checking the words… Go on with "
+                                      "Skip ▶ (or redo).")
             self.record_button.setText("● Redo")
         else:
             self.dataset.note_rejected(text, result.to_dict(), prompt_index=self.index)
             self.result_label.setText("✘ Not kept: " + " ".join(result.reasons))
             self.record_button.setText("● Record again")
         self.play_button.setEnabled(len(samples) > 0)
+        self._show_position()
         self.take_saved.emit()
         return result
+
+    # ----- what Whisper heard -------------------------------------------------------
+    def _on_heard(self, take_id: str, serial: int, transcript: dict) -> None:
+        if self.dataset is None or self._serials.get(take_id) != serial:
+            return  # recorded again (or another voice opened) meanwhile
+        take = self.dataset.set_transcript(take_id, transcript)
+        if take is None:
+            return
+        self._serials.pop(take_id, None)
+        if take.prompt_index == self.index:
+            result = TakeTranscript.from_dict(transcript)
+            if take.misread:
+                self.result_label.setText(transcript_text(result))
+                self.record_button.setText("● Record again")
+                self._flag(True)
+            else:
+                self.result_label.setText(f"✔ Kept ({take.duration_s:.1f} s). "
+                                          f"{transcript_text(result)} Go on with Skip ▶.")
+        self._show_position()
+        self.take_saved.emit()
+        self.take_checked.emit(take_id)
+
+    def _on_transcript_failed(self, take_id: str, serial: int, reason: str) -> None:
+        if self._serials.get(take_id) != serial:
+            return
+        self._serials.pop(take_id, None)
+        take = self.dataset.takes.get(take_id) if self.dataset else None
+        if take is not None and take.prompt_index == self.index:
+            self.result_label.setText(self.result_label.text().replace(
+                "Checking the words…", f"(The words could not be checked: {reason}.)"))
+        self.take_checked.emit(take_id)
+
+    def checking(self) -> bool:
+        """Takes are still waiting for Whisper."""
+        return bool(self._serials)
+
+    def keep_anyway(self) -> None:
+        take = self.dataset.take_for_prompt(self.index) if self.dataset else None
+        if take is not None:
+            self.dataset.keep_anyway(take.id)
+            self.show_prompt(self.index)
+            self.take_saved.emit()
+
+    def shutdown(self) -> None:
+        self.worker.stop()
 
     def play_back(self) -> None:
         audio = self.last_take

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pyqtgraph as pg
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
@@ -21,12 +21,11 @@ from PySide6.QtWidgets import (
 )
 
 from voicebot.training.dataset import VoiceDataset
+from voicebot.training.run_folder import RunLock, checkpoint_files
 from voicebot.training.tts_train import (
     DEFAULT_FINE_TUNE_STEPS,
     MODEL_FILE,
     VOCODER_ID,
-    RunLock,
-    checkpoint_files,
     installed_vocoder,
 )
 from voicebot.ui.training_process import TrainingProcess, train_command
@@ -35,6 +34,11 @@ log = logging.getLogger(__name__)
 
 CURVES = (("loss", "total", "w"), ("decoder_loss", "decoder", "c"),
           ("postnet_loss", "postnet", "y"), ("stopnet_loss", "stop token", "m"))
+# A run may first build the base voice (once per machine, from the embedded voice), then
+# learn the user's: events say which with "phase". Its loss gets a curve of its own.
+BASE_PHASE, FINE_TUNE_PHASE = "base", "fine-tune"
+PHASE_TEXT = {BASE_PHASE: "Building the base voice (one time)…",
+              FINE_TUNE_PHASE: "Learning your voice…"}
 
 
 def format_eta(seconds: float | None) -> str:
@@ -66,8 +70,11 @@ class TrainPage(QWidget):
         self.process.finished.connect(self.on_finished)
         self.max_steps = DEFAULT_FINE_TUNE_STEPS
         self.last_event: dict | None = None
-        self.steps: list[int] = []
+        self.phase: str | None = None
+        self.steps: list[int] = []  # fine-tuning steps (and runs that name no phase)
         self.losses: dict[str, list[float]] = {key: [] for key, *_ in CURVES}
+        self.base_steps: list[int] = []
+        self.base_losses: list[float] = []
         layout = QVBoxLayout(self)
         row = QHBoxLayout()
         row.addWidget(QLabel("Steps:"))
@@ -82,6 +89,9 @@ class TrainPage(QWidget):
             row.addWidget(button)
         row.addStretch(1)
         layout.addLayout(row)
+        self.phase_label = QLabel("")
+        self.phase_label.setStyleSheet("font-weight:bold;")
+        layout.addWidget(self.phase_label)
         self.status_label = QLabel("Not started.")
         self.status_label.setWordWrap(True)
         layout.addWidget(self.status_label)
@@ -95,6 +105,9 @@ class TrainPage(QWidget):
         self.plot.setClipToView(True)
         self.curves = {key: self.plot.plot([], [], name=name, pen=pen)
                        for key, name, pen in CURVES}
+        self.base_curve = self.plot.plot(
+            [], [], name="base voice (total)",
+            pen=pg.mkPen((160, 160, 160), width=1, style=Qt.PenStyle.DashLine))
         layout.addWidget(self.plot, 2)
         self.log_view = QPlainTextEdit()
         self.log_view.setReadOnly(True)
@@ -152,6 +165,10 @@ class TrainPage(QWidget):
             self.steps.clear()
             for values in self.losses.values():
                 values.clear()
+            self.base_steps.clear()
+            self.base_losses.clear()
+            self.phase = None
+            self.phase_label.setText("")
         self.process.start(train_command(self.dataset.folder, run_dir, *options))
         self.status_label.setText("Starting the training process…")
         self._append_log(f"$ voicebot train tts --data {self.dataset.folder} --out {run_dir} "
@@ -162,10 +179,24 @@ class TrainPage(QWidget):
         self.status_label.setText("Cancelling: saving a checkpoint…")
         self.process.cancel()
 
+    def _set_phase(self, phase: object) -> None:
+        if phase in PHASE_TEXT and phase != self.phase:
+            self.phase = str(phase)
+            self.phase_label.setText(PHASE_TEXT[self.phase])
+
     def on_event(self, event: dict) -> None:
         self.last_event = event
         kind = event.get("event")
-        if kind == "start":
+        self._set_phase(event.get("phase"))
+        if kind == "corpus":
+            # The base voice's practice speech, spoken by the embedded voice.
+            done, total = int(event.get("done") or 0), int(event.get("total") or 0)
+            if total:
+                self.progress_bar.setRange(0, total)
+                self.progress_bar.setValue(min(done, total))
+            self.rate_label.setText(f"Practice speech for the base voice: {done} of {total} "
+                                    f"sentences ({float(event.get('minutes') or 0):.1f} min)")
+        elif kind == "start":
             self.max_steps = int(event.get("max_steps") or self.max_steps)
             self.progress_bar.setRange(0, self.max_steps)
             self.progress_bar.setValue(int(event.get("start_step", 0)))
@@ -193,7 +224,15 @@ class TrainPage(QWidget):
 
     def _on_step(self, event: dict) -> None:
         step = int(event["step"])
+        self.progress_bar.setRange(0, self.max_steps)
         self.progress_bar.setValue(min(step, self.max_steps))
+        if event.get("phase") == BASE_PHASE:
+            total = (event.get("losses") or {}).get("loss")
+            self.base_steps.append(step)
+            self.base_losses.append(float("nan") if total is None else float(total))
+            self.base_curve.setData(self.base_steps, self.base_losses, connect="finite")
+            self._show_rate(step, event)
+            return
         self.steps.append(step)
         losses = event.get("losses") or {}
         for key, values in self.losses.items():
@@ -201,6 +240,9 @@ class TrainPage(QWidget):
             values.append(float("nan") if value is None else float(value))
         for key, curve in self.curves.items():
             curve.setData(self.steps, self.losses[key], connect="finite")
+        self._show_rate(step, event)
+
+    def _show_rate(self, step: int, event: dict) -> None:
         self.rate_label.setText(f"step {step} / {self.max_steps} · "
                                 f"{event.get('steps_per_s', 0):.2f} steps/s · ETA "
                                 f"{format_eta(event.get('eta_s'))}"
