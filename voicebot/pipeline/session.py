@@ -3,13 +3,20 @@
 Loading the engines takes seconds (models are read and warmed up), so the GUI calls
 ``load_engines`` from a worker thread. Opening audio is separate because it can fail on
 its own (no microphone) while typed conversation still works.
+
+Engines load independently: one that fails (a recognizer model that is gone, a voice
+whose files are broken) is left out with a one-line reason in ``Engines.problems`` and
+the others still load. A saved voice that no longer loads falls back to the default
+voice. What the app can still do follows from what loaded: no recognizer means typed
+turns only, no voice means replies as text, no chat model means no replies.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from voicebot.pipeline.conversation import Conversation, ConversationListener
@@ -27,16 +34,22 @@ TTS_THREADS = 1
 # it already runs far ahead of playback, and a third busy thread would starve the audio
 # threads. (`voicebot say` and `bench tts` use both cores.)
 TTS_PARALLEL_WINDOWS = 1
+# The roles, in loading order; each is loaded (or fails) on its own.
+ROLES = ("recognizer", "ngram", "chat", "voice")
+# Which settings section decides each role.
+ROLE_SECTION = {"recognizer": "asr", "ngram": "asr", "chat": "chat", "voice": "tts"}
 
 ProgressFn = Callable[[str], None]
 
 
 @dataclass
 class Engines:
-    recognizer: Any
-    ngram: Any  # n-gram LM for rescoring, or None
-    chat: Any
-    synthesizer: Any
+    recognizer: Any = None
+    ngram: Any = None  # n-gram LM for rescoring, or None
+    chat: Any = None
+    synthesizer: Any = None
+    voice: str = ""  # the voice (id or path) the synthesizer speaks with
+    problems: dict[str, str] = field(default_factory=dict)  # role -> one line for the user
 
     def rescorer(self, settings: Settings) -> Callable[[list[Any]], list[Any]]:
         from voicebot.asr.rescoring import Weights, rescore
@@ -44,51 +57,167 @@ class Engines:
         weights = Weights.from_settings(settings.asr)
         return lambda hypotheses: rescore(hypotheses, self.ngram, weights).hypotheses
 
+    @property
+    def can_reply(self) -> bool:
+        return self.chat is not None
 
-def load_engines(settings: Settings, progress: ProgressFn | None = None,
-                 device: str = "auto") -> Engines:
-    """Load recognizer, rescoring LM, chat model and voice named by the settings."""
+    def message(self) -> str:
+        """All problems, one sentence each ("" when everything loaded)."""
+        return " ".join(self.problems.values())
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one short line for the status bar."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = lines[0] if lines else type(exc).__name__
+    return text if len(text) <= 160 else text[:157] + "…"
+
+
+def voice_label(voice: str) -> str:
+    """A voice as the user knows it: "<voice name> (<run>)" for a trained run folder."""
+    path = Path(voice)
+    if path.parent.name == "runs" and path.parent.parent.name:
+        return f"{path.parent.parent.name} ({path.name})"
+    return path.name or voice
+
+
+# ----- one engine each ----------------------------------------------------------------
+def load_recognizer(settings: Settings, device: str = "auto") -> Any:
+    """The recogniser, with the user's LoRA adapter when they trained one and switched it
+    on."""
     import torch
 
     from voicebot.asr.adapt import recognizer_from_settings_adapted
-    from voicebot.asr.adapt_vocab import ngram_with_user_lm, refresh_user_lm
-    from voicebot.lm.loading import load_chat_model
     from voicebot.memory import release_freed_memory
-    from voicebot.tts.voices import VoiceOptions, load_voice
 
-    say = progress or (lambda message: None)
     torch.set_num_threads(ASR_THREADS)
-    say("loading the speech recognizer")
-    # With the user's LoRA adapter when they trained one and switched it on.
     recognizer = recognizer_from_settings_adapted(settings.asr, device=device)
     # Whisper's float32 weights before int8 quantisation and its warm-up activations.
     release_freed_memory()
-    say("loading the rescoring language model")
-    # The general n-gram LM, mixed with one built from the user's own words (prompts
-    # read, conversation history), so names they use are recognised more readily.
+    return recognizer
+
+
+def load_rescoring_lm(settings: Settings) -> Any:
+    """The general n-gram LM, mixed with one built from the user's own words (prompts
+    read, conversation history), so names they use are recognised more readily."""
+    from voicebot.asr.adapt_vocab import ngram_with_user_lm, refresh_user_lm
+
     refresh_user_lm()
-    ngram = ngram_with_user_lm(settings.asr)
-    say("loading the chat model")
-    chat = load_chat_model(settings.chat.model, system_prompt=settings.chat.system_prompt,
+    return ngram_with_user_lm(settings.asr)
+
+
+def load_chat(settings: Settings, device: str = "auto") -> Any:
+    from voicebot.lm.loading import load_chat_model
+
+    return load_chat_model(settings.chat.model, system_prompt=settings.chat.system_prompt,
                            max_reply_tokens=settings.chat.max_reply_tokens,
                            context_tokens=settings.chat.context_tokens, device=device,
                            threads=CHAT_THREADS)
-    say("loading the voice")
-    synthesizer = load_voice(settings.tts.voice, VoiceOptions(
+
+
+def load_synthesizer(voice: str, device: str = "auto") -> Any:
+    """A voice ready to speak in conversation (the conversation's thread budget)."""
+    from voicebot.memory import release_freed_memory
+    from voicebot.tts.voices import DEFAULT_VOICE, VoiceOptions, load_voice
+
+    synthesizer = load_voice(voice or DEFAULT_VOICE, VoiceOptions(
         device=device, threads=TTS_THREADS, parallel_windows=TTS_PARALLEL_WINDOWS))
     release_freed_memory()
+    return synthesizer
+
+
+# ----- all of them ----------------------------------------------------------------------
+def load_engines(settings: Settings, progress: ProgressFn | None = None,
+                 device: str = "auto", roles: tuple[str, ...] = ROLES,
+                 previous: Engines | None = None, strict: bool = True) -> Engines:
+    """Load the engines the settings name.
+
+    ``strict`` (benchmarks, tools): the first engine that fails raises. Otherwise (the
+    app) each loads on its own and this never raises for an engine: one that fails keeps
+    ``previous``'s engine when there is one, else it is left out, and ``problems`` says
+    why in one line. ``roles``: which to (re)load; the others come from ``previous``.
+    """
+    from voicebot.tts.voices import DEFAULT_VOICE
+
+    say = progress or (lambda message: None)
+    # Problems of the roles not reloaded still hold.
+    engines = (replace(previous, problems={role: line for role, line in previous.problems.items()
+                                           if role not in roles})
+               if previous is not None else Engines())
+
+    def attempt(what: str, load: Callable[[], Any]) -> tuple[Any, str | None]:
+        say(f"loading {what}")
+        try:
+            return load(), None
+        except Exception as exc:  # any engine may fail; the others must still load
+            if strict:
+                raise
+            log.exception("loading %s failed", what)
+            return None, one_line(exc)
+
+    def load_or_keep(role: str, what: str, load: Callable[[], Any], without: str) -> None:
+        value, error = attempt(what, load)
+        if error is None:
+            setattr(engines, role, value)
+            return
+        kept = getattr(engines, role) is not None
+        engines.problems[role] = (f"{what[0].upper()}{what[1:]} could not be loaded "
+                                  f"({error}); "
+                                  + ("the previous one is kept." if kept else without))
+
+    if "recognizer" in roles:
+        load_or_keep("recognizer", "the speech recognizer",
+                     lambda: load_recognizer(settings, device), "typing still works.")
+    if "ngram" in roles:
+        ngram, error = attempt("the rescoring language model",
+                               lambda: load_rescoring_lm(settings))
+        engines.ngram = ngram
+        if error is not None:
+            engines.problems["ngram"] = (f"The rescoring language model could not be loaded "
+                                         f"({error}); recognition works without it.")
+    if "chat" in roles:
+        load_or_keep("chat", "the chat model", lambda: load_chat(settings, device),
+                     "the bot cannot answer.")
+    if "voice" in roles:
+        wanted = settings.tts.voice or DEFAULT_VOICE
+        synthesizer, error = attempt("the voice",
+                                     lambda: load_synthesizer(wanted, device))
+        if error is None:
+            engines.synthesizer, engines.voice = synthesizer, wanted
+        else:
+            problem = f"The voice {voice_label(wanted)} could not be loaded ({error});"
+            if engines.synthesizer is not None:
+                problem += " the previous voice keeps speaking."
+            elif wanted != DEFAULT_VOICE:
+                synthesizer, fallback_error = attempt(
+                    "the default voice", lambda: load_synthesizer(DEFAULT_VOICE, device))
+                if fallback_error is None:
+                    engines.synthesizer, engines.voice = synthesizer, DEFAULT_VOICE
+                    problem += " the default voice speaks instead."
+                else:
+                    problem += (f" nor the default voice ({fallback_error}); replies are "
+                                "shown as text.")
+            else:
+                problem += " replies are shown as text."
+            engines.problems["voice"] = problem
     say("ready")
-    return Engines(recognizer, ngram, chat, synthesizer)
+    return engines
 
 
 def build_conversation(settings: Settings, engines: Engines, *, player: Any,
                        mic: Any = None, listener: ConversationListener | None = None,
                        ) -> Conversation:
-    """``mic``: the 16 kHz ring buffer of a running Capture (None: typed turns only)."""
+    """``mic``: the 16 kHz ring buffer of a running Capture (None: typed turns only).
+
+    Without a recognizer turns are typed only; without a voice replies are text only."""
     from voicebot.lm.speech_shaping import ClauseSplitter
 
+    if engines.chat is None:
+        raise ValueError("no chat model is loaded: a conversation cannot start")
+    recognizer = engines.recognizer if mic is not None else None
     return Conversation(
-        chat=engines.chat, synthesizer=engines.synthesizer, player=player,
-        splitter_factory=ClauseSplitter, recognizer=engines.recognizer if mic else None,
-        mic=mic, rescore=engines.rescorer(settings), listener=listener,
-        nbest=settings.asr.nbest)
+        chat=engines.chat, synthesizer=engines.synthesizer,
+        player=player if engines.synthesizer is not None else None,
+        splitter_factory=ClauseSplitter, recognizer=recognizer,
+        mic=mic if recognizer is not None else None, rescore=engines.rescorer(settings),
+        listener=listener, nbest=settings.asr.nbest)

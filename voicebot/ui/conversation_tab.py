@@ -4,6 +4,12 @@ Models load in a worker thread when the tab is created; until they are ready the
 button and text box are disabled and the status line says what is loading. Audio devices
 open after that; a missing microphone leaves typed conversation working, a missing
 speaker leaves text replies working.
+
+Engines load independently (``voicebot.pipeline.session``): one that fails is named in
+the notice line and the rest keep working. A voice chosen later ("Use this voice", the
+Settings dialog) loads beside the running conversation and replaces the voice only once
+it has loaded; only then is it written to the settings. If it fails the previous voice
+keeps speaking and the notice says why.
 """
 
 from __future__ import annotations
@@ -58,20 +64,48 @@ class EngineLoader(QObject):
     loaded = Signal(object, int)  # Engines, generation
     failed = Signal(str)
 
-    def __init__(self, settings: Settings, generation: int) -> None:
+    def __init__(self, settings: Settings, generation: int, roles: tuple[str, ...] | None = None,
+                 previous: Any = None) -> None:
         super().__init__()
-        self.settings = settings
+        # A copy: the settings object may change while this thread reads it.
+        self.settings = copy.deepcopy(settings)
         self.generation = generation
+        self.roles = roles
+        self.previous = previous
 
     def run(self) -> None:
         try:
-            from voicebot.pipeline.session import load_engines
+            from voicebot.pipeline.session import ROLES, load_engines
 
-            engines = load_engines(self.settings, progress=self.progress.emit)
+            engines = load_engines(self.settings, progress=self.progress.emit,
+                                   roles=self.roles or ROLES, previous=self.previous,
+                                   strict=False)
             self.loaded.emit(engines, self.generation)
         except Exception as exc:  # shown to the user; the app keeps running
             log.exception("loading the models failed")
             self.failed.emit(f"{type(exc).__name__}: {exc}")
+
+
+class VoiceLoader(QObject):
+    """Loads one voice off the GUI thread (see EngineLoader for why a plain thread)."""
+
+    loaded = Signal(str, object)  # voice, synthesizer
+    failed = Signal(str, str)  # voice, one-line reason
+
+    def __init__(self, voice: str) -> None:
+        super().__init__()
+        self.voice = voice
+
+    def run(self) -> None:
+        from voicebot.pipeline.session import load_synthesizer, one_line
+
+        try:
+            synthesizer = load_synthesizer(self.voice)
+        except Exception as exc:  # a broken voice must never reach the conversation
+            log.exception("loading the voice %s failed", self.voice)
+            self.failed.emit(self.voice, one_line(exc))
+            return
+        self.loaded.emit(self.voice, synthesizer)
 
 
 def timing_text(breakdown: dict[str, float]) -> str:
@@ -93,6 +127,8 @@ def alternatives_text(turn: Turn) -> str:
 
 class ConversationTab(QWidget):
     engines_ready = Signal()
+    # voice, whether it now speaks, a one-line message ("Use this voice", Settings)
+    voice_changed = Signal(str, bool, str)
 
     def __init__(self, settings: Settings, load_models: bool = True) -> None:
         super().__init__()
@@ -111,6 +147,7 @@ class ConversationTab(QWidget):
         self._load_generation = 0
         self._loads_models = load_models  # False: engines are handed in (use_engines)
         self._engine_settings = self._model_settings()
+        self._voice_loaders: list[VoiceLoader] = []  # kept alive while they run
         self.bridge = ConversationBridge()
         self._build()
         self._connect_bridge()
@@ -133,6 +170,11 @@ class ConversationTab(QWidget):
         top.addWidget(self.state_label)
         top.addWidget(self.status_label, 1)
         top.addWidget(self.timing_label)
+        # What did not load, or a voice that could not be used: one line each.
+        self.notice_label = QLabel("")
+        self.notice_label.setWordWrap(True)
+        self.notice_label.setStyleSheet("color:#9c4221; background:#fefcbf; padding:4px;")
+        self.notice_label.hide()
 
         self.chat_view = ChatView()
         self.partial_label = QLabel("")
@@ -161,6 +203,7 @@ class ConversationTab(QWidget):
 
         layout = QVBoxLayout(self)
         layout.addLayout(top)
+        layout.addWidget(self.notice_label)
         layout.addWidget(self.chat_view, 3)
         layout.addWidget(self.partial_label)
         layout.addLayout(self.scope_holder, 2)
@@ -178,7 +221,8 @@ class ConversationTab(QWidget):
         b.error_signal.connect(self._on_error)
 
     def _set_controls_enabled(self, enabled: bool) -> None:
-        has_mic = enabled and self.capture is not None
+        enabled = enabled and self.conversation is not None
+        has_mic = enabled and self.conversation.recognizer is not None
         self.talk_button.setEnabled(has_mic)
         self.text_box.setEnabled(enabled)
         self.send_button.setEnabled(enabled)
@@ -188,10 +232,15 @@ class ConversationTab(QWidget):
         """A snapshot of what decides the engines (compared to know when to reload)."""
         return copy.deepcopy((self.settings.asr, self.settings.chat, self.settings.tts))
 
-    def load_engines(self) -> None:
-        self._engine_settings = self._model_settings()
+    def show_notice(self, text: str) -> None:
+        self.notice_label.setText(text)
+        self.notice_label.setVisible(bool(text))
+
+    def load_engines(self, roles: tuple[str, ...] | None = None) -> None:
+        """Load the engines (``roles``: only those, keeping the others) in a thread."""
         self._load_generation += 1
-        self._loader = EngineLoader(self.settings, self._load_generation)
+        self._loader = EngineLoader(self.settings, self._load_generation, roles,
+                                    previous=self.engines if roles else None)
         # Bound methods of this widget: Qt disconnects them if the tab is destroyed first.
         self._loader.progress.connect(self._on_load_progress)
         self._loader.loaded.connect(self._on_loaded)
@@ -203,30 +252,149 @@ class ConversationTab(QWidget):
 
     def _on_loaded(self, engines: Any, generation: int) -> None:
         # Settings changed again while loading: only the newest load is used.
-        if generation == self._load_generation:
-            self.use_engines(engines)
+        if generation != self._load_generation:
+            return
+        roles = self._loader.roles
+        if roles and "voice" not in roles and self.engines is not None:
+            # A voice switched while these loaded (request_voice) is the one to keep.
+            engines.synthesizer, engines.voice = self.engines.synthesizer, self.engines.voice
+        self.use_engines(engines)
 
     def use_engines(self, engines: Any) -> None:
         """Engines are loaded: open audio and build the conversation."""
-        from voicebot.pipeline.session import build_conversation
-
         if self._closing:
             return
         self.engines = engines
+        self._settle_settings(engines)
         problems = self._open_audio()
+        self._start_conversation()
+        self.show_notice(engines.message() if hasattr(engines, "message") else "")
+        if self.conversation is None:
+            self.status_label.setText("The bot cannot answer without a chat model.")
+        else:
+            self.status_label.setText("; ".join(problems) if problems else
+                                      "Ready: hold the button or Space and speak."
+                                      if self.talk_button.isEnabled() else
+                                      "Ready: type a message and press Enter.")
+        self.engines_ready.emit()
+
+    def _start_conversation(self) -> None:
+        from voicebot.pipeline.session import build_conversation
+
+        if getattr(self.engines, "chat", None) is None:
+            self.conversation = None
+            self._set_controls_enabled(False)
+            return
         self.conversation = build_conversation(
-            self.settings, engines, player=self.player,
+            self.settings, self.engines, player=self.player,
             mic=self.capture.ring(16000) if self.capture else None, listener=self.bridge)
         self.conversation.history = messages_from_history(self.saved_turns)
-        if self.settings.audio.hands_free and self.capture is not None:
+        if self.settings.audio.hands_free and self.conversation.recognizer is not None:
             from voicebot.pipeline.hands_free import HandsFree
 
             self.hands_free = HandsFree(self.conversation, self.capture.ring(16000),
                                         headset=self.settings.audio.headset_mode).start()
         self._set_controls_enabled(True)
-        self.status_label.setText("; ".join(problems) if problems else
-                                  "Ready: hold the button or Space and speak.")
-        self.engines_ready.emit()
+
+    def _settle_settings(self, engines: Any) -> None:
+        """Make the settings say what really runs, and save them if that changed.
+
+        A model setting that did not load while a previous engine was kept goes back to
+        what that engine was loaded from; a saved voice that no longer loads becomes the
+        voice that speaks instead (the notice says so), so a broken choice never
+        persists."""
+        from voicebot.pipeline.session import ROLE_SECTION
+
+        problems = getattr(engines, "problems", {})
+        loaded_from = dict(zip(("asr", "chat", "tts"), self._engine_settings, strict=True))
+        changed = False
+        for role, section in ROLE_SECTION.items():
+            if role in problems and role != "voice" and getattr(engines, role, None) \
+                    is not None and getattr(self.settings, section) != loaded_from[section]:
+                setattr(self.settings, section, copy.deepcopy(loaded_from[section]))
+                changed = True
+        voice = getattr(engines, "voice", "")
+        if voice and self.settings.tts.voice != voice:
+            self.settings.tts.voice = voice
+            changed = True
+        self._engine_settings = self._model_settings()
+        if changed:
+            self._save_settings()
+
+    def _save_settings(self) -> None:
+        from voicebot.settings import save_settings
+
+        try:
+            save_settings(self.settings)
+        except OSError as exc:
+            log.warning("could not save the settings: %s", exc)
+
+    # ----- changing the voice -----------------------------------------------------
+    def request_voice(self, voice: str) -> None:
+        """Load ``voice`` beside the running conversation; it speaks (and is saved in the
+        settings) only once it has loaded. ``voice_changed`` reports the outcome."""
+        if self._closing:
+            return
+        if self.engines is None:
+            # The start-up load reads the settings' voice when it gets there; a switch
+            # now would race it.
+            self.voice_changed.emit(voice, False, "The models are still loading; choose the "
+                                                  "voice again in a moment.")
+            return
+        loader = VoiceLoader(voice)
+        loader.loaded.connect(self._on_voice_loaded)
+        loader.failed.connect(self._on_voice_failed)
+        self._voice_loaders.append(loader)
+        self.status_label.setText("Loading the new voice…")
+        threading.Thread(target=loader.run, name="load-voice", daemon=True).start()
+
+    def _on_voice_loaded(self, voice: str, synthesizer: Any) -> None:
+        from voicebot.pipeline.session import voice_label
+
+        self._forget_voice_loader(voice)
+        if self._closing or self.engines is None:
+            return
+        had_voice = self.engines.synthesizer is not None
+        self.engines.synthesizer, self.engines.voice = synthesizer, voice
+        self.engines.problems.pop("voice", None)
+        self.settings.tts.voice = voice
+        self._engine_settings = self._model_settings()
+        self._save_settings()
+        if self.conversation is not None:
+            if had_voice:
+                self.conversation.synthesizer = synthesizer  # the next clause uses it
+            else:  # replies were text only: rebuild with the speaker
+                self._close_conversation_only()
+                self._start_conversation()
+        message = f"The bot now speaks with the voice {voice_label(voice)}."
+        self.show_notice(self.engines.message())
+        self.status_label.setText(message)
+        self.voice_changed.emit(voice, True, message)
+
+    def _on_voice_failed(self, voice: str, reason: str) -> None:
+        from voicebot.pipeline.session import voice_label
+
+        self._forget_voice_loader(voice)
+        speaking = self.engines is not None and self.engines.synthesizer is not None
+        message = (f"The voice {voice_label(voice)} could not be loaded ({reason}); "
+                   + ("the previous voice keeps speaking." if speaking else
+                      "the voice setting is unchanged."))
+        self.show_notice(message)
+        self.status_label.setText("Ready." if self.conversation is not None else
+                                  self.status_label.text())
+        self.voice_changed.emit(voice, False, message)
+
+    def _forget_voice_loader(self, voice: str) -> None:
+        self._voice_loaders = [v for v in self._voice_loaders if v.voice != voice]
+
+    def _close_conversation_only(self, timeout: float = 1.5) -> None:
+        """Stop hands-free listening and close the conversation (audio stays open)."""
+        if self.hands_free is not None:
+            self.hands_free.stop()
+            self.hands_free = None
+        if self.conversation is not None:
+            self.conversation.close(timeout)
+            self.conversation = None
 
     def _open_audio(self) -> list[str]:
         from voicebot.audio.capture import Capture
@@ -259,6 +427,7 @@ class ConversationTab(QWidget):
     def _on_load_failed(self, message: str) -> None:
         self.status_label.setText(f"Could not load the models: {message}")
         self.status_label.setStyleSheet("color:#c53030;")
+        self.show_notice(f"Could not load the models: {message}")
 
     # ----- user actions ---------------------------------------------------------
     def press_talk(self) -> None:
@@ -375,17 +544,27 @@ class ConversationTab(QWidget):
         save_history(self.saved_turns)
 
     # ----- settings changes and shutdown -------------------------------------------
-    def apply_settings(self, settings: Settings) -> None:
-        """Use new settings: reload models if they changed, reopen the audio devices."""
+    def apply_settings(self, settings: Settings, voice: str | None = None) -> None:
+        """Use new settings: reload the engines whose settings changed (keeping the
+        others), reopen the audio devices. ``voice``: a voice to switch to, loaded
+        beside the conversation (``request_voice``); ``settings.tts`` changes only once
+        it has loaded."""
+        from voicebot.pipeline.session import ROLE_SECTION
+
         self.settings = settings
-        reload_models = self._engine_settings != self._model_settings()
+        loaded_from = dict(zip(("asr", "chat", "tts"), self._engine_settings, strict=True))
+        roles = tuple(role for role, section in ROLE_SECTION.items()
+                      if section != "tts" and getattr(settings, section) != loaded_from[section])
+        if voice is not None and voice == getattr(self.engines, "voice", None):
+            voice = None  # already speaking
         self._close_session()
-        if (reload_models or self.engines is None) and self._loads_models:
-            self.engines = None
+        if self._loads_models and (roles or self.engines is None):
             self.status_label.setText("Loading models…")
-            self.load_engines()
+            self.load_engines(roles if self.engines is not None else None)
         elif self.engines is not None:
             self.use_engines(self.engines)
+        if voice is not None:
+            self.request_voice(voice)
 
     def _close_session(self, timeout: float = 1.5) -> None:
         """Close the conversation and the audio devices (the engines stay loaded)."""
@@ -393,12 +572,7 @@ class ConversationTab(QWidget):
         self._talking = False
         if self.scope is not None:
             self.scope.stop()
-        if self.hands_free is not None:
-            self.hands_free.stop()
-            self.hands_free = None
-        if self.conversation is not None:
-            self.conversation.close(timeout)
-            self.conversation = None
+        self._close_conversation_only(timeout)
         # Closing a stream on a vanished device can hang inside PortAudio: bounded waits.
         closers = []
         if self.player is not None:

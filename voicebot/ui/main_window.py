@@ -34,9 +34,15 @@ class MainWindow(QMainWindow):
         self.training_tab = TrainingTab(self.settings)
         self.tabs.addTab(self.conversation_tab, "Conversation")
         self.tabs.addTab(self.training_tab, "Training")
-        # A voice or recognition adapter chosen in the studio takes effect at once.
-        self.training_tab.voice_chosen.connect(lambda _path: self._settings_changed())
+        # A voice chosen in the studio is loaded by the conversation, which keeps its
+        # voice (and the settings theirs) if the new one fails; the studio hears back.
+        self.training_tab.voice_requested.connect(self.conversation_tab.request_voice)
+        self.conversation_tab.voice_changed.connect(self.training_tab.show_voice_result)
+        self.conversation_tab.voice_changed.connect(self._voice_changed)
+        # A recognition adapter chosen in the studio takes effect at once.
         self.training_tab.adapter_chosen.connect(lambda _path: self._settings_changed())
+        # Whisper checks the studio's takes: the one the conversation loaded, when it has.
+        self.conversation_tab.engines_ready.connect(self._share_recognizer)
         self.setCentralWidget(self.tabs)
         self._build_menu()
         self.statusBar().showMessage(f"{APP_DISPLAY_NAME} {__version__} — ready")
@@ -91,13 +97,23 @@ class MainWindow(QMainWindow):
 
     def apply_settings(self, settings: Settings) -> None:
         # One Settings object is shared by the window and its tabs: update it in place.
-        for section in ("audio", "asr", "chat", "tts"):
+        # The voice is the exception: it is written only once it has loaded (by the
+        # conversation tab), so a voice that cannot load never sticks.
+        for section in ("audio", "asr", "chat"):
             setattr(self.settings, section, getattr(settings, section))
+        voice = settings.tts.voice if settings.tts != self.settings.tts else None
         try:
             save_settings(self.settings)
         except OSError as exc:
             QMessageBox.warning(self, "Settings", f"Could not save the settings: {exc}")
-        self.conversation_tab.apply_settings(self.settings)
+        self.conversation_tab.apply_settings(self.settings, voice=voice)
+
+    def _voice_changed(self, voice: str, ok: bool, message: str) -> None:
+        self.statusBar().showMessage(message, 10_000)
+
+    def _share_recognizer(self) -> None:
+        engines = self.conversation_tab.engines
+        self.training_tab.set_recognizer(getattr(engines, "recognizer", None))
 
     def _settings_changed(self) -> None:
         """The training tab changed (and saved) the shared settings: reload what uses them."""

@@ -26,8 +26,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from voicebot.settings import Settings, save_settings
-from voicebot.training.dataset import DatasetError, VoiceDataset, list_voices
+from voicebot.settings import Settings
+from voicebot.training.dataset import (
+    RECOMMENDED_MINUTES,
+    DatasetError,
+    DatasetSummary,
+    VoiceDataset,
+    list_voices,
+)
 from voicebot.training.prompts import load_prompts
 from voicebot.training.recorder import TakeRecorder
 from voicebot.training.tts_train import installed_base
@@ -88,8 +94,12 @@ class SummaryPage(QWidget):
         layout.addWidget(self.summary_label)
         row = QHBoxLayout()
         self.import_button = QPushButton("Import recordings…")
+        self.adapt_button = QPushButton("Adapt recognition…")
+        self.adapt_button.setToolTip("Teach the speech recognizer your voice with the same "
+                                     "recordings (needs no voice model)")
         self.train_button = QPushButton("Train ▶")
         row.addWidget(self.import_button)
+        row.addWidget(self.adapt_button)
         row.addStretch(1)
         row.addWidget(self.train_button)
         layout.addLayout(row)
@@ -100,16 +110,20 @@ class SummaryPage(QWidget):
 
 
 class TrainingTab(QWidget):
-    voice_chosen = Signal(str)  # a Tacotron2 checkpoint folder now set as the voice
+    # "Use this voice": a run folder for the conversation to load; it answers through
+    # show_voice_result, and only a voice that loaded is written to the settings.
+    voice_requested = Signal(str)
+    voice_chosen = Signal(str)  # a Tacotron2 run folder that now speaks in conversation
     adapter_chosen = Signal(str)  # the recognition adapter now in the settings ("" = off)
 
     def __init__(self, settings: Settings, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.settings = settings
         self.dataset: VoiceDataset | None = None
-        # None: the dataset module's recommendation (fine-tuning vs scratch).
+        # None: the dataset module's minimum (see voicebot.training.dataset.MIN_MINUTES).
         self.min_minutes: float | None = None
         self.min_takes: int | None = None
+        self.app_recognizer = None  # the conversation's recogniser, once it has loaded
         self.recorder = TakeRecorder(settings.audio.input_device, settings.audio.output_device)
         self.prompts = load_prompts("en")
         self.steps_list = QListWidget()
@@ -118,7 +132,9 @@ class TrainingTab(QWidget):
         self.steps_list.currentRowChanged.connect(self._on_step_clicked)
         self.name_page = NamePage()
         self.mic_page = MicCheckPage(self.recorder)
-        self.record_page = RecordPage(self.recorder, self.prompts)
+        self.record_page = RecordPage(
+            self.recorder, self.prompts,
+            recognizer_source=lambda: (self.app_recognizer, self.settings.asr))
         self.summary_page = SummaryPage()
         self.train_page = TrainPage()
         self.preview_page = PreviewPage()
@@ -137,6 +153,7 @@ class TrainingTab(QWidget):
         self.name_page.import_button.clicked.connect(lambda: self.import_recordings())
         self.summary_page.import_button.clicked.connect(lambda: self.import_recordings())
         self.summary_page.train_button.clicked.connect(lambda: self.go_to(TRAIN))
+        self.summary_page.adapt_button.clicked.connect(lambda: self.go_to(ADAPT_ASR))
         self.record_page.take_saved.connect(self._refresh_summary)
         self.train_page.checkpoint_ready.connect(self.preview_page.set_model_dir)
         self.train_page.sample_ready.connect(self.preview_page.set_sample)
@@ -166,7 +183,9 @@ class TrainingTab(QWidget):
                 and not self.open_voice():
             self._select_step(current)
             return False
-        if index >= TRAIN and index > current and not self._may_train():
+        # Only training waits for enough speech; the preview and recognition adaptation
+        # are always reachable (they say themselves what they need).
+        if index == TRAIN and index != current and not self._may_train():
             self._select_step(current)
             return False
         page = self.pages.currentWidget()
@@ -206,8 +225,14 @@ class TrainingTab(QWidget):
         return True
 
     # ----- summary ----------------------------------------------------------------
-    def summary(self):
-        kwargs = {"from_scratch": installed_base() is None, "min_minutes": self.min_minutes}
+    def set_recognizer(self, recognizer) -> None:
+        """The conversation's recogniser: Whisper checks the takes with its model."""
+        self.app_recognizer = recognizer
+
+    def summary(self) -> DatasetSummary:
+        kwargs = {}
+        if self.min_minutes is not None:
+            kwargs["min_minutes"] = self.min_minutes
         if self.min_takes is not None:
             kwargs["min_takes"] = self.min_takes
         return self.dataset.summary(**kwargs)
@@ -226,20 +251,35 @@ class TrainingTab(QWidget):
         coverage = ("—" if summary.phoneme_coverage is None
                     else f"{100 * summary.phoneme_coverage:.0f}% of English phonemes, "
                          f"{100 * (summary.diphone_coverage or 0):.0f}% of transitions")
-        base = installed_base()
-        how = ("fine-tuned from the installed LJSpeech Tacotron2" if base else
-               "trained from scratch (no pretrained Tacotron2 installed: that needs hours "
-               "of speech; install coqui-tacotron2-ddc-ljspeech to need only minutes)")
+        how = ("adapted from the installed LJSpeech Tacotron2" if installed_base() else
+               "adapted from a base voice that training builds once on this computer "
+               "from the built-in voice (no download; the first run takes longer)")
         lines = [f"<b>{self.dataset.name}</b>",
                  f"{summary.takes} takes, {summary.minutes:.1f} minutes of speech, "
                  f"{summary.rejected} takes rejected.",
-                 f"Coverage: {coverage}.",
-                 f"Recommended before training: {summary.min_minutes:.0f} minutes and "
-                 f"{summary.min_takes} takes. The voice will be {how}."]
-        if not summary.ready:
+                 f"Coverage: {coverage}."]
+        if summary.takes:
+            lines.append(f"Held out for scoring: {summary.heldout} of the {summary.takes} "
+                         "takes (every 10th) are never trained on; the finished voice is "
+                         "scored on their sentences.")
+        if summary.misread:
+            one = summary.misread == 1
+            lines.append(f"⚠ {summary.misread} take{'' if one else 's'} sound"
+                         f"{'s' if one else ''} like a different sentence and "
+                         f"{'is' if one else 'are'} left out of training: record "
+                         f"{'it' if one else 'them'} again (or keep {'it' if one else 'them'})"
+                         " on the Record page.")
+        if self.record_page.checking():
+            lines.append("Whisper is still checking the latest takes.")
+        lines.append(f"Training needs at least {summary.min_minutes:g} minutes and "
+                     f"{summary.min_takes} takes; {RECOMMENDED_MINUTES:g} minutes or more "
+                     f"(all the prompts) give a closer voice. The voice will be {how}.")
+        if summary.ready:
+            lines.append("✔ Enough speech to train.")
+        else:
             lines.append(f"Still needed: {summary.missing()}.")
         self.summary_page.summary_label.setText("<br>".join(lines))
-        self.summary_page.train_button.setEnabled(summary.ready or self._may_train())
+        self.summary_page.train_button.setEnabled(self._may_train())
 
     # ----- import -----------------------------------------------------------------
     def import_recordings(self, folder: str | Path | None = None):
@@ -260,15 +300,18 @@ class TrainingTab(QWidget):
 
     # ----- the result -------------------------------------------------------------
     def use_voice(self, model_dir: str) -> None:
-        self.settings.tts.voice = model_dir
-        try:
-            save_settings(self.settings)
-        except OSError as exc:
-            QMessageBox.warning(self, "Voice", f"Could not save the settings: {exc}")
-            return
+        """Ask for the voice; the conversation loads it and answers (show_voice_result)."""
+        self.preview_page.refresh()
         self.preview_page.info_label.setText(self.preview_page.info_label.text()
-                                             + "\n✔ The bot now speaks with this voice.")
-        self.voice_chosen.emit(model_dir)
+                                             + "\nLoading this voice for the conversation…")
+        self.voice_requested.emit(model_dir)
+
+    def show_voice_result(self, voice: str, ok: bool, message: str) -> None:
+        self.preview_page.refresh()
+        self.preview_page.info_label.setText(self.preview_page.info_label.text() + "\n"
+                                             + ("✔ " if ok else "✘ ") + message)
+        if ok:
+            self.voice_chosen.emit(voice)
 
     def _adapter_changed(self, adapter: str) -> None:
         self.settings.asr.adapter = adapter
@@ -300,4 +343,5 @@ class TrainingTab(QWidget):
             self.asr_page.process.cancel()  # saves a checkpoint: Resume continues it
         self.mic_page.deactivate()
         self.record_page.deactivate()
+        self.record_page.shutdown()
         self.recorder.close()
