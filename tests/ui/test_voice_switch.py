@@ -15,6 +15,7 @@ import pytest
 import torch
 from PySide6.QtCore import Qt
 
+from tests.training.test_wizard_takes import screenshot
 from voicebot.paths import user_dirs
 from voicebot.pipeline.state import TurnState
 from voicebot.settings import Settings, load_settings, save_settings
@@ -101,6 +102,7 @@ def test_use_this_voice_on_broken_files_keeps_the_old_voice(qtbot, window, virtu
     assert "Broken voice (run-20261206-080000)" in conversation_tab.notice_label.text()
     assert "✘" in preview.info_label.text()
     typed_turn_is_spoken(qtbot, conversation_tab, virtual_audio)
+    screenshot(window, "conversation-after-broken-voice.png")
 
 
 def test_use_this_voice_that_loads_switches_and_only_then_is_saved(qtbot, window,

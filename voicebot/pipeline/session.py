@@ -14,6 +14,7 @@ turns only, no voice means replies as text, no chat model means no replies.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -66,10 +67,13 @@ class Engines:
         return " ".join(self.problems.values())
 
 
-def one_line(exc: BaseException) -> str:
-    """An exception as one short line for the status bar."""
+def one_line(exc: BaseException, folder: str | Path | None = None) -> str:
+    """An exception as one short line for the status bar; paths inside ``folder`` (the
+    voice the user picked, already named) are shortened to their file names."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     text = lines[0] if lines else type(exc).__name__
+    if folder and Path(folder).is_dir():
+        text = text.replace(str(Path(folder)) + os.sep, "")
     return text if len(text) <= 160 else text[:157] + "…"
 
 
@@ -145,7 +149,8 @@ def load_engines(settings: Settings, progress: ProgressFn | None = None,
                                            if role not in roles})
                if previous is not None else Engines())
 
-    def attempt(what: str, load: Callable[[], Any]) -> tuple[Any, str | None]:
+    def attempt(what: str, load: Callable[[], Any],
+                folder: str | None = None) -> tuple[Any, str | None]:
         say(f"loading {what}")
         try:
             return load(), None
@@ -153,7 +158,7 @@ def load_engines(settings: Settings, progress: ProgressFn | None = None,
             if strict:
                 raise
             log.exception("loading %s failed", what)
-            return None, one_line(exc)
+            return None, one_line(exc, folder)
 
     def load_or_keep(role: str, what: str, load: Callable[[], Any], without: str) -> None:
         value, error = attempt(what, load)
@@ -180,8 +185,8 @@ def load_engines(settings: Settings, progress: ProgressFn | None = None,
                      "the bot cannot answer.")
     if "voice" in roles:
         wanted = settings.tts.voice or DEFAULT_VOICE
-        synthesizer, error = attempt("the voice",
-                                     lambda: load_synthesizer(wanted, device))
+        synthesizer, error = attempt("the voice", lambda: load_synthesizer(wanted, device),
+                                     folder=wanted)
         if error is None:
             engines.synthesizer, engines.voice = synthesizer, wanted
         else:

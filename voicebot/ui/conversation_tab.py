@@ -103,7 +103,7 @@ class VoiceLoader(QObject):
             synthesizer = load_synthesizer(self.voice)
         except Exception as exc:  # a broken voice must never reach the conversation
             log.exception("loading the voice %s failed", self.voice)
-            self.failed.emit(self.voice, one_line(exc))
+            self.failed.emit(self.voice, one_line(exc, self.voice))
             return
         self.loaded.emit(self.voice, synthesizer)
 

@@ -22,12 +22,7 @@ from PySide6.QtWidgets import (
 
 from voicebot.training.dataset import VoiceDataset
 from voicebot.training.run_folder import RunLock, checkpoint_files
-from voicebot.training.tts_train import (
-    DEFAULT_FINE_TUNE_STEPS,
-    MODEL_FILE,
-    VOCODER_ID,
-    installed_vocoder,
-)
+from voicebot.training.tts_train import DEFAULT_FINE_TUNE_STEPS, MODEL_FILE
 from voicebot.ui.training_process import TrainingProcess, train_command
 
 log = logging.getLogger(__name__)
@@ -47,6 +42,18 @@ def format_eta(seconds: float | None) -> str:
     seconds = int(seconds)
     hours, rest = divmod(seconds, 3600)
     return f"{hours} h {rest // 60:02d} min" if hours else f"{rest // 60} min {rest % 60:02d} s"
+
+
+def missing_vocoder() -> str | None:
+    """The vocoder trained voices speak through in conversation, if it is not installed."""
+    from voicebot.models import resolve
+    from voicebot.tts.voices import DEFAULT_VOCODER
+
+    try:
+        resolve(DEFAULT_VOCODER)
+    except Exception:  # not installed, or no model store
+        return DEFAULT_VOCODER
+    return None
 
 
 def latest_run(dataset: VoiceDataset) -> Path | None:
@@ -311,9 +318,10 @@ class PreviewPage(QWidget):
         parts = []
         if has_model:
             parts.append(f"Latest checkpoint: {self.model_dir}")
-            if installed_vocoder() is None:
+            vocoder = missing_vocoder()
+            if vocoder is not None:
                 parts.append(f"To speak in conversation this voice needs the HiFi-GAN "
-                             f"vocoder: voicebot models download {VOCODER_ID} (previews "
+                             f"vocoder: voicebot models download {vocoder} (previews "
                              "here fall back to Griffin-Lim, which sounds buzzy).")
         if self.sample is not None:
             parts.append(f"Latest preview: {self.sample.name}")
