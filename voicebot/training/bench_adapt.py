@@ -70,7 +70,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="folder for the dataset and the run (default: a temporary one, "
                             "removed afterwards)")
     group.add_argument("--adapt-fresh-base", action="store_true",
-                       help="build the base voice again even when one is cached")
+                       help="build a base voice in the work folder even when the machine "
+                            "has one cached (implied by --adapt-base-minutes/-steps)")
 
 
 # ----- the trainer's flags --------------------------------------------------------------
@@ -97,9 +98,26 @@ def train_command(data: Path, out: Path, args, options: set[str]) -> list[str]:
             raise SystemExit(f"voicebot train tts has no {flag} yet; leave out the matching "
                              "--adapt- option")
         command += [flag, str(value)]
-    if args.adapt_fresh_base and "--fresh-base" in options:
-        command.append("--fresh-base")
     return command
+
+
+def isolated_base(args) -> bool:
+    """A reduced or fresh base is built under the work folder: the trainer caches the
+    base it builds as the machine's base, and a benchmark's small one must never become
+    what a user's training then fine-tunes."""
+    return bool(args.adapt_fresh_base or args.adapt_base_minutes is not None
+                or args.adapt_base_steps is not None)
+
+
+def trainer_env(work: Path, isolated: bool) -> dict:
+    from voicebot.paths import HOME_ENV, MODELS_ENV, user_dirs
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    if isolated:
+        # A private home for the base and its teacher corpus; the models (Piper, the
+        # vocoder, their conversions) stay shared.
+        env.update({HOME_ENV: str(work / "home"), MODELS_ENV: str(user_dirs().models)})
+    return env
 
 
 # ----- held-out takes -------------------------------------------------------------------
@@ -134,9 +152,11 @@ def write_subset(source, take_ids: list[str], folder: Path):
 class TrainerRun:
     """The training process, its progress events and the times of its phases."""
 
-    def __init__(self, command: list[str], deadline: float | None) -> None:
+    def __init__(self, command: list[str], deadline: float | None,
+                 env: dict | None = None) -> None:
         self.command = command
         self.deadline = deadline
+        self.env = env
         self.events: list[dict] = []
         self.stopped_for_time = False
         self.stderr_tail = ""
@@ -144,9 +164,8 @@ class TrainerRun:
     def run(self) -> int:
         from voicebot.training.progress import parse_line
 
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         proc = subprocess.Popen(self.command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, env=env)
+                                text=True, env=self.env)
         tail: list[str] = []
 
         def read_stderr() -> None:
@@ -196,31 +215,25 @@ def _log_event(event: dict) -> None:
 
 
 def phase_times(run: TrainerRun, started: float) -> dict:
-    """time_to_base_s (None without a base phase) and time_to_adapted_s."""
-    base_end = None
-    fine = run.first("step", phase="fine-tune") or run.first("start", phase="fine-tune")
-    base_events = [e for e in run.events if e.get("phase") == "base"]
-    if base_events:
-        done = run.first("base_done") or run.first("checkpoint", phase="base")
-        base_end = (done or fine or base_events[-1])["time"]
+    """time_to_base_s (None when no base was built: a cached or installed one was used,
+    or the trainer has no base phase) and time_to_adapted_s, both from the launch."""
+    fine = run.first("start", phase="fine-tune")
+    built = any(e.get("phase") == "base" for e in run.events)
     end = run.last("done") or run.last("cancelled")
-    return {"time_to_base_s": round(base_end - started, 1) if base_end else None,
+    return {"time_to_base_s": round(fine["time"] - started, 1) if built and fine else None,
+            "base_built": built,
             "time_to_adapted_s": round(end["time"] - started, 1) if end else None}
 
 
-def cached_base_voice() -> Path | None:
-    """The trainer's cached Piper-taught base voice, once that module exists."""
-    try:
-        from voicebot.training import base_voice
-    except ImportError:
-        return None
-    for name in ("cached_base", "base_voice_path", "cached_base_voice", "base_dir"):
-        getter = getattr(base_voice, name, None)
-        if callable(getter):
-            with contextlib.suppress(Exception):
-                path = getter()
-                if path and (Path(path) / "model_file.pth").is_file():
-                    return Path(path)
+def base_of(run: TrainerRun) -> Path | None:
+    """The base checkpoint folder the fine-tune started from (its start event says)."""
+    start = run.first("start", phase="fine-tune") or run.first("start") or {}
+    base = start.get("base")
+    if base and base not in ("scratch", "resumed"):
+        path = Path(base)
+        folder = path if path.is_dir() else path.parent
+        if (folder / "model_file.pth").is_file():
+            return folder
     return None
 
 
@@ -295,7 +308,8 @@ def run(args: argparse.Namespace) -> dict:
         dataset = write_subset(stand_in, chosen if holds_out_itself else train_ids, data)
         out = work / "run"
         command = train_command(data, out, args, options)
-        trainer = TrainerRun(command, deadline)
+        isolated = isolated_base(args)
+        trainer = TrainerRun(command, deadline, trainer_env(work, isolated))
         train_started = time.time()
         code = trainer.run()
         if code != 0 or not (out / "model_file.pth").is_file():
@@ -309,9 +323,11 @@ def run(args: argparse.Namespace) -> dict:
             heldout, heldout_source = heldout_ids(out), "trainer"
         elif holds_out_itself:
             heldout_source = "bench (the trainer wrote no heldout.json: it trained on these)"
-        base_path = cached_base_voice()
+        base_path = base_of(trainer)
         base = str(base_path) if base_path else "piper-en-us-joe-medium"
-        start_event = trainer.first("start") or {}
+        start_event = trainer.first("start", phase="fine-tune") or trainer.first("start") or {}
+        base_done = next((e for e in reversed(trainer.events) if e["event"] == "done"
+                          and e.get("phase") == "base"), {})
         used = [t for t in dataset.takes.values() if t.id not in heldout]
         result = {
             "minutes_of_speech": round(sum(t.duration_s for t in used) / 60, 2),
@@ -320,9 +336,11 @@ def run(args: argparse.Namespace) -> dict:
             **phase_times(trainer, train_started),
             "device": start_event.get("device"), "precision": start_event.get("precision"),
             "steps": (trainer.last("done") or trainer.last("cancelled") or {}).get("step"),
+            "base_steps": base_done.get("step"),
             "stopped_for_time": trainer.stopped_for_time,
-            "trainer_base": start_event.get("base"),
-            "base_voice": base if base_path else f"{base} (teacher; no Tacotron2 base yet)",
+            "base_voice": (str(base_path) if base_path else
+                           f"{base} (the teacher: the trainer used no Tacotron2 base)"),
+            "base_isolated": isolated,
         }
         last_step = trainer.last("step") or {}
         result["final_loss"] = (last_step.get("losses") or {}).get("loss")
@@ -331,6 +349,8 @@ def run(args: argparse.Namespace) -> dict:
         finally:
             if not args.adapt_work:
                 forget_export(out)
+                if isolated and base_path:
+                    forget_export(base_path)
         result["total_s"] = round(time.time() - started, 1)
         result["command"] = " ".join(command[1:])
         return result
