@@ -8,6 +8,8 @@ graphs and the streamed windows must match torch and the whole-utterance call.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -260,3 +262,17 @@ def test_a_v1_mel_tacotron2_speaks_through_the_default_vocoder(tmp_path):
     audio, rate = collect(voice.stream("Hi."))
     assert rate == 22050 and audio.shape == (8 * 2 * 256,)
     assert np.all(np.isfinite(audio))
+
+    # The decoder on its own thread gives the same windows, and stopping early ends it.
+    ids = voice.text_ids("Hello there, this is a longer sentence.")
+    voice.max_decoder_steps = 40
+    voice.parallel_vocoder = False
+    sequential = list(voice.stream_ids(ids))
+    voice.parallel_vocoder = True
+    parallel = list(voice.stream_ids(ids))
+    assert len(parallel) == len(sequential) >= 3
+    assert all(np.array_equal(a, b) for a, b in zip(parallel, sequential, strict=True))
+    windows = voice.stream_ids(ids)
+    next(windows)
+    windows.close()
+    assert not any(t.name == "tacotron-decoder" for t in threading.enumerate())

@@ -47,7 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--tts-threads", type=int, default=1, help="CPU threads per engine")
     group.add_argument("--tts-parallel-windows", type=int, default=None,
                        help="Piper: decoder windows decoded at once (default: 2 on a CPU "
-                            "with 2+ cores, 1 on a GPU)")
+                            "with 2+ cores, 1 on a GPU); Tacotron2: 2+ runs its decoder on "
+                            "a thread of its own beside the vocoder (default: not)")
     group.add_argument("--tts-decoder-steps", type=int, default=100,
                        help="Tacotron2 decoder steps per utterance with random weights")
     group.add_argument("--tts-skip-coqui", action="store_true",
@@ -161,11 +162,15 @@ def _tacotron_result(args) -> dict:
         tts_dir = write_random_tacotron2(folder, v1_mel=True)
         weights = (f"Tacotron2 random (Coqui tacotron2-DDC config, V1 mel), vocoder "
                    f"{args.tts_vocoder}")
+    from voicebot.tts.voices import parallel_vocoder
+
+    parallel = parallel_vocoder(args.tts_parallel_windows)
     started = time.perf_counter()
     voice = TacotronVoice.from_checkpoints(tts_dir, vocoder_dir, engine="onnx",
                                            threads=args.tts_threads, max_decoder_steps=steps,
                                            stop_threshold=NEVER_STOP,
-                                           vocoder_precision=args.tts_vocoder_precision)
+                                           vocoder_precision=args.tts_vocoder_precision,
+                                           parallel_vocoder=parallel)
     load_s = time.perf_counter() - started
     # Warm-up: the first onnxruntime runs allocate and pick kernels.
     for _ in voice.stream("Hello."):
@@ -174,6 +179,7 @@ def _tacotron_result(args) -> dict:
     paragraph = measure_stream(voice, PARAGRAPH, max(1, args.tts_repeats // 2))
     result = {"engine": voice.backend.name, "weights": weights,
               "vocoder_precision": getattr(voice.backend, "vocoder_precision", None),
+              "parallel_vocoder": parallel,
               "decoder_steps_per_utterance": steps,
               "load_s": round(load_s, 2), "first_audio_ms": one["first_audio_ms"],
               "first_audio_ms_runs": one["first_audio_ms_runs"], "rtf": paragraph["rtf"],
@@ -184,7 +190,8 @@ def _tacotron_result(args) -> dict:
         if voice.backend.vocoder_precision != "fp32":
             exact = TacotronVoice.from_checkpoints(
                 tts_dir, vocoder_dir, engine="onnx", threads=args.tts_threads,
-                max_decoder_steps=steps, stop_threshold=NEVER_STOP, vocoder_precision="fp32")
+                max_decoder_steps=steps, stop_threshold=NEVER_STOP, vocoder_precision="fp32",
+                parallel_vocoder=parallel)
             for _ in exact.stream("Hello."):
                 pass
             fp32_one = measure_stream(exact, ONE_SENTENCE, args.tts_repeats)

@@ -18,8 +18,11 @@ steps until its stop token fires (Coqui's rule) or ``max_decoder_steps``, and
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Iterator
+import queue
+import threading
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -125,7 +128,7 @@ class TacotronVoice:
     def __init__(self, backend: Backend, tts_config, vocoder_config, *, voice_id: str,
                  tokenizer, max_decoder_steps: int | None = None,
                  stop_threshold: float = 0.5, prenet_dropout: bool | None = None,
-                 seed: int = 0) -> None:
+                 seed: int = 0, parallel_vocoder: bool = False) -> None:
         from voicebot.tts.mel_v1 import renormalizer
 
         self.backend = backend
@@ -142,6 +145,10 @@ class TacotronVoice:
             prenet_dropout = bool(tts_config.prenet_dropout
                                   and tts_config.prenet_dropout_at_inference)
         self.prenet_dropout = prenet_dropout
+        # The decoder on its own thread while this one vocodes: on two free cores the
+        # wall time is the larger of the two, not their sum (off in conversation, where
+        # the chat model has the other core).
+        self.parallel_vocoder = parallel_vocoder
         self._rng = np.random.default_rng(seed)
         # The Tacotron2's mel -> the vocoder's: nothing for a V1-mel voice with the V1
         # vocoder, the exact Coqui-dB -> V1 conversion for a downloaded Coqui voice, and
@@ -202,13 +209,10 @@ class TacotronVoice:
         for audio, _ in self._windows(ids, cancel):
             yield audio
 
-    def _windows(self, ids: np.ndarray, cancel: CancelToken | None
-                 ) -> Iterator[tuple[np.ndarray, bool]]:
-        """(audio, is_last) per window, each yielded the moment it is rendered."""
+    def _decoded(self, ids: np.ndarray, cancel: CancelToken | None) -> Iterator[np.ndarray]:
+        """Decoder frames (channels, frames_per_step), step by step, until the stop token."""
         backend = self.backend
         backend.start(ids)
-        renderer = MelToAudio(backend.postnet, backend.vocode, hop=backend.hop,
-                              renormalize=self._renormalize, edge_pad=self._edge_pad)
         channels, per_step = backend.frame_channels, backend.frames_per_step
         memory = np.zeros(channels, dtype=np.float32)
         for step in range(self.max_decoder_steps):
@@ -217,14 +221,29 @@ class TacotronVoice:
             frames, stop_logit = backend.step(memory, self._prenet_masks())
             block = frames.reshape(per_step, channels)
             memory = block[-1]
-            for audio in renderer.push(block.T):
-                yield audio, False
+            yield block.T
             # Coqui's rule: stop once the stop token passes the threshold after step 0.
             if 1.0 / (1.0 + np.exp(-stop_logit)) > self.stop_threshold and step > 0:
-                break
-        else:
-            log.info("Tacotron2 decoder stopped at max_decoder_steps=%d",
-                     self.max_decoder_steps)
+                return
+        log.info("Tacotron2 decoder stopped at max_decoder_steps=%d", self.max_decoder_steps)
+
+    def _windows(self, ids: np.ndarray, cancel: CancelToken | None
+                 ) -> Iterator[tuple[np.ndarray, bool]]:
+        """(audio, is_last) per window, each yielded the moment it is rendered."""
+        backend = self.backend
+        renderer = MelToAudio(backend.postnet, backend.vocode, hop=backend.hop,
+                              renormalize=self._renormalize, edge_pad=self._edge_pad)
+        decoded = self._decoded(ids, cancel)
+        if self.parallel_vocoder:
+            decoded = run_ahead(decoded)
+        try:
+            for block in decoded:
+                for audio in renderer.push(block):
+                    yield audio, False
+        finally:
+            decoded.close()  # stops the decoder thread when the caller stops early
+        if is_cancelled(cancel):
+            return
         for audio in renderer.finish():
             yield audio, renderer.done
 
@@ -243,6 +262,47 @@ class TacotronVoice:
 
 
 _ONES_256 = np.ones((1, 256), dtype=np.float32)
+_DONE = object()
+
+
+def run_ahead(items: Iterator, depth: int = 64) -> Generator:
+    """``items`` produced on a worker thread (up to ``depth`` ahead), consumed here.
+
+    Errors raised by ``items`` are raised here; closing the returned generator stops the
+    worker at its next item.
+    """
+    results: queue.Queue = queue.Queue(depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                results.put(item)
+        except BaseException as exc:  # handed to the consumer, raised there
+            results.put(_Failure(exc))
+        finally:
+            results.put(_DONE)
+
+    worker = threading.Thread(target=produce, name="tacotron-decoder", daemon=True)
+    worker.start()
+    try:
+        while (item := results.get()) is not _DONE:
+            if isinstance(item, _Failure):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a producer waiting on a full queue
+            with contextlib.suppress(queue.Empty):
+                results.get(timeout=0.05)
+        worker.join()
+
+
+class _Failure:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
 
 
 def vocoder_hop(generator) -> int:

@@ -31,7 +31,9 @@ class VoiceOptions:
     vocoder: str | None = None  # Tacotron2 only: vocoder id or checkpoint path
     decoder_precision: str | None = None  # Tacotron2 ONNX: "int4" (CPU default), "int8", "fp32"
     vocoder_precision: str | None = None  # Tacotron2 ONNX, V1 vocoder: "int8" (CPU default), "fp32"
-    parallel_windows: int | None = None  # Piper: windows decoded at once (None: by device)
+    # Piper: windows decoded at once (None: by device); Tacotron2: 2+ runs the decoder on
+    # its own thread beside the vocoder (None: not, see ``parallel_vocoder``).
+    parallel_windows: int | None = None
 
 
 def catalog_voices() -> list[dict]:
@@ -83,6 +85,17 @@ class UnknownVoiceError(ValueError):
                                     "(voicebot say --list-voices) or a model path")
 
 
+def parallel_vocoder(parallel_windows: int | None) -> bool:
+    """Tacotron2: whether the decoder gets its own thread (see ``VoiceOptions``).
+
+    Off unless asked for: on this 2-core machine under a load of 4-5 (bench tts, V1 int8,
+    1 thread each) it made the first audio later (median 266 vs 176 ms wall, 145 vs 89 ms
+    of CPU: the decoder runs ahead while the first window renders) for about the same
+    rtf (0.67 vs 0.64); it can only help where a second core is really free.
+    """
+    return parallel_windows is not None and parallel_windows > 1
+
+
 def vocoder_path(vocoder: str) -> Path:
     """A vocoder id (``hifigan-v1-universal``) or checkpoint path -> its file or folder."""
     path = Path(vocoder).expanduser()
@@ -111,4 +124,6 @@ def load_voice(voice: str | None = None, options: VoiceOptions | None = None) ->
                                           voice_id=voice_id, device=options.device,
                                           threads=options.threads,
                                           decoder_precision=options.decoder_precision,
-                                          vocoder_precision=options.vocoder_precision)
+                                          vocoder_precision=options.vocoder_precision,
+                                          parallel_vocoder=parallel_vocoder(
+                                              options.parallel_windows))
