@@ -86,7 +86,13 @@ def test_a_misread_take_is_flagged_and_recorded_again(qtbot, tab, virtual_audio,
 
     tab.go_to(SUMMARY)
     assert "1 take sounds like a different sentence" in tab.summary_page.summary_label.text()
-    tab.go_to(RECORD)
+    flagged = tab.summary_page.flagged_list
+    assert flagged.isVisible() and flagged.count() == 1 and take_id in flagged.item(0).text()
+    page.show_prompt(page.index + 3)  # wandered off; the list leads back to the take
+    where = flagged.visualItemRect(flagged.item(0)).center()
+    qtbot.mouseClick(flagged.viewport(), LEFT, pos=where)
+    qtbot.mouseDClick(flagged.viewport(), LEFT, pos=where)
+    assert tab.pages.currentIndex() == RECORD and page.index == take.prompt_index
     assert page.keep_button.isVisible() and "Misread" in page.result_label.text()
 
     # Recorded again, reading the prompt this time (the embedded voice reads it).
@@ -96,6 +102,42 @@ def test_a_misread_take_is_flagged_and_recorded_again(qtbot, tab, virtual_audio,
     assert not take.misread and take.transcript["wer"] < 0.3, take.transcript
     assert page.result_label.text().startswith("✔") and not page.keep_button.isVisible()
     assert take_id in [row[0] for row in read_metadata(tab.dataset.metadata_file)]
+
+
+@pytest.mark.audio
+def test_imported_takes_are_heard_too_and_a_mislabelled_one_can_be_kept(qtbot, tab,
+                                                                        utterances, tmp_path):
+    import soundfile as sf
+
+    from voicebot.ui.training_tab import SUMMARY
+
+    # An import folder whose second transcript belongs to another recording.
+    folder = tmp_path / "import"
+    (folder / "wavs").mkdir(parents=True)
+    (right_wav, right_text), (wrong_wav, _), (_, other_text) = utterances[:3]
+    rows = []
+    for name, wav, text in (("a", right_wav, right_text), ("b", wrong_wav, other_text)):
+        audio = read_wav(wav, sample_rate=22050)
+        sf.write(folder / "wavs" / f"{name}.wav", audio.samples, 22050)
+        rows.append(f"{name}|{text}|{text}\n")
+    (folder / "metadata.csv").write_text("".join(rows), encoding="utf-8")
+    tab.name_page.name_box.setEditText("Imported and checked")
+    report = tab.import_recordings(folder)
+    assert len(report.accepted) == 2 and tab.pages.currentIndex() == SUMMARY
+    page = tab.record_page
+    assert page.checking()  # Whisper hears them in the background
+    qtbot.waitUntil(lambda: not page.checking(), timeout=90_000)
+    takes = tab.dataset.takes
+    wrong = next(t for t in takes.values() if t.text == other_text)
+    assert wrong.misread and not next(t for t in takes.values() if t is not wrong).misread
+    flagged = tab.summary_page.flagged_list
+    assert flagged.count() == 1 and wrong.id in flagged.item(0).text()
+    assert [r[0] for r in read_metadata(tab.dataset.metadata_file)] != sorted(takes)
+    screenshot(tab, "summary-page-flagged-import.png")
+    flagged.item(0).setSelected(True)
+    qtbot.mouseClick(tab.summary_page.keep_button, LEFT)
+    assert not tab.dataset.takes[wrong.id].misread and not flagged.isVisible()
+    assert [r[0] for r in read_metadata(tab.dataset.metadata_file)] == sorted(takes)
 
 
 def test_summary_enables_training_at_the_minimum(qtbot, tab, utterances):

@@ -253,8 +253,9 @@ class RecordPage(QWidget):
 
     # ----- navigation -------------------------------------------------------------
     def set_dataset(self, dataset: VoiceDataset) -> None:
+        if self.dataset is None or self.dataset.folder != dataset.folder:
+            self._serials.clear()  # checks still running belong to the voice open before
         self.dataset = dataset
-        self._serials.clear()  # checks still running belong to the voice open before
         first_open = next((i for i in range(len(self.prompts))
                            if dataset.take_for_prompt(i) is None), 0)
         self.show_prompt(first_open)
@@ -358,8 +359,7 @@ class RecordPage(QWidget):
             take_id = f"p{self.index:04d}"
             self.dataset.add_take(take_id, text, result.trimmed, TRAINING_RATE,
                                   check=result.to_dict(), prompt_index=self.index)
-            self._serials[take_id] = serial = self._serials.get(take_id, 0) + 1
-            self.worker.submit(take_id, serial, text, result.trimmed, TRAINING_RATE)
+            self._check(take_id, text, result.trimmed, TRAINING_RATE)
             self.result_label.setText(f"✔ {result.summary}. Checking the words… Go on with "
                                       "Skip ▶ (or redo).")
             self.record_button.setText("● Redo")
@@ -402,6 +402,25 @@ class RecordPage(QWidget):
             self.result_label.setText(self.result_label.text().replace(
                 "Checking the words…", f"(The words could not be checked: {reason}.)"))
         self.take_checked.emit(take_id)
+
+    def _check(self, take_id: str, text: str, samples: np.ndarray, rate: int) -> None:
+        self._serials[take_id] = serial = self._serials.get(take_id, 0) + 1
+        self.worker.submit(take_id, serial, text, samples, rate)
+
+    def check_takes(self, take_ids: list[str]) -> None:
+        """Have Whisper hear stored takes too (imported recordings), in the background."""
+        from voicebot.audio.wav_io import AudioFileError, read_wav
+
+        for take_id in take_ids:
+            take = self.dataset.takes.get(take_id) if self.dataset else None
+            if take is None:
+                continue
+            try:
+                data = read_wav(self.dataset.wav_path(take_id))
+            except AudioFileError as exc:
+                log.warning("take %s not checked: %s", take_id, exc)
+                continue
+            self._check(take_id, take.text, data.samples, data.sample_rate)
 
     def checking(self) -> bool:
         """Takes are still waiting for Whisper."""

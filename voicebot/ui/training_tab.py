@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QListWidget,
+    QListWidgetItem,
     QMessageBox,
     QPlainTextEdit,
     QPushButton,
@@ -103,10 +104,43 @@ class SummaryPage(QWidget):
         row.addStretch(1)
         row.addWidget(self.train_button)
         layout.addLayout(row)
+        # Takes Whisper heard as another sentence: kept out of training until redone.
+        self.flagged_label = QLabel("Takes that sound like a different sentence "
+                                    "(double-click a recorded one to record it again):")
+        self.flagged_list = QListWidget()
+        self.keep_button = QPushButton("Keep selected anyway")
+        self.keep_button.setToolTip("Whisper misheard: these were read as written")
+        flagged_row = QHBoxLayout()
+        flagged_row.addWidget(self.keep_button)
+        flagged_row.addStretch(1)
+        for widget in (self.flagged_label, self.flagged_list):
+            layout.addWidget(widget)
+        layout.addLayout(flagged_row)
         self.report_view = QPlainTextEdit()
         self.report_view.setReadOnly(True)
         self.report_view.setPlaceholderText("Import reports appear here.")
         layout.addWidget(self.report_view, 1)
+        self.show_flagged([])
+
+    def show_flagged(self, takes: list) -> None:
+        """List the misread takes (``dataset.Take`` objects), or hide the list."""
+        from PySide6.QtCore import Qt
+
+        self.flagged_list.clear()
+        for take in takes:
+            heard = (take.transcript or {}).get("heard") or "no words"
+            item = QListWidgetItem(f"{take.id}: “{take.text}” — heard “{heard}”")
+            item.setData(Qt.ItemDataRole.UserRole, take.id)
+            self.flagged_list.addItem(item)
+        for widget in (self.flagged_label, self.flagged_list, self.keep_button):
+            widget.setVisible(bool(takes))
+        self.flagged_list.setMaximumHeight(22 * min(len(takes), 5) + 8)
+
+    def selected_flagged(self) -> list[str]:
+        from PySide6.QtCore import Qt
+
+        return [item.data(Qt.ItemDataRole.UserRole)
+                for item in self.flagged_list.selectedItems()]
 
 
 class TrainingTab(QWidget):
@@ -154,6 +188,10 @@ class TrainingTab(QWidget):
         self.summary_page.import_button.clicked.connect(lambda: self.import_recordings())
         self.summary_page.train_button.clicked.connect(lambda: self.go_to(TRAIN))
         self.summary_page.adapt_button.clicked.connect(lambda: self.go_to(ADAPT_ASR))
+        self.summary_page.keep_button.clicked.connect(self._keep_flagged)
+        self.summary_page.flagged_list.itemDoubleClicked.connect(self._redo_flagged)
+        self.summary_page.flagged_list.setSelectionMode(
+            QListWidget.SelectionMode.ExtendedSelection)
         self.record_page.take_saved.connect(self._refresh_summary)
         self.train_page.checkpoint_ready.connect(self.preview_page.set_model_dir)
         self.train_page.sample_ready.connect(self.preview_page.set_sample)
@@ -258,17 +296,19 @@ class TrainingTab(QWidget):
                  f"{summary.takes} takes, {summary.minutes:.1f} minutes of speech, "
                  f"{summary.rejected} takes rejected.",
                  f"Coverage: {coverage}."]
-        if summary.takes:
+        if summary.heldout:
             lines.append(f"Held out for scoring: {summary.heldout} of the {summary.takes} "
                          "takes (every 10th) are never trained on; the finished voice is "
                          "scored on their sentences.")
+        elif summary.takes:
+            lines.append("Held out for scoring: none yet (every 10th take is, from the "
+                         "10th on).")
         if summary.misread:
             one = summary.misread == 1
             lines.append(f"⚠ {summary.misread} take{'' if one else 's'} sound"
                          f"{'s' if one else ''} like a different sentence and "
-                         f"{'is' if one else 'are'} left out of training: record "
-                         f"{'it' if one else 'them'} again (or keep {'it' if one else 'them'})"
-                         " on the Record page.")
+                         f"{'is' if one else 'are'} left out of training until recorded "
+                         "again or kept (below).")
         if self.record_page.checking():
             lines.append("Whisper is still checking the latest takes.")
         lines.append(f"Training needs at least {summary.min_minutes:g} minutes and "
@@ -279,7 +319,21 @@ class TrainingTab(QWidget):
         else:
             lines.append(f"Still needed: {summary.missing()}.")
         self.summary_page.summary_label.setText("<br>".join(lines))
+        self.summary_page.show_flagged([t for t in self.dataset.takes.values()
+                                        if t.misread])
         self.summary_page.train_button.setEnabled(self._may_train())
+
+    def _keep_flagged(self) -> None:
+        for take_id in self.summary_page.selected_flagged():
+            self.dataset.keep_anyway(take_id)
+        self._refresh_summary()
+
+    def _redo_flagged(self, item) -> None:
+        from PySide6.QtCore import Qt
+
+        take = self.dataset.takes.get(item.data(Qt.ItemDataRole.UserRole))
+        if take is not None and take.prompt_index is not None and self.go_to(RECORD):
+            self.record_page.show_prompt(take.prompt_index)
 
     # ----- import -----------------------------------------------------------------
     def import_recordings(self, folder: str | Path | None = None):
@@ -295,6 +349,7 @@ class TrainingTab(QWidget):
         report = import_folder(Path(folder), self.dataset, self.record_page.checker)
         self.summary_page.report_view.setPlainText(report.text())
         self.record_page.set_dataset(self.dataset)
+        self.record_page.check_takes(report.accepted)  # Whisper hears them in the background
         self.go_to(SUMMARY)
         return report
 
