@@ -8,7 +8,13 @@
    ``--base-steps``; progress lines carry ``"phase": "base" | "fine-tune"``) the times to
    the base and to the adapted voice are read from its progress lines; the trainer holds
    out a tenth of the takes itself (``heldout.json``). With an older trainer (no base
-   phase) the bench holds the takes out itself and passes only the rest.
+   phase) the bench holds the takes out itself and passes only the rest. The trainer
+   caches the base it builds as the machine's base, so a reduced (or ``--adapt-fresh-
+   base``) base is built in the work folder under a private ``VOICEBOT_HOME`` instead:
+   a benchmark's small base never becomes what a user's training fine-tunes. Without
+   those options the machine's cached base is used (or built, once, in full).
+   ``time_to_base_s`` and ``time_to_adapted_s`` count from the trainer's launch (the
+   takes are the user's recordings, not part of the wait).
 3. The adapted voice (``load_voice(run folder)``) and the base voice are scored on the
    held-out takes' sentences (``voicebot.training.voice_scores``): ``roundtrip_wer``,
    ``similarity`` to the user's held-out takes and ``base_similarity``. When no
@@ -210,7 +216,10 @@ def _log_event(event: dict) -> None:
     """A short line on stderr per step/phase, so a long run shows it is alive."""
     if event["event"] == "step" and event.get("step", 0) % 25:
         return
-    keep = {k: event[k] for k in ("event", "phase", "step", "eta_s", "message") if k in event}
+    if event["event"] == "corpus" and event.get("done") != event.get("total"):
+        return  # the teacher corpus reports every sentence
+    keep = {k: event[k] for k in ("event", "phase", "step", "eta_s", "total_eta_s", "minutes",
+                                  "message") if k in event}
     print(json.dumps(keep), file=sys.stderr, flush=True)
 
 
@@ -314,6 +323,10 @@ def run(args: argparse.Namespace) -> dict:
         code = trainer.run()
         if code != 0 or not (out / "model_file.pth").is_file():
             error = trainer.last("error")
+            if trainer.stopped_for_time and not trainer.first("start", phase="fine-tune"):
+                raise RuntimeError("the time budget ran out while the base voice was being "
+                                   "built: give a larger --adapt-time-budget-s or a smaller "
+                                   "--adapt-base-minutes / --adapt-base-steps")
             raise RuntimeError(f"training failed ({code}): "
                                f"{error['message'] if error else trainer.stderr_tail[-1500:]}")
         heldout_source = "bench"
