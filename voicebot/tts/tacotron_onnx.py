@@ -194,8 +194,15 @@ def _export_vocoder(generator, v1: bool, folder: Path) -> None:
     from voicebot.tts.hifigan_v1 import calibration_mels, quantize_int8
 
     export_hifigan(generator, folder / "hifigan.onnx")
-    if v1:
-        quantize_int8(folder / "hifigan.onnx", folder / "hifigan.int8.onnx", calibration_mels())
+    if not v1:
+        return
+    try:
+        mels = calibration_mels()
+    except Exception:  # no Piper voice to calibrate with: the exact graph still works
+        log.warning("no calibration speech for the int8 vocoder; using float32 only",
+                    exc_info=True)
+        return
+    quantize_int8(folder / "hifigan.onnx", folder / "hifigan.int8.onnx", mels)
 
 
 def exported_vocoder(generator, v1: bool, vocoder_file: Path) -> Path:
