@@ -229,7 +229,7 @@ def test_onnx_v1_matches_torch_and_int8_keeps_the_spectrum(speech, v1, vocoder_g
     fp32 = _session(vocoder_graphs / "hifigan.onnx").run(None, {"mel": mel[None]})[0]
     assert np.abs(fp32.reshape(-1) - expected).max() < 1e-3
     # int8 changes samples (phase) but must keep the spectrum: the log-mel of its audio
-    # stays as close to the input mel as fp32's (measured 0.26 vs 0.24 on LibriVox).
+    # stays as close to the input mel as fp32's (measured 0.28 vs 0.26 on LibriVox).
     int8 = _session(vocoder_graphs / "hifigan.int8.onnx").run(None, {"mel": mel[None]})[0]
     error = lambda audio: np.abs(mv.mel_v1(audio.reshape(-1)) - mel)[:, 2:-2].mean()  # noqa: E731
     assert error(int8) < error(expected) + 0.05

@@ -152,7 +152,10 @@ def int8_excluded_nodes(node_names: list[str], resblocks: int = 12, stages: int 
     and the mel of the audio made from it): fp32 0.243; all convs int8 0.640 (audibly
     rougher); all but conv_pre/conv_post 0.574; also the last stage (32 channels at the
     full sample rate, where rounding errors are heard directly) in fp32 0.259, at 0.35
-    s per second of audio on one core against 0.53 for fp32.
+    s per second of audio on one core against 0.53 for fp32. As shipped (calibrated on
+    Piper speech), over all 10 pocketsphinx-testdata LibriVox/cards utterances: log-mel
+    L1 0.283 vs fp32 0.257, Whisper WER 0.065 vs 0.076; 0.18-0.22 s of one core per
+    second of audio vs 0.33-0.38 for fp32 and 0.52 for torch (CPU time of the thread).
     """
     per_stage = resblocks // stages
     last_stage = [f"/resblocks.{k}/" for k in range(resblocks - per_stage, resblocks)]
