@@ -183,3 +183,28 @@ def test_a_failing_engine_does_not_take_the_others_down():
     assert "the previous one is kept" in again.problems["recognizer"]
     with pytest.raises(Exception, match="whisper-removed-model"):
         load_engines(settings, device="cpu", roles=("recognizer",))
+
+
+def test_a_broken_voice_chosen_in_settings_is_not_saved(qtbot, window, virtual_audio):
+    """The Settings dialog's path: other sections apply at once, the voice only once it
+    has loaded (here never)."""
+    import copy
+
+    conversation_tab = window.conversation_tab
+    old_voice = conversation_tab.conversation.synthesizer
+    results = []
+    conversation_tab.voice_changed.connect(lambda *args: results.append(args))
+    chosen = copy.deepcopy(window.settings)
+    chosen.tts.voice = broken_voice()
+    chosen.chat.max_reply_tokens = 64  # any other setting is written at once
+    window.apply_settings(chosen)
+    assert load_settings().tts.voice == DEFAULT_VOICE  # not written before it loads
+    assert load_settings().chat.max_reply_tokens == 64
+    qtbot.waitUntil(lambda: bool(results), timeout=60_000)
+    assert results[0][1] is False
+    qtbot.waitUntil(lambda: conversation_tab.conversation is not None, timeout=120_000)
+    assert conversation_tab.conversation.synthesizer is old_voice
+    assert window.settings.tts.voice == DEFAULT_VOICE
+    assert load_settings().tts.voice == DEFAULT_VOICE
+    assert "could not be loaded" in conversation_tab.notice_label.text()
+    typed_turn_is_spoken(qtbot, conversation_tab, virtual_audio)
