@@ -67,6 +67,13 @@ def test_real_speech_of_the_prompt_passes_and_of_another_sentence_is_flagged(
     assert "kettle" in flagged and "weather" in flagged
 
 
+def test_takes_are_heard_by_the_whisper_the_app_loaded(recognizer):
+    """A recogniser of its own (one utterance at a time each) on the same model."""
+    again = take_recognizer(recognizer)
+    assert again is not recognizer and again.model is recognizer.model
+    assert not again.streaming and again.nbest == 1
+
+
 def test_a_misread_take_is_left_out_of_training_until_redone_or_kept(utterances, speech):
     dataset = VoiceDataset.create("checked")
     dataset.add_take("p0000", OTHER_PROMPT, speech, 22050, prompt_index=0)

@@ -78,6 +78,8 @@ def typed_turn_is_spoken(qtbot, tab, virtual_audio, text="Hello, who are you?"):
 
 def test_use_this_voice_on_broken_files_keeps_the_old_voice(qtbot, window, virtual_audio):
     conversation_tab, training_tab = window.conversation_tab, window.training_tab
+    # The studio checks takes with the conversation's Whisper.
+    assert training_tab.app_recognizer is conversation_tab.engines.recognizer
     old_voice = conversation_tab.conversation.synthesizer
     results = []
     conversation_tab.voice_changed.connect(lambda *args: results.append(args))
