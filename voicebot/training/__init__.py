@@ -12,5 +12,9 @@
 - ``tts_train`` / ``cli``: ``voicebot train tts --data DIR --out DIR [--resume]
   [--base CKPT] [--max-steps N]``, a separate process talking the ``progress`` protocol
   (JSON lines on stdout).
+- ``teacher_corpus`` / ``base_voice``: the base voice taught by the built-in Piper voice
+  (``voicebot train base``), cached per machine; ``tacotron_size``: the reduced
+  Tacotron2 and its zero-padding to Coqui's widths; ``alignment``: the diagonal score;
+  ``heldout``: ``split_heldout(items)`` (every 10th take is never trained on).
 - ``bench``: training steps/s beside Coqui's Trainer (``voicebot bench train``).
 """

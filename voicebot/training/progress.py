@@ -3,14 +3,26 @@
 Every line has ``"event"`` and ``"time"`` (Unix seconds). Events, in the order a run
 emits them:
 
-- ``start``: device, precision, world_size, max_steps, start_step, takes, minutes, base
+- ``corpus`` (building the base voice only): done, total (sentences spoken by the Piper
+  teacher so far / planned), minutes (of speech so far), eta_s (of the synthesis)
+- ``start``: device, precision, world_size, max_steps, start_step, takes, minutes, base,
+  heldout (takes held out, never trained on), parameters, sizes
 - ``warning``: message (e.g. training from scratch with little data)
-- ``step``: step, epoch, losses {name: value}, lr, steps_per_s, samples_per_s, eta_s,
-  gpu_mem_mb (CUDA only)
+- ``step``: step, epoch, losses {name: value}, lr, steps_per_s, samples_per_s, eta_s
+  (of this phase), total_eta_s (this phase and the fine-tune that follows it),
+  align_score (how diagonal the batch's attention is, 0-1; above 0.5 = aligned, see
+  ``voicebot.training.alignment``), gpu_mem_mb (CUDA only)
 - ``checkpoint``: step, path (training state), model_path (the voice folder to use)
-- ``sample``: step, path (a WAV preview synthesised from that checkpoint)
+- ``sample``: step, path (a WAV preview synthesised from that checkpoint), vocoder
+  ("hifigan (...)" or "griffin-lim")
 - ``cancelled`` / ``done``: step, checkpoint
 - ``error``: message
+
+Phases: ``voicebot train tts`` may first build the base voice that it fine-tunes
+(``voicebot.training.base_voice``; ``voicebot train base`` does only that). Every event
+of that build carries ``"phase": "base"`` (its own start ... done, with ``corpus`` events
+first), and every event of a fine-tune carries ``"phase": "fine-tune"``. A run started
+before phases existed, or with ``--scratch``, has no ``phase`` key.
 
 Readers must ignore unknown events and keys, and lines that are not JSON (a library may
 print to stdout): ``parse_line`` returns None for those.
@@ -24,7 +36,9 @@ import threading
 import time
 from typing import IO, Any
 
-EVENTS = ("start", "warning", "step", "checkpoint", "sample", "cancelled", "done", "error")
+EVENTS = ("corpus", "start", "warning", "step", "checkpoint", "sample", "cancelled", "done",
+          "error")
+PHASES = ("base", "fine-tune")
 _lock = threading.Lock()
 
 

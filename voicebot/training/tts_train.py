@@ -16,6 +16,19 @@ around them is ours, so checkpointing, cancelling and resuming are simple and ex
 - CUDA: autocast (bf16 where supported, else fp16 with a GradScaler). Several GPUs: start
   with ``torchrun --nproc_per_node N -m voicebot train tts ...``; each rank trains on its
   share of every batch order under DistributedDataParallel and rank 0 writes.
+- The base to fine-tune from, in this order: ``--base``; the installed Coqui
+  ``coqui-tacotron2-ddc-ljspeech`` (it keeps its own mel kind); the cached Piper-taught
+  base (``voicebot.training.base_voice``); else that base is built first, in this
+  process (``--base-minutes`` / ``--base-steps`` make it smaller). ``--scratch`` uses
+  none of them.
+- Voices trained here predict the V1 mel (``voicebot.tts.mel_v1``) that the embedded
+  HiFi-GAN V1 was trained on; a Coqui base keeps its own normalised dB mel.
+- Every 10th take of metadata.csv is held out (``voicebot.training.heldout``), never
+  trained on, and listed in ``<out>/heldout.json``.
+- Reduced models (``voicebot.training.tacotron_size``) keep their small weights in the
+  training checkpoints; ``model_file.pth`` holds them zero-padded to Coqui's widths so
+  Coqui's ``setup_model`` loads the voice as it is (plus ``sizes`` for a loader that
+  wants the small model back).
 """
 
 from __future__ import annotations
@@ -33,6 +46,8 @@ from pathlib import Path
 import numpy as np
 
 from voicebot.training import progress
+from voicebot.training.alignment import batch_score
+from voicebot.training.tacotron_size import Sizes
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +56,10 @@ MODEL_FILE = "model_file.pth"
 KEEP_CHECKPOINTS = 2
 DEFAULT_FINE_TUNE_STEPS = 3000
 DEFAULT_SCRATCH_STEPS = 100_000
-FINE_TUNE_LR = 5e-5
+FINE_TUNE_LR = 5e-5  # from Coqui's LJSpeech model (trained to its end at ~1e-4)
+# From the Piper-taught base, whose Noam schedule ends its short run near 2e-4: half of
+# that keeps adapting without unlearning the alignment.
+PIPER_BASE_FINE_TUNE_LR = 1e-4
 BASE_ID = "coqui-tacotron2-ddc-ljspeech"
 VOCODER_ID = "coqui-hifigan-v2-ljspeech"
 
@@ -52,7 +70,7 @@ class TrainingError(RuntimeError):
 
 @dataclass
 class TrainOptions:
-    data: Path
+    data: Path | None  # LJSpeech folder; None when ``items`` are given
     out: Path
     resume: bool = False
     base: Path | None = None  # a Tacotron2 checkpoint; None = the installed catalog model
@@ -69,6 +87,16 @@ class TrainOptions:
     r: int | None = None  # decoder frames per step when training from scratch
     seed: int = 0
     threads: int | None = None
+    # --- set by the base-voice build (voicebot.training.base_voice) ---
+    items: list | None = None  # ready Items instead of ``data``
+    new_config: object | None = None  # a Coqui config to train from random weights
+    sizes: Sizes | None = None  # widths of a model built from ``new_config``
+    phase: str | None = None  # "base" / "fine-tune": added to every event
+    then_steps: int = 0  # steps of a phase that follows (for total_eta_s)
+    heldout: bool = True  # hold out every 10th take of ``data``
+    # --- the Piper-taught base, when it has to be built first ---
+    base_minutes: float | None = None
+    base_steps: int | None = None
 
 
 # ----- distributed ------------------------------------------------------------------
@@ -102,15 +130,39 @@ class Item:
     mel: np.ndarray  # (frames, mels), normalised as the model expects
 
 
-def load_items(data: Path, model, audio_processor, sample_rate: int) -> list[Item]:
+def mel_function(config, audio_processor):
+    """audio -> (frames, mels) in the mel kind the model predicts: the V1 mel for voices
+    made here, Coqui's own (normalised dB) for a Coqui base."""
+    from voicebot.tts.mel_v1 import is_v1_audio, mel_v1
+
+    if is_v1_audio(config.audio):
+        return lambda audio: mel_v1(audio).T.copy()
+    return lambda audio: audio_processor.melspectrogram(audio).astype(np.float32).T
+
+
+def load_items(data: Path, model, mel_of, sample_rate: int, heldout: bool = True
+               ) -> tuple[list[Item], list[str]]:
+    """(training items, held-out take ids) of an LJSpeech folder."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from voicebot.audio.wav_io import AudioFileError, read_wav
     from voicebot.training.dataset import read_metadata
+    from voicebot.training.heldout import split_heldout
+    from voicebot.tts.text import normalize
 
     metadata = Path(data) / "metadata.csv"
     if not metadata.is_file():
         raise TrainingError(f"{data} has no metadata.csv (LJSpeech layout expected)")
+    rows = list(read_metadata(metadata))
+    train_rows, held_rows = split_heldout(rows) if heldout else (rows, [])
+    # The text front end first, as TacotronVoice does at inference ("$5" -> words);
+    # Coqui's espeak phonemizer is a subprocess per call (~0.1 s), so a few overlap.
+    with ThreadPoolExecutor(4) as pool:
+        ids_of = dict(zip((r[0] for r in train_rows), pool.map(
+            lambda row: model.tokenizer.text_to_ids(normalize(row[1])), train_rows),
+            strict=True))
     items = []
-    for take_id, text in read_metadata(metadata):
+    for take_id, _text in train_rows:
         wav = Path(data) / "wavs" / f"{take_id}.wav"
         if "/" in take_id or "\\" in take_id or not wav.is_file():
             log.warning("skipping %s: no wavs/%s.wav", take_id, take_id)
@@ -120,15 +172,14 @@ def load_items(data: Path, model, audio_processor, sample_rate: int) -> list[Ite
         except AudioFileError as exc:
             log.warning("skipping %s: %s", take_id, exc)
             continue
-        ids = np.asarray(model.tokenizer.text_to_ids(text), dtype=np.int64)
+        ids = np.asarray(ids_of[take_id], dtype=np.int64)
         if ids.size == 0:
-            log.warning("skipping %s: nothing speakable in %r", take_id, text)
+            log.warning("skipping %s: nothing speakable in %r", take_id, _text)
             continue
-        mel = audio_processor.melspectrogram(audio).astype(np.float32).T
-        items.append(Item(take_id, ids, mel))
+        items.append(Item(take_id, ids, mel_of(audio)))
     if not items:
         raise TrainingError(f"no usable recordings listed in {metadata}")
-    return items
+    return items, [row[0] for row in held_rows]
 
 
 def epoch_order(count: int, epoch: int, seed: int) -> list[int]:
@@ -198,23 +249,25 @@ def _save_atomic(obj, path: Path) -> None:
 
 
 def save_training_state(out: Path, model, config, optimizer, scheduler, scaler, step: int,
-                        epoch: int, position: int = 0) -> tuple[Path, Path]:
+                        epoch: int, position: int = 0, sizes: Sizes | None = None
+                        ) -> tuple[Path, Path]:
     """Write the resumable checkpoint and the inference voice; returns both paths."""
     import json
 
     out.mkdir(parents=True, exist_ok=True)
+    sizes = sizes or Sizes()
     config_dict = config.to_dict()
     weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     state = {"model": weights, "config": config_dict, "step": step, "epoch": epoch,
              "position": position, "r": model.decoder.r, "optimizer": optimizer.state_dict(),
              "scheduler": scheduler.state_dict() if scheduler is not None else None,
              "scaler": scaler.state_dict() if scaler is not None else None,
-             "format": "voicebot-tacotron2-train-1"}
+             "sizes": sizes.to_dict(), "format": "voicebot-tacotron2-train-1"}
     path = out / f"checkpoint_{step}.pth"
     _save_atomic(state, path)
     voice = out / MODEL_FILE
-    _save_atomic({"model": weights, "config": config_dict, "step": step,
-                  "r": model.decoder.r}, voice)
+    _save_atomic({"model": voice_weights(weights, config, sizes), "config": config_dict,
+                  "step": step, "r": model.decoder.r, "sizes": sizes.to_dict()}, voice)
     tmp_config = out / ".config.json.tmp"
     tmp_config.write_text(json.dumps(config_dict, indent=2), encoding="utf-8")
     os.replace(tmp_config, out / "config.json")
@@ -222,6 +275,29 @@ def save_training_state(out: Path, model, config, optimizer, scheduler, scaler, 
         with contextlib.suppress(OSError):
             old.unlink()
     return path, voice
+
+
+def voice_weights(weights: dict, config, sizes: Sizes) -> dict:
+    """What Coqui's stock Tacotron2 for ``config`` loads: the weights, zero-padded to
+    its widths when the model was reduced."""
+    if sizes.full:
+        return weights
+    from TTS.tts.models import setup_model
+
+    from voicebot.training.tacotron_size import pad_state
+
+    return pad_state(weights, sizes, setup_model(config).state_dict())
+
+
+def load_weights(model, state: dict, sizes: Sizes) -> None:
+    """Load a checkpoint's weights into ``model`` (already shrunk to ``sizes``): reduced
+    weights as they are, padded ones (a voice file) cut back out."""
+    weights = state["model"]
+    if not sizes.full and weights["embedding.weight"].shape[1] != sizes.encoder:
+        from voicebot.training.tacotron_size import unpad_state
+
+        weights = unpad_state(weights, sizes, model.state_dict())
+    model.load_state_dict(weights)
 
 
 # ----- model set-up -----------------------------------------------------------------
@@ -256,21 +332,28 @@ def scratch_config(r: int | None):
     return config
 
 
-def build_model(options: TrainOptions, resume_state: dict | None):
-    """(model, config, base description, warnings)."""
+def build_model(options: TrainOptions, resume_state: dict | None, base: Path | None):
+    """(model, config, base description, warnings, sizes)."""
     import torch
     from TTS.tts.models import setup_model
 
+    from voicebot.training.tacotron_size import shrink
     from voicebot.tts.coqui_checkpoint import CheckpointError, config_from_dict, read_checkpoint
+    from voicebot.tts.mel_v1 import is_v1_audio
 
     warnings = []
     if resume_state is not None:
         config = config_from_dict(resume_state["config"])
-        model = setup_model(config)
-        model.load_state_dict(resume_state["model"])
+        sizes = Sizes.from_dict(resume_state.get("sizes"))
+        model = shrink(setup_model(config), sizes)
+        load_weights(model, resume_state, sizes)
         model.decoder.set_r(int(resume_state.get("r", config.r)))
-        return model, config, "resumed", warnings
-    base = options.base or (None if options.scratch else installed_base())
+        return model, config, "resumed", warnings, sizes
+    if options.new_config is not None:
+        torch.manual_seed(options.seed)
+        sizes = options.sizes or Sizes()
+        model = shrink(setup_model(options.new_config), sizes)
+        return model, options.new_config, "new", warnings, sizes
     if base is not None:
         try:
             state, raw = read_checkpoint(Path(base))
@@ -279,25 +362,84 @@ def build_model(options: TrainOptions, resume_state: dict | None):
         if str(raw.get("model", "")).lower() != "tacotron2":
             raise TrainingError(f"{base} holds a {raw.get('model')!r} model, not tacotron2")
         config = config_from_dict(raw)
+        sizes = Sizes.from_dict(state.get("sizes"))
+        piper_taught = is_v1_audio(config.audio)  # a base made here, not Coqui's
         # Fine-tuning: a small constant learning rate, no warm-up from zero. Set before
         # the model is built: the model keeps its own copy of the config.
         config.lr_scheduler = None
-        config.lr = options.lr or FINE_TUNE_LR
-        model = setup_model(config)
-        model.load_state_dict(state["model"])
+        config.lr = options.lr or (PIPER_BASE_FINE_TUNE_LR if piper_taught
+                                   else FINE_TUNE_LR)
+        model = shrink(setup_model(config), sizes)
+        try:
+            load_weights(model, state, sizes)
+        except RuntimeError as exc:
+            raise TrainingError(f"{base}: the weights do not fit its config: {exc}") from exc
         model.decoder.set_r(int(state.get("r", raw.get("r", config.r))))
-        return model, config, str(base), warnings
+        return model, config, str(base), warnings, sizes
     torch.manual_seed(options.seed)
     config = scratch_config(options.r)
     if options.lr:
         config.lr = options.lr
     model = setup_model(config)
-    warnings.append("No pretrained Tacotron2 is installed, so this run trains from "
-                    "scratch: expect a usable voice only after many hours of recordings "
-                    "(LJSpeech has 24) and days of GPU time. Install "
-                    "coqui-tacotron2-ddc-ljspeech (voicebot models download) to "
-                    "fine-tune from it with minutes of recordings instead.")
-    return model, config, "scratch", warnings
+    warnings.append("This run trains from scratch (--scratch): expect a usable voice "
+                    "only after many hours of recordings (LJSpeech has 24) and days of "
+                    "GPU time. Without --scratch it fine-tunes a base voice (the "
+                    "installed Coqui Tacotron2, or the one taught by the built-in Piper "
+                    "voice) with minutes of recordings instead.")
+    return model, config, "scratch", warnings, Sizes()
+
+
+def init_output_bias(model, items: list[Item]) -> None:
+    """Start the frame projection at the corpus's mean log-mel per channel.
+
+    The V1 mel is not normalised (about -6 on average, silence at -11.5), so a model
+    starting at 0 spends its first ~60 steps only learning that offset (MSE ~44 -> ~6,
+    measured), with the attention untouched meanwhile; starting at the mean skips that.
+    """
+    import torch
+
+    mean = np.concatenate([it.mel for it in items[:500]]).mean(axis=0)  # (channels,)
+    layer = model.decoder.linear_projection.linear_layer
+    frames = layer.bias.shape[0] // mean.shape[0]  # r frames of all channels per step
+    with torch.no_grad():
+        layer.bias.copy_(torch.from_numpy(np.tile(mean, frames)).to(layer.bias.dtype))
+
+
+def resolve_base(options: TrainOptions, stop, device_type: str) -> tuple[Path | None, int]:
+    """(base checkpoint or None for scratch / a new config, exit code of a base build).
+
+    Order: --base, the installed Coqui base, the cached Piper-taught base, else build
+    that base now (a cancelled or failed build returns its code and no base).
+    """
+    if options.new_config is not None:
+        return None, 0
+    if options.base is not None:  # --base wins over --scratch
+        return Path(options.base), 0
+    if options.scratch:
+        return None, 0
+    for found in (installed_base(), _cached_piper_base()):
+        if found is not None:
+            return found, 0
+    from voicebot.training import base_voice
+
+    recipe = base_voice.reduced_recipe(options.base_minutes, options.base_steps,
+                                       device_type)
+    code, folder = base_voice.build_base(base_voice.BuildOptions(
+        recipe=recipe, device=options.device, threads=options.threads,
+        preview=options.preview, then_steps=options.max_steps or DEFAULT_FINE_TUNE_STEPS),
+        stop)
+    if code != 0 or (stop is not None and stop.set):
+        return None, code
+    found = base_voice.cached_base(folder)
+    if found is None:
+        raise TrainingError(f"the base voice build in {folder} did not finish")
+    return found, 0
+
+
+def _cached_piper_base() -> Path | None:
+    from voicebot.training.base_voice import cached_base
+
+    return cached_base()
 
 
 def pick_device(requested: str, dist: Dist):
@@ -315,34 +457,36 @@ def pick_device(requested: str, dist: Dist):
 
 # ----- previews ---------------------------------------------------------------------
 class Previewer:
-    """Speaks a fixed sentence with the current weights: HiFi-GAN if present, else
-    Griffin-Lim from the predicted mel."""
+    """Speaks a fixed sentence with the current weights through the embedded HiFi-GAN V1
+    (or ``vocoder``; the mel converted when its kind differs), else Griffin-Lim from the
+    predicted mel, labelled as such in ``vocoder_name``."""
 
     def __init__(self, config, audio_processor, vocoder: Path | None) -> None:
         self.ap = audio_processor
         self.config = config
         self.generator = None
+        self.renormalize = None
         self.vocoder_name = "griffin-lim"
-        path = vocoder or installed_vocoder()
+        path, name = _preview_vocoder(vocoder)
         if path is not None:
             try:
-                from TTS.utils.audio import AudioProcessor
+                from voicebot.tts.hifigan_v1 import load_vocoder
+                from voicebot.tts.mel_v1 import renormalizer
 
-                from voicebot.tts.coqui_checkpoint import load_hifigan
-
-                self.generator, vocoder_config = load_hifigan(Path(path))
-                self.vocoder_ap = AudioProcessor(vocoder_config.audio)
-                self.vocoder_name = f"hifigan ({Path(path).name})"
+                self.generator, vocoder_config = load_vocoder(Path(path))
+                self.renormalize = renormalizer(config.audio, vocoder_config.audio)
+                self.vocoder_name = f"hifigan ({name})"
             except Exception as exc:
                 log.warning("vocoder %s unusable for previews (%s); using Griffin-Lim",
                             path, exc)
                 self.generator = None
 
-
     def synthesize(self, model, text: str) -> np.ndarray:
         import torch
 
-        ids = torch.tensor([model.tokenizer.text_to_ids(text)], dtype=torch.long)
+        from voicebot.tts.text import normalize
+
+        ids = torch.tensor([model.tokenizer.text_to_ids(normalize(text))], dtype=torch.long)
         decoder = model.decoder
         saved = decoder.max_decoder_steps
         # An early model rarely fires its stop token: cap the length at what a slow
@@ -358,11 +502,26 @@ class Previewer:
             model.train(was_training)
         mel = outputs["model_outputs"][0].float().cpu().numpy()  # (frames, mels)
         if self.generator is not None:
-            mel_v = self.vocoder_ap.normalize(self.ap.denormalize(mel.T))
+            mel_v = mel.T if self.renormalize is None else self.renormalize(mel.T)
             with torch.inference_mode():
-                audio = self.generator(torch.from_numpy(mel_v)[None].float())
+                audio = self.generator(torch.from_numpy(np.ascontiguousarray(mel_v))[None]
+                                       .float())
             return audio.reshape(-1).numpy()
         return self.ap.inv_melspectrogram(mel.T).astype(np.float32)
+
+
+def _preview_vocoder(vocoder: Path | None) -> tuple[Path | None, str]:
+    """(checkpoint, name): the given one, else the embedded V1, else Coqui's V2."""
+    if vocoder is not None:
+        return Path(vocoder), Path(vocoder).name
+    for model_id in ("hifigan-v1-universal", VOCODER_ID):
+        try:
+            from voicebot.models import resolve
+
+            return resolve(model_id), model_id
+        except Exception:  # not installed
+            continue
+    return None, "griffin-lim"
 
 
 class RunLock:
@@ -443,15 +602,17 @@ def train(options: TrainOptions, stop: StopFlag | None = None) -> int:
     """Run training; returns the process exit code. Emits the protocol on stdout."""
     out = Path(options.out)
     # Checked before torch loads (seconds): a wrong folder is answered at once.
+    tag = {"phase": options.phase} if options.phase else {}
     if not options.resume and checkpoint_files(out):
         progress.emit("error", message=f"{out} already holds checkpoints: pass --resume to "
-                                       "continue them, or choose another output folder")
+                                       "continue them, or choose another output folder",
+                      **tag)
         return 2
     out.mkdir(parents=True, exist_ok=True)
     run_lock = RunLock(out)
     if int(os.environ.get("RANK", "0")) == 0 and not run_lock.acquire():
         progress.emit("error", message=f"another training process is writing {out} (it may "
-                                       "still be running in the background)")
+                                       "still be running in the background)", **tag)
         return 2
     # Half-written checkpoints of a run that was killed while saving.
     for stale in out.glob(".*.tmp"):
@@ -472,19 +633,33 @@ def train(options: TrainOptions, stop: StopFlag | None = None) -> int:
 
     def emit(name, **fields):
         if main:
-            progress.emit(name, log_file=log_file, **fields)
+            progress.emit(name, log_file=log_file, **tag, **fields)
 
     try:
         resume_path, resume_state = (latest_checkpoint(out) if options.resume
                                      else (None, None))
         if options.resume and resume_state is None:
             log.info("--resume: no checkpoint in %s yet, starting fresh", out)
-        model, config, base, warnings = build_model(options, resume_state)
+        base_path = None
+        if resume_state is None:
+            base_path, code = resolve_base(options, stop, device.type)
+            if code != 0 or stop.set:  # the base build failed or was cancelled
+                return code
+        model, config, base, warnings, sizes = build_model(options, resume_state, base_path)
         # The model's own copy: it holds what the tokenizer filled in (the character
         # set), which the checkpoint must carry to be read back the same way.
         config = model.config
         ap = AudioProcessor(config.audio)
-        items = load_items(options.data, model, ap, int(config.audio.sample_rate))
+        heldout_ids: list[str] = []
+        if options.items is not None:
+            items = list(options.items)
+        else:
+            items, heldout_ids = load_items(options.data, model, mel_function(config, ap),
+                                            int(config.audio.sample_rate), options.heldout)
+            if main:
+                _write_heldout(out, heldout_ids)
+        if base == "new":
+            init_output_bias(model, items)
         minutes = sum(len(it.mel) for it in items) * ap.hop_length / ap.sample_rate / 60
         max_steps = options.max_steps or (DEFAULT_SCRATCH_STEPS if base == "scratch"
                                           else DEFAULT_FINE_TUNE_STEPS)
@@ -525,7 +700,9 @@ def train(options: TrainOptions, stop: StopFlag | None = None) -> int:
              minutes=round(minutes, 2), base=base,
              resumed_from=str(resume_path) if resume_path else None,
              batch_size=options.batch_size, r=model.decoder.r,
-             preview_vocoder=previewer.vocoder_name if previewer else None)
+             preview_vocoder=previewer.vocoder_name if previewer else None,
+             heldout=len(heldout_ids), parameters=sum(p.numel() for p in model.parameters()),
+             sizes=sizes.to_dict())
         for message in warnings if main else ():
             emit("warning", message=message)
             log.warning(message)
@@ -534,7 +711,7 @@ def train(options: TrainOptions, stop: StopFlag | None = None) -> int:
             if not main:
                 return None
             path, _ = save_training_state(out, model, config, optimizer, scheduler,
-                                              scaler, step, epoch, position)
+                                          scaler, step, epoch, position, sizes)
             emit("checkpoint", step=step, path=str(path), model_path=str(out))
             if previewer is not None:
                 try:
@@ -543,7 +720,8 @@ def train(options: TrainOptions, stop: StopFlag | None = None) -> int:
                     audio = previewer.synthesize(model, options.preview_text)
                     sample = out / "samples" / f"step_{step:07d}.wav"
                     write_wav_atomic(sample, np.clip(audio, -1, 1), ap.sample_rate)
-                    emit("sample", step=step, path=str(sample), text=options.preview_text)
+                    emit("sample", step=step, path=str(sample), text=options.preview_text,
+                         vocoder=previewer.vocoder_name)
                 except Exception as exc:  # a preview must never stop training
                     log.warning("preview failed at step %d: %s", step, exc)
             return path
@@ -565,7 +743,7 @@ def train(options: TrainOptions, stop: StopFlag | None = None) -> int:
             started = time.perf_counter()
             optimizer.zero_grad(set_to_none=True)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=use_cuda):
-                _, losses = stepper(batch)
+                outputs, losses = stepper(batch)
             loss = losses["loss"]
             if scaler is not None:
                 scaler.scale(loss).backward()
@@ -588,13 +766,19 @@ def train(options: TrainOptions, stop: StopFlag | None = None) -> int:
             if main and step % options.log_every == 0:
                 seconds = sum(w[0] for w in window)
                 steps_per_s = len(window) / seconds if seconds else 0.0
+                eta = (max_steps - step) / steps_per_s if steps_per_s else None
                 emit("step", step=step, epoch=epoch,
+                     align_score=round(batch_score(
+                         outputs["alignments"], batch["text_lengths"], batch["mel_lengths"],
+                         model.decoder.r), 4),
                      losses={k: _number(v) for k, v in losses.items()},
                      grad_norm=_number(grad_norm), lr=optimizer.param_groups[0]["lr"],
                      steps_per_s=round(steps_per_s, 4),
                      samples_per_s=round(sum(w[1] for w in window) / seconds, 3)
                      if seconds else 0.0,
-                     eta_s=round((max_steps - step) / steps_per_s, 1) if steps_per_s else None,
+                     eta_s=round(eta, 1) if eta is not None else None,
+                     total_eta_s=round(eta + options.then_steps / steps_per_s, 1)
+                     if eta is not None else None,
                      gpu_mem_mb=round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
                      if use_cuda else None)
             if step - last_saved >= options.checkpoint_every:
@@ -624,6 +808,16 @@ def train(options: TrainOptions, stop: StopFlag | None = None) -> int:
 
             with contextlib.suppress(Exception):
                 tdist.destroy_process_group()
+
+
+def _write_heldout(out: Path, ids: list[str]) -> None:
+    import json
+
+    from voicebot.training.heldout import EVERY, HELDOUT_FILE
+
+    tmp = out / f".{HELDOUT_FILE}.tmp"
+    tmp.write_text(json.dumps({"every": EVERY, "ids": ids}, indent=2), encoding="utf-8")
+    os.replace(tmp, out / HELDOUT_FILE)
 
 
 def _agreed_stop(stop: StopFlag, dist: Dist, torch, device) -> bool:
