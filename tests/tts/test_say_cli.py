@@ -18,10 +18,26 @@ def test_say_writes_a_wav_file(tmp_path, capsys):
     assert not list(tmp_path.glob(".*.part"))
 
 
-def test_say_with_nothing_to_say_writes_an_empty_file(tmp_path):
+@pytest.mark.parametrize("text", ["", "   ", "🙂🙂", "★ → ✓", "你好，世界。"])
+def test_say_with_nothing_to_say_fails_in_one_line(tmp_path, capsys, text):
     out = tmp_path / "empty.wav"
-    assert main(["say", "🙂", "-o", str(out)]) == 0
-    assert sf.info(out).frames == 0
+    assert main(["say", text, "-o", str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nothing this voice can say" in err[0]
+    assert not out.exists()
+
+
+def test_other_scripts_are_skipped_not_spelled(tmp_path, caplog):
+    """"Hello 你好 world" is said as "Hello world", never as "Chinese letter"."""
+    from voicebot.tts.text import pieces
+
+    with caplog.at_level("WARNING"):
+        said = " ".join(p.text for p in pieces("Hello 你好 world.", latin_only=True))
+    assert said == "Hello world."
+    assert "skipped 2 characters" in caplog.text
+    # Accented Latin letters are kept: "café" is still a word for an English voice.
+    assert " ".join(p.text for p in pieces("Un café, s'il vous plaît.", latin_only=True)) \
+        == "Un café, s'il vous plaît."
 
 
 def test_say_rejects_an_unknown_voice(tmp_path, capsys):

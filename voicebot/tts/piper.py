@@ -207,6 +207,11 @@ class PiperVoice:
             feeds["sid"] = np.zeros(1, dtype=np.int64)
         return feeds
 
+    @property
+    def reads_latin_only(self) -> bool:
+        """English voices skip other scripts instead of spelling them ("Chinese letter")."""
+        return self.config.espeak_voice.lower().startswith("en")
+
     def set_noise(self, noise_scale: float | None = None, noise_w: float | None = None) -> None:
         """Change the VITS sampling noise (``0, 0`` makes every call say a text the same way).
 
@@ -296,7 +301,7 @@ class PiperVoice:
                     ) -> Iterator[Callable[[], AudioChunk]]:
         """One job per decoder window of every piece, in order."""
         schedule = _Schedule()
-        for piece in pieces(text, split_first=split_first):
+        for piece in pieces(text, split_first=split_first, latin_only=self.reads_latin_only):
             if is_cancelled(cancel):
                 return
             ids = self.phoneme_ids(self.phonemes(piece.text))

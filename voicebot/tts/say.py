@@ -108,6 +108,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"voicebot say: cannot load voice {args.voice or '(settings)'}: {exc}",
               file=sys.stderr)
         return EXIT_FAILED
+    from voicebot.tts.text import drop_other_scripts, pieces
+
+    latin_only = bool(getattr(voice, "reads_latin_only", True))
+    readable = drop_other_scripts(text)[0] if latin_only else text
+    if not any(True for _ in pieces(readable)):
+        # Empty text, emoji or symbols only, or only a script this voice cannot read: a
+        # silent (0-second) WAV would look like success.
+        print("voicebot say: nothing this voice can say in the text (no words it can read)",
+              file=sys.stderr)
+        return EXIT_FAILED
     chunks = voice.stream(text)
     if args.output:
         seconds = _write(chunks, args.output, voice.sample_rate)

@@ -249,7 +249,9 @@ class TacotronVoice:
 
     def stream(self, text: str, cancel: CancelToken | None = None, *,
                split_first: bool = True) -> Iterator[AudioChunk]:
-        for piece in pieces(text, split_first=split_first):
+        # The Tacotron2 voices made or downloaded here are English (characters or
+        # English phonemes): other scripts are skipped, not spelled out.
+        for piece in pieces(text, split_first=split_first, latin_only=True):
             if is_cancelled(cancel):
                 return
             ids = self.text_ids(piece.text)

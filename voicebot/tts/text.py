@@ -13,12 +13,15 @@ arrives is the LM's job (``voicebot.lm.speech_shaping``); both end up here per s
 
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from num2words import num2words
+
+log = logging.getLogger(__name__)
 
 # --- normalisation -----------------------------------------------------------------
 
@@ -345,14 +348,43 @@ def first_clause(sentence: str) -> tuple[str, str]:
     return sentence, ""
 
 
-def pieces(text: str, split_first: bool = True) -> Iterator[Piece]:
+def is_latin_letter(ch: str) -> bool:
+    """A letter of the Latin script (accented ones included)."""
+    return unicodedata.name(ch, "").startswith("LATIN")
+
+
+def drop_other_scripts(text: str) -> tuple[str, int]:
+    """``text`` with letters of non-Latin scripts removed, and how many were removed.
+
+    An English voice reads a Chinese character as the words "Chinese letter" (espeak's
+    fallback), which is worse than silence: such runs are skipped, and the caller says so.
+    """
+    dropped = 0
+    kept = []
+    for ch in text:
+        if ch.isalpha() and not is_latin_letter(ch):
+            dropped += 1
+            kept.append(" ")
+        else:
+            kept.append(ch)
+    return "".join(kept), dropped
+
+
+def pieces(text: str, split_first: bool = True, *, latin_only: bool = False
+           ) -> Iterator[Piece]:
     """Normalised, speakable pieces of ``text``, produced lazily, in order.
 
     Each sentence is normalised on its own when reached. With ``split_first`` the first
-    sentence that has words is split at a short clause (``first_clause``).
+    sentence that has words is split at a short clause (``first_clause``). With
+    ``latin_only`` (English voices) letters of other scripts are skipped, with a log notice.
     """
     first = split_first
     for raw in _sentences(text):
+        if latin_only:
+            raw, dropped = drop_other_scripts(raw)
+            if dropped:
+                log.warning("skipped %d characters of a script this voice cannot read",
+                            dropped)
         sentence = normalize(raw)
         if not any(ch.isalnum() for ch in sentence):
             continue  # punctuation or emoji only
