@@ -30,6 +30,15 @@ def test_words_are_compared_after_normalising():
     assert one.differences() == "“jug” heard as “mug”; missing “the”"
 
 
+def test_a_dropped_ending_is_not_a_different_word():
+    heard = compare("The kettle whistled while we argued about the weather.",
+                    "the kettle whistle while we argue about the weather")
+    assert heard.errors == 0 and heard.diffs == []
+    assert compare("four queens", "four queen").errors == 0
+    assert compare("the cat", "then cats").errors == 2  # short words must match exactly
+    assert compare("plain words", "planet words").errors == 1  # not a mere ending
+
+
 def test_alignment_marks_insertions_deletions_and_runs():
     assert align(["a", "b", "c"], ["a", "c", "d"]) == [("a", "a"), ("b", ""), ("c", "c"),
                                                        ("", "d")]

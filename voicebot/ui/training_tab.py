@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
@@ -124,8 +124,6 @@ class SummaryPage(QWidget):
 
     def show_flagged(self, takes: list) -> None:
         """List the misread takes (``dataset.Take`` objects), or hide the list."""
-        from PySide6.QtCore import Qt
-
         self.flagged_list.clear()
         for take in takes:
             heard = (take.transcript or {}).get("heard") or "no words"
@@ -137,8 +135,6 @@ class SummaryPage(QWidget):
         self.flagged_list.setMaximumHeight(22 * min(len(takes), 5) + 8)
 
     def selected_flagged(self) -> list[str]:
-        from PySide6.QtCore import Qt
-
         return [item.data(Qt.ItemDataRole.UserRole)
                 for item in self.flagged_list.selectedItems()]
 
@@ -329,8 +325,6 @@ class TrainingTab(QWidget):
         self._refresh_summary()
 
     def _redo_flagged(self, item) -> None:
-        from PySide6.QtCore import Qt
-
         take = self.dataset.takes.get(item.data(Qt.ItemDataRole.UserRole))
         if take is not None and take.prompt_index is not None and self.go_to(RECORD):
             self.record_page.show_prompt(take.prompt_index)
