@@ -26,17 +26,31 @@ def feed(page, name, **fields):
 
 
 def test_base_then_fine_tune_phases_are_shown_and_plotted_apart(page):
-    feed(page, "corpus", phase="base", done=120, total=600, minutes=6.5)
+    checkpoints, samples = [], []
+    page.checkpoint_ready.connect(checkpoints.append)
+    page.sample_ready.connect(samples.append)
+    feed(page, "corpus", phase="base", done=120, total=600, minutes=6.5, eta_s=300)
     assert page.phase_label.text() == "Building the base voice (one time)…"
     assert "120 of 600 sentences" in page.rate_label.text()
+    assert "ETA 5 min 00 s" in page.rate_label.text()
     assert (page.progress_bar.value(), page.progress_bar.maximum()) == (120, 600)
     feed(page, "start", phase="base", max_steps=50, start_step=0, device="cpu",
          precision="fp32", takes=600, minutes=32.0, base="piper-taught")
     for step, loss in ((1, 3.0), (2, 2.5)):
         feed(page, "step", phase="base", step=step, losses={"loss": loss},
-             steps_per_s=0.5, eta_s=96, future_key="ignored")
+             steps_per_s=0.5, eta_s=96, total_eta_s=156, align_score=0.61,
+             future_key="ignored")
     assert page.base_steps == [1, 2] and page.base_losses == [3.0, 2.5]
     assert page.steps == []  # the user's curves start empty
+    assert "(all: 2 min 36 s)" in page.rate_label.text()
+    assert "alignment 0.61" in page.rate_label.text()
+    # The base's checkpoint and preview are not the user's voice: not offered.
+    feed(page, "checkpoint", phase="base", step=2, path="/base/checkpoint_2.pth",
+         model_path="/base")
+    feed(page, "sample", phase="base", step=2, path="/base/samples/step_2.wav")
+    feed(page, "done", phase="base", step=2, checkpoint="/base/checkpoint_2.pth")
+    assert checkpoints == [] and samples == []
+    assert "base voice is ready" in page.status_label.text()
     feed(page, "shiny_new_event", phase="fine-tune", whatever=1)  # unknown: no harm
     feed(page, "start", phase="fine-tune", max_steps=30, start_step=0, device="cpu",
          precision="fp32", takes=80, minutes=5.1, base="base voice")
@@ -49,6 +63,9 @@ def test_base_then_fine_tune_phases_are_shown_and_plotted_apart(page):
     assert list(xs) == [1, 2] and list(ys) == [3.0, 2.5]
     assert list(page.curves["loss"].getData()[1]) == [1.2]
     assert page.progress_bar.maximum() == 30 and "step 1 / 30" in page.rate_label.text()
+    feed(page, "checkpoint", phase="fine-tune", step=1, path="/run/checkpoint_1.pth",
+         model_path="/run")
+    assert checkpoints == ["/run"]
 
 
 def test_a_run_without_phases_plots_as_before(page):

@@ -202,14 +202,20 @@ class TrainPage(QWidget):
                 self.progress_bar.setRange(0, total)
                 self.progress_bar.setValue(min(done, total))
             self.rate_label.setText(f"Practice speech for the base voice: {done} of {total} "
-                                    f"sentences ({float(event.get('minutes') or 0):.1f} min)")
+                                    f"sentences ({float(event.get('minutes') or 0):.1f} min)"
+                                    + (f" · ETA {format_eta(event['eta_s'])}"
+                                       if event.get("eta_s") is not None else ""))
         elif kind == "start":
             self.max_steps = int(event.get("max_steps") or self.max_steps)
             self.progress_bar.setRange(0, self.max_steps)
             self.progress_bar.setValue(int(event.get("start_step", 0)))
+            what = ("practice sentences spoken by the built-in voice"
+                    if event.get("phase") == BASE_PHASE else "takes")
+            heldout = (f", {event['heldout']} more held out for scoring"
+                       if event.get("heldout") else "")
             self.status_label.setText(
-                f"Training on {event.get('takes')} takes ({event.get('minutes')} min) on "
-                f"{event.get('device')} ({event.get('precision')}), from "
+                f"Training on {event.get('takes')} {what} ({event.get('minutes')} min"
+                f"{heldout}) on {event.get('device')} ({event.get('precision')}), from "
                 f"{event.get('base')}, step {event.get('start_step')} of {self.max_steps}.")
         elif kind == "warning":
             self._append_log("⚠ " + str(event.get("message")))
@@ -219,9 +225,14 @@ class TrainPage(QWidget):
             self._on_step(event)
         elif kind == "checkpoint":
             self._append_log(f"checkpoint at step {event.get('step')}: {event.get('path')}")
-            self.checkpoint_ready.emit(str(event.get("model_path")))
+            if event.get("phase") != BASE_PHASE:  # the base is not the user's voice
+                self.checkpoint_ready.emit(str(event.get("model_path")))
         elif kind == "sample":
-            self.sample_ready.emit(str(event.get("path")))
+            if event.get("phase") != BASE_PHASE:
+                self.sample_ready.emit(str(event.get("path")))
+        elif kind == "done" and event.get("phase") == BASE_PHASE:
+            self.status_label.setText("The base voice is ready (built once, kept for later "
+                                      "voices); now learning your voice…")
         elif kind in ("cancelled", "done"):
             self.status_label.setText(
                 f"{'Cancelled' if kind == 'cancelled' else 'Finished'} at step "
@@ -250,9 +261,15 @@ class TrainPage(QWidget):
         self._show_rate(step, event)
 
     def _show_rate(self, step: int, event: dict) -> None:
+        total_eta = event.get("total_eta_s")
+        align = event.get("align_score")
         self.rate_label.setText(f"step {step} / {self.max_steps} · "
                                 f"{event.get('steps_per_s', 0):.2f} steps/s · ETA "
                                 f"{format_eta(event.get('eta_s'))}"
+                                + (f" (all: {format_eta(total_eta)})"
+                                   if total_eta is not None and total_eta != event.get("eta_s")
+                                   else "")
+                                + (f" · alignment {align:.2f}" if align is not None else "")
                                 + (f" · GPU {event['gpu_mem_mb']:.0f} MB"
                                    if event.get("gpu_mem_mb") else ""))
 
