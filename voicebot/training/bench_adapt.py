@@ -7,8 +7,7 @@
    Training tab starts it. With a trainer that builds a base voice (``--base-minutes``,
    ``--base-steps``; progress lines carry ``"phase": "base" | "fine-tune"``) the times to
    the base and to the adapted voice are read from its progress lines; the trainer holds
-   out a tenth of the takes itself (``heldout.json``). With an older trainer (no base
-   phase) the bench holds the takes out itself and passes only the rest. The trainer
+   out a tenth of the takes itself (``heldout.json``), the ones scored below. The trainer
    caches the base it builds as the machine's base, so a reduced (or ``--adapt-fresh-
    base``) base is built in the work folder under a private ``VOICEBOT_HOME`` instead:
    a benchmark's small base never becomes what a user's training fine-tunes. Without
@@ -47,9 +46,6 @@ import threading
 import time
 from pathlib import Path
 
-# Held out from training to score the voice: every tenth take, at least this many.
-MIN_HELDOUT = 3
-HELDOUT_EVERY = 10
 # Scoring on the CPU: ~1 s per held-out sentence per voice (synthesis, Whisper, GE2E)
 # plus model loading and the ONNX export of the new voice (~60-90 s here on 2 cores).
 SCORING_RESERVE_S = 180.0
@@ -127,14 +123,6 @@ def trainer_env(work: Path, isolated: bool) -> dict:
 
 
 # ----- held-out takes -------------------------------------------------------------------
-def split_heldout(take_ids: list[str]) -> tuple[list[str], list[str]]:
-    """(train, held out): every tenth take from the fifth, at least ``MIN_HELDOUT``."""
-    count = max(MIN_HELDOUT, len(take_ids) // HELDOUT_EVERY)
-    step = max(1, len(take_ids) // count)
-    heldout = [take_ids[i] for i in range(step // 2, len(take_ids), step)][:count]
-    return [t for t in take_ids if t not in heldout], heldout
-
-
 def write_subset(source, take_ids: list[str], folder: Path):
     """A dataset folder holding only ``take_ids`` of ``source`` (wavs hard-linked)."""
     from voicebot.training.dataset import VoiceDataset
@@ -299,6 +287,7 @@ def _r(value):
 # ----- the benchmark --------------------------------------------------------------------
 def run(args: argparse.Namespace) -> dict:
     from voicebot.training.stand_in_user import build_stand_in, take_ids
+    from voicebot.training.voice_scores import heldout_ids
 
     started = time.time()
     deadline = (started + args.adapt_time_budget_s - SCORING_RESERVE_S
@@ -311,10 +300,8 @@ def run(args: argparse.Namespace) -> dict:
         stand_in = build_stand_in(minutes=args.adapt_minutes / 0.9)
         chosen = take_ids(stand_in, minutes=args.adapt_minutes / 0.9)
         options = trainer_options()
-        holds_out_itself = "--base-minutes" in options  # the trainer that writes heldout.json
-        train_ids, heldout = split_heldout(chosen)
         data = work / "data"
-        dataset = write_subset(stand_in, chosen if holds_out_itself else train_ids, data)
+        dataset = write_subset(stand_in, chosen, data)
         out = work / "run"
         command = train_command(data, out, args, options)
         isolated = isolated_base(args)
@@ -329,13 +316,8 @@ def run(args: argparse.Namespace) -> dict:
                                    "--adapt-base-minutes / --adapt-base-steps")
             raise RuntimeError(f"training failed ({code}): "
                                f"{error['message'] if error else trainer.stderr_tail[-1500:]}")
-        heldout_source = "bench"
-        if (out / "heldout.json").is_file():
-            from voicebot.training.voice_scores import heldout_ids
-
-            heldout, heldout_source = heldout_ids(out), "trainer"
-        elif holds_out_itself:
-            heldout_source = "bench (the trainer wrote no heldout.json: it trained on these)"
+        # The takes the trainer never trained on (every 10th, voicebot.training.heldout).
+        heldout = heldout_ids(out)
         base_path = base_of(trainer)
         base = str(base_path) if base_path else "piper-en-us-joe-medium"
         start_event = trainer.first("start", phase="fine-tune") or trainer.first("start") or {}
@@ -345,7 +327,6 @@ def run(args: argparse.Namespace) -> dict:
         result = {
             "minutes_of_speech": round(sum(t.duration_s for t in used) / 60, 2),
             "train_takes": len(used), "heldout_takes": len(heldout),
-            "heldout_source": heldout_source,
             **phase_times(trainer, train_started),
             "device": start_event.get("device"), "precision": start_event.get("precision"),
             "steps": (trainer.last("done") or trainer.last("cancelled") or {}).get("step"),
@@ -355,8 +336,18 @@ def run(args: argparse.Namespace) -> dict:
                            f"{base} (the teacher: the trainer used no Tacotron2 base)"),
             "base_isolated": isolated,
         }
-        last_step = trainer.last("step") or {}
-        result["final_loss"] = (last_step.get("losses") or {}).get("loss")
+        if base_path and (base_path / "base.json").is_file():
+            # What the base was built from (also when a cached one was reused).
+            marker = json.loads((base_path / "base.json").read_text(encoding="utf-8"))
+            result["base_recipe"] = {k: marker.get(k) for k in
+                                     ("minutes", "sentences", "steps", "batch_size", "r")}
+        for name, phase in (("base", "base"), ("", "fine-tune")):
+            last = next((e for e in reversed(trainer.events)
+                         if e["event"] == "step" and e.get("phase") == phase), {})
+            prefix = f"{name}_" if name else ""
+            result[f"{prefix}final_loss"] = (last.get("losses") or {}).get("loss")
+            # How diagonal the attention is (0-1, above 0.5 aligned: training.alignment).
+            result[f"{prefix}align_score"] = last.get("align_score")
         try:
             result.update(score(out, stand_in.folder, heldout, base, args))
         finally:
