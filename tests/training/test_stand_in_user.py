@@ -76,3 +76,14 @@ def test_missing_package_is_one_line(monkeypatch, tmp_path):
         stand_in_user.build_stand_in(tmp_path / "x", count=1)
     assert str(error.value) == stand_in_user.MISSING and "\n" not in str(error.value)
     assert "hibari-tts" in str(error.value)
+
+
+def test_a_folder_of_other_files_is_never_emptied(tmp_path):
+    from voicebot.training.dataset import DatasetError
+
+    folder = tmp_path / "my-recordings"
+    folder.mkdir()
+    (folder / "metadata.csv").write_text("a|real take|real take\n")
+    with pytest.raises(DatasetError):
+        stand_in_user.build_stand_in(folder, count=1)
+    assert (folder / "metadata.csv").is_file()

@@ -31,7 +31,12 @@ from pathlib import Path
 
 import numpy as np
 
-from voicebot.training.dataset import SAMPLE_RATE, VoiceDataset, write_text_atomic
+from voicebot.training.dataset import (
+    SAMPLE_RATE,
+    DatasetError,
+    VoiceDataset,
+    write_text_atomic,
+)
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +166,6 @@ def _reset_if_other(folder: Path, marker: dict) -> None:
         same = False
     if not same:
         if any(folder.iterdir()) and not file.is_file():
-            raise StandInUnavailableError(f"{folder} holds files that are not a stand-in user's; "
-                                     "give another folder")
+            raise DatasetError(f"{folder} holds files that are not a stand-in user's; "
+                               "give another folder")
         shutil.rmtree(folder)
