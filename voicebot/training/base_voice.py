@@ -59,10 +59,13 @@ class BaseRecipe:
         return max(8, math.ceil(self.minutes * 60 / seconds))
 
 
-# What a machine builds when the user does not choose. On CPU (this 2-core machine:
-# ~0.3-0.5 steps/s at batch 24, see the report) 6000 steps take about 4-6 hours: a
-# night. On one GPU the same recipe runs in minutes, so it gets more data and steps.
-CPU_RECIPE = BaseRecipe(minutes=60, max_steps=6000)
+# What a machine builds when the user does not choose. On CPU one step of 24 teacher
+# sentences took 9.0 s on one thread of this 2-core machine while other jobs ran
+# (8: 2.6 s, 16: 6.9 s, 32: 10.9 s: the cost per sentence is nearly flat, so the batch
+# is as large as an ETA of one night allows); the probe saw 1.8 s on an idle machine.
+# 4000 steps are thus 2-10 hours: a night. On one GPU the recipe runs in minutes, so
+# it gets more data and steps.
+CPU_RECIPE = BaseRecipe(minutes=60, max_steps=4000)
 CUDA_RECIPE = BaseRecipe(minutes=180, max_steps=20000, batch_size=64)
 
 
@@ -148,6 +151,18 @@ class BuildOptions:
     log_every: int = 1
 
 
+def cpu_threads(options: BuildOptions) -> int | None:
+    """torch threads for a build: the user's choice, else one on the CPU.
+
+    Measured on this 2-core machine with other jobs running: a step of 8 sentences took
+    2.6 s on one thread and 16 s on two (torch's spinning pool collapses when a core is
+    taken), and the app always has other work (the UI, a conversation) beside it.
+    """
+    if options.threads:
+        return options.threads
+    return None if options.device == "cuda" else 1
+
+
 def prepare_corpus(recipe: BaseRecipe, text_to_ids, *, folder: Path | None = None,
                    emit=progress.emit, threads: int = 2):
     """The teacher items of ``recipe`` (synthesised now or read from the cache)."""
@@ -192,7 +207,8 @@ def build_base(options: BuildOptions, stop=None) -> tuple[int, Path]:
         data=None, out=out, resume=True, items=train_items, new_config=config,
         sizes=recipe.sizes, max_steps=recipe.max_steps, batch_size=recipe.batch_size,
         checkpoint_every=options.checkpoint_every, preview=options.preview,
-        device=options.device, seed=recipe.seed, threads=options.threads, phase="base",
+        device=options.device, seed=recipe.seed, threads=cpu_threads(options),
+        phase="base",
         then_steps=options.then_steps, log_every=options.log_every,
         heldout=False), stop)
     finished = code == 0 and not (stop is not None and stop.set)
