@@ -420,6 +420,9 @@ def resolve_base(options: TrainOptions, stop, device_type: str) -> tuple[Path | 
     for found in (installed_base(), _cached_piper_base()):
         if found is not None:
             return found, 0
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # every rank would build it at once
+        raise TrainingError("no base voice is built yet: run `voicebot train base` once "
+                            "(it takes minutes on a GPU), then start the torchrun again")
     from voicebot.training import base_voice
 
     recipe = base_voice.reduced_recipe(options.base_minutes, options.base_steps,
