@@ -199,6 +199,11 @@ class TrainerRun:
     def last(self, name: str) -> dict | None:
         return next((e for e in reversed(self.events) if e["event"] == name), None)
 
+    def end(self) -> dict | None:
+        """The run's last ``done`` or ``cancelled`` (a base phase has its own before)."""
+        return next((e for e in reversed(self.events)
+                     if e["event"] in ("done", "cancelled")), None)
+
 
 def _log_event(event: dict) -> None:
     """A short line on stderr per step/phase, so a long run shows it is alive."""
@@ -216,7 +221,7 @@ def phase_times(run: TrainerRun, started: float) -> dict:
     or the trainer has no base phase) and time_to_adapted_s, both from the launch."""
     fine = run.first("start", phase="fine-tune")
     built = any(e.get("phase") == "base" for e in run.events)
-    end = run.last("done") or run.last("cancelled")
+    end = run.end()
     return {"time_to_base_s": round(fine["time"] - started, 1) if built and fine else None,
             "base_built": built,
             "time_to_adapted_s": round(end["time"] - started, 1) if end else None}
@@ -329,7 +334,7 @@ def run(args: argparse.Namespace) -> dict:
             "train_takes": len(used), "heldout_takes": len(heldout),
             **phase_times(trainer, train_started),
             "device": start_event.get("device"), "precision": start_event.get("precision"),
-            "steps": (trainer.last("done") or trainer.last("cancelled") or {}).get("step"),
+            "steps": (trainer.end() or {}).get("step"),
             "base_steps": base_done.get("step"),
             "stopped_for_time": trainer.stopped_for_time,
             "base_voice": (str(base_path) if base_path else
