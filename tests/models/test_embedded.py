@@ -13,7 +13,8 @@ from voicebot.models.catalog import load_catalog
 from voicebot.models.store import ModelStore
 
 DEFAULT_IDS = ["whisper-tiny-en", "smollm2-135m-instruct", "piper-en-us-joe-medium",
-               "silero-vad", "pocketsphinx-en-us-lm", "vosk-ko", "hifigan-v1-universal"]
+               "silero-vad", "pocketsphinx-en-us-lm", "vosk-ko", "hifigan-v1-universal",
+               "resemblyzer-ge2e"]
 
 
 def test_catalog_defaults_are_the_embedded_models():
