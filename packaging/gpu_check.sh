@@ -34,13 +34,15 @@ part() {  # name seconds command...
 : >"$out/parts.txt"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader \
   >"$out/gpu.txt" 2>&1 || true
-# 300 s: base (reduced to what a lease allows) + fine-tune + scoring, stopped by budget.
+# 300 s: a base sized for a lease (10 min of Piper speech, 800 steps) + 200 fine-tune
+# steps + scoring (90 s kept for it), stopped by the budget if the GPU is slower.
 part adapt 300 "$py" -m voicebot bench adapt --json --adapt-device cuda \
-  --adapt-time-budget-s 240 --adapt-minutes 10 --adapt-fresh-base
-part train 90 "$py" -m voicebot bench train --json --train-device cuda --train-steps 20 \
+  --adapt-time-budget-s 270 --adapt-scoring-reserve-s 90 --adapt-minutes 10 \
+  --adapt-base-minutes 10 --adapt-base-steps 800 --adapt-steps 200 --adapt-fresh-base
+part train 60 "$py" -m voicebot bench train --json --train-device cuda --train-steps 20 \
   --train-batch-size 32
-part tts 60 "$py" -m voicebot bench tts --json --tts-skip-coqui
-part turn 90 "$py" -m voicebot bench turn --json --turn-device cuda --turn-audio memory \
+part tts 45 "$py" -m voicebot bench tts --json --tts-skip-coqui
+part turn 75 "$py" -m voicebot bench turn --json --turn-device cuda --turn-audio memory \
   --turn-count 5
 
 # One JSON: each part's result, or its exit code and the end of its log.
