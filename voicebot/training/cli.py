@@ -68,6 +68,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="tts: --minutes of the base built first when none exists")
     group.add_argument("--base-steps", type=int,
                        help="tts: --max-steps of the base built first when none exists")
+    scoring = parser.add_argument_group("self-scoring (tts: on the held-out takes)")
+    scoring.add_argument("--no-score", action="store_true",
+                         help="tts: do not score the voice (Whisper round trip, resemblance "
+                              "to your held-out takes) nor pick the best checkpoint")
+    scoring.add_argument("--score-every", type=int, default=0, metavar="STEPS",
+                         help="tts: also score at checkpoints every STEPS steps and keep the "
+                              "best (default 0: only the final voice)")
     from voicebot.training.asr_cli import add_asr_arguments  # recognition adaptation
 
     add_asr_arguments(parser)
@@ -128,7 +135,8 @@ def run(args: argparse.Namespace) -> int:
         preview_text=args.preview_text or PREVIEW_TEXT, vocoder=args.vocoder,
         device=args.device, r=args.r, seed=args.seed, threads=args.threads,
         phase=None if args.scratch else "fine-tune", base_minutes=args.base_minutes,
-        base_steps=args.base_steps)
+        base_steps=args.base_steps, score=not args.no_score,
+        score_every=max(0, args.score_every))
     try:
         return train(options, stop)
     except TrainingError as exc:

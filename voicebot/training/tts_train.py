@@ -97,6 +97,9 @@ class TrainOptions:
     # --- the Piper-taught base, when it has to be built first ---
     base_minutes: float | None = None
     base_steps: int | None = None
+    # --- self-scoring on the held-out takes (voicebot.training.run_scoring) ---
+    score: bool = True  # score at the end (and every ``score_every`` steps); keep the best
+    score_every: int = 0  # 0: only the final voice is scored
 
 
 # ----- distributed ------------------------------------------------------------------
@@ -709,6 +712,13 @@ def train(options: TrainOptions, stop: StopFlag | None = None) -> int:
         for message in warnings if main else ():
             emit("warning", message=message)
             log.warning(message)
+        scorer = None
+        if main and options.score and heldout_ids and options.phase != "base":
+            from voicebot.training.run_scoring import RunScorer
+
+            scorer = RunScorer(out, Path(options.data), heldout_ids,
+                               base_voice=base_path or _cached_piper_base(),
+                               device=device.type, emit=emit)
 
         def checkpoint():
             if not main:
@@ -727,6 +737,8 @@ def train(options: TrainOptions, stop: StopFlag | None = None) -> int:
                          vocoder=previewer.vocoder_name)
                 except Exception as exc:  # a preview must never stop training
                     log.warning("preview failed at step %d: %s", step, exc)
+            if scorer is not None and options.score_every and step % options.score_every == 0:
+                scorer.score(step)
             return path
 
         per_rank = max(1, options.batch_size)
@@ -791,12 +803,17 @@ def train(options: TrainOptions, stop: StopFlag | None = None) -> int:
             final = checkpoint()
         else:
             final = checkpoint_files(out)[-1] if main else None
+        best_step = None
+        if scorer is not None:
+            if not stop.set and scorer.last_scored_step != step:
+                scorer.score(step)
+            best_step = scorer.finish(step)
         if stop.set:
             emit("cancelled", step=step, checkpoint=str(final) if final else None,
-                 signal=stop.signal)
+                 signal=stop.signal, best_step=best_step)
         else:
             emit("done", step=step, checkpoint=str(final) if final else None,
-                 model_path=str(out))
+                 model_path=str(out), best_step=best_step)
         return 0
     except TrainingError as exc:
         emit("error", message=str(exc))

@@ -56,6 +56,29 @@ def missing_vocoder() -> str | None:
     return None
 
 
+def run_scores(run_dir: Path) -> str | None:
+    """The run's self-scores in plain words (best checkpoint, held-out takes), if scored."""
+    import json
+
+    try:
+        best = json.loads((Path(run_dir) / "best.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    wer, similarity = best.get("roundtrip_wer"), best.get("similarity")
+    base = best.get("base_similarity")
+    lines = [f"How good is it? (step {best.get('step')}, on your held-out sentences, "
+             "which training never used)"]
+    if wer is not None:
+        lines.append(f"• Intelligible: Whisper understood {100 * (1 - wer):.0f}% of the words.")
+    if similarity is not None:
+        lines.append(f"• Sounds like you: {similarity:.2f}"
+                     + (f" (the starting voice: {base:.2f})" if base is not None else "")
+                     + " — 1.0 would be you; your own takes score about 0.9.")
+    if best.get("verdict"):
+        lines.append(str(best["verdict"]))
+    return "\n".join(lines)
+
+
 def latest_run(dataset: VoiceDataset) -> Path | None:
     """The newest run folder of the voice that holds a checkpoint."""
     runs = [p for p in dataset.runs_dir.glob("*") if p.is_dir() and checkpoint_files(p)]
@@ -230,6 +253,10 @@ class TrainPage(QWidget):
         elif kind == "sample":
             if event.get("phase") != BASE_PHASE:
                 self.sample_ready.emit(str(event.get("path")))
+        elif kind == "scores":
+            self._append_log(f"scored at step {event.get('step')}: {event.get('verdict')}")
+            if self.run_dir is not None:  # the Preview page re-reads the scores
+                self.checkpoint_ready.emit(str(self.run_dir))
         elif kind == "done" and event.get("phase") == BASE_PHASE:
             self.status_label.setText("The base voice is ready (built once, kept for later "
                                       "voices); now learning your voice…")
@@ -342,6 +369,9 @@ class PreviewPage(QWidget):
                              "here fall back to Griffin-Lim, which sounds buzzy).")
         if self.sample is not None:
             parts.append(f"Latest preview: {self.sample.name}")
+        scores = run_scores(self.model_dir) if has_model else None
+        if scores:
+            parts.append(scores)
         self.info_label.setText("\n".join(parts) or "No checkpoint yet: train first.")
 
     def play(self) -> None:
