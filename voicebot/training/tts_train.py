@@ -45,8 +45,16 @@ from pathlib import Path
 
 import numpy as np
 
-from voicebot.training import progress
+from voicebot.training import progress, run_folder
 from voicebot.training.alignment import batch_score
+from voicebot.training.run_folder import (  # shared with the asr trainer
+    RunLock,
+    StopFlag,
+    checkpoint_files,
+    prune_checkpoints,
+    remove_stale_temps,
+    save_atomic,
+)
 from voicebot.training.tacotron_size import Sizes
 
 log = logging.getLogger(__name__)
@@ -221,34 +229,11 @@ def make_batch(items: list[Item], r: int, torch, device):
 
 
 # ----- checkpoints ------------------------------------------------------------------
-def checkpoint_files(out: Path) -> list[Path]:
-    files = [p for p in Path(out).glob("checkpoint_*.pth") if p.stem[11:].isdigit()]
-    return sorted(files, key=lambda p: int(p.stem[11:]))
-
-
 def latest_checkpoint(out: Path):
-    """(path, state) of the newest checkpoint that reads, or (None, None)."""
-    import torch
-
-    for path in reversed(checkpoint_files(out)):
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # a damaged file: fall back to the one before
-            log.warning("checkpoint %s is unreadable (%s); trying an older one", path, exc)
-            continue
-        if isinstance(state, dict) and "model" in state and "step" in state:
-            return path, state
-    return None, None
-
-
-def _save_atomic(obj, path: Path) -> None:
-    import torch
-
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    """(path, state) of the newest checkpoint of a Tacotron2 run that reads, or (None, None)."""
+    return run_folder.latest_checkpoint(
+        out, accept=lambda state: isinstance(state, dict) and "model" in state
+        and "step" in state)
 
 
 def save_training_state(out: Path, model, config, optimizer, scheduler, scaler, step: int,
@@ -267,16 +252,14 @@ def save_training_state(out: Path, model, config, optimizer, scheduler, scaler, 
              "scaler": scaler.state_dict() if scaler is not None else None,
              "sizes": sizes.to_dict(), "format": "voicebot-tacotron2-train-1"}
     path = out / f"checkpoint_{step}.pth"
-    _save_atomic(state, path)
+    save_atomic(state, path)
     voice = out / MODEL_FILE
-    _save_atomic({"model": voice_weights(weights, config, sizes), "config": config_dict,
+    save_atomic({"model": voice_weights(weights, config, sizes), "config": config_dict,
                   "step": step, "r": model.decoder.r, "sizes": sizes.to_dict()}, voice)
     tmp_config = out / ".config.json.tmp"
     tmp_config.write_text(json.dumps(config_dict, indent=2), encoding="utf-8")
     os.replace(tmp_config, out / "config.json")
-    for old in checkpoint_files(out)[:-KEEP_CHECKPOINTS]:
-        with contextlib.suppress(OSError):
-            old.unlink()
+    prune_checkpoints(out, KEEP_CHECKPOINTS)
     return path, voice
 
 
@@ -449,16 +432,11 @@ def _cached_piper_base() -> Path | None:
 
 
 def pick_device(requested: str, dist: Dist):
-    import torch
-
-    if requested == "auto":
-        requested = "cuda" if torch.cuda.is_available() else "cpu"
-    if requested == "cuda":
-        if not torch.cuda.is_available():
-            raise TrainingError("CUDA was requested but torch sees no GPU")
-        torch.cuda.set_device(dist.local_rank)
-        return torch.device("cuda", dist.local_rank)
-    return torch.device("cpu")
+    """run_folder.pick_device for this rank; a missing GPU is a TrainingError (one line)."""
+    try:
+        return run_folder.pick_device(requested, dist.local_rank)
+    except run_folder.DeviceError as exc:
+        raise TrainingError(str(exc)) from None
 
 
 # ----- previews ---------------------------------------------------------------------
@@ -530,62 +508,6 @@ def _preview_vocoder(vocoder: Path | None) -> tuple[Path | None, str]:
     return None, "griffin-lim"
 
 
-class RunLock:
-    """An exclusive, non-blocking lock on a run folder (POSIX fcntl; the kernel drops it
-    when the process dies, kill -9 included), so two trainers never write one folder."""
-
-    def __init__(self, folder: Path) -> None:
-        self.path = Path(folder) / ".train.lock"
-        self._handle = None
-
-    def acquire(self) -> bool:
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - Windows: no lock
-            return True
-        handle = open(self.path, "a+")  # noqa: SIM115 (held for the process's lifetime)
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
-            return False
-        self._handle = handle
-        return True
-
-    def held_elsewhere(self) -> bool:
-        """True while another process holds the lock (a run is in progress)."""
-        if not self.path.exists():
-            return False
-        if self.acquire():
-            self.release()
-            return False
-        return True
-
-    def release(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
-
-
-# ----- the loop ---------------------------------------------------------------------
-class StopFlag:
-    """Set by SIGTERM/SIGINT; the loop checks it between steps."""
-
-    def __init__(self) -> None:
-        self.signal: int | None = None
-
-    def install(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._handle)
-
-    def _handle(self, signum, frame) -> None:
-        self.signal = signum
-
-    @property
-    def set(self) -> bool:
-        return self.signal is not None
-
-
 class _StepModule:
     """Wraps the model so DistributedDataParallel sees train_step as its forward."""
 
@@ -621,9 +543,7 @@ def train(options: TrainOptions, stop: StopFlag | None = None) -> int:
                                        "still be running in the background)", **tag)
         return 2
     # Half-written checkpoints of a run that was killed while saving.
-    for stale in out.glob(".*.tmp"):
-        with contextlib.suppress(OSError):
-            stale.unlink()
+    remove_stale_temps(out)
     import torch
     from TTS.utils.audio import AudioProcessor
 
