@@ -28,7 +28,12 @@ from voicebot.training.tacotron_size import REDUCED, Sizes
 
 log = logging.getLogger(__name__)
 
-RECIPE_VERSION = "1"  # bump when the model, tokenizer or training recipe changes
+RECIPE_VERSION = "2"  # bump when the model, tokenizer or training recipe changes
+# The teacher corpus's key: its ids come from recipe 1's tokenizer (espeak phonemes,
+# phoneme_cleaners), which recipe 2 (the stop token's weight) did not change, so both
+# share one corpus and the new recipe does not synthesise it again (60 minutes of Piper
+# speech on a CPU). Set it to RECIPE_VERSION when the tokenizer changes.
+CORPUS_RECIPE = "1"
 MARKER = "base.json"  # written when a build reached its steps: the base is usable
 # Piper sentences of this grammar average ~2.9 s (measured on 3000: see the report);
 # the corpus size for a requested duration is planned with it and then measured.
@@ -49,6 +54,19 @@ class BaseRecipe:
     # weight 5 it is noise. At 50 it is ~10% of the loss; 500 aligned no faster (0.33
     # vs 0.34 diagonal score at step 65, measured on the test recipe).
     ga_alpha: float = 50.0
+    # The stop target is 1 on one decoder step per sentence (the last: Piper's trailing
+    # silence is trimmed to 4 frames, under one r=5 step) against 0 on the others,
+    # ~53 steps per teacher sentence on average (measured on the 166-sentence corpus).
+    # Coqui's default pos_weight 0.2 makes that 1:264, and the stopnet learns "never":
+    # a 400-step base fired its stop on 0 of 10 unseen sentences. A weight w fires where
+    # the true posterior exceeds 1/(w+1): 10 asks for ~9% (the end localised within
+    # ~10 steps), short of the 52 that would balance the classes and fire early.
+    # Measured (8 teacher minutes, batch 8, free-running on 10 unseen sentences): at 0.2
+    # and 400 steps the stop fired on 0 of 10 (peak probability 0.010-0.018); at 10 and
+    # 300 steps on 10 of 10, at 0.68-1.11x the teacher's length (median 0.90), with the
+    # attention within 3 tokens of the end on 5 (the others cut the last 4-9 phonemes:
+    # the stopnet is still coarse that early).
+    stopnet_pos_weight: float = 10.0
     seed: int = 0
     max_decoder_steps: int = 1000  # x r frames: 58 s of speech at r=5
     max_words: int | None = None  # only sentences this short (quick tests)
@@ -87,7 +105,8 @@ def base_config(recipe: BaseRecipe):
         # ``TacotronVoice`` (model.tokenizer.text_to_ids) speaks it unchanged.
         use_phonemes=True, phonemizer="espeak", phoneme_language="en-us",
         text_cleaner="phoneme_cleaners", r=recipe.r, double_decoder_consistency=False,
-        ga_alpha=recipe.ga_alpha, lr=recipe.lr, lr_scheduler="NoamLR",
+        ga_alpha=recipe.ga_alpha, stopnet_pos_weight=recipe.stopnet_pos_weight,
+        lr=recipe.lr, lr_scheduler="NoamLR",
         lr_scheduler_params={"warmup_steps": recipe.warmup_steps},
         # SSIM losses cost ~10% of a CPU step and assume mels scaled to [0, 1].
         decoder_ssim_alpha=0.0, postnet_ssim_alpha=0.0, grad_clip=1.0,
@@ -117,7 +136,7 @@ def corpus_folder(sha: str | None = None) -> Path:
     from voicebot.training.teacher_corpus import CORPUS_VERSION
 
     return (user_dirs().cache / "teacher-corpus"
-            / f"c{CORPUS_VERSION}-v{RECIPE_VERSION}-{(sha or piper_sha())[:16]}")
+            / f"c{CORPUS_VERSION}-v{CORPUS_RECIPE}-{(sha or piper_sha())[:16]}")
 
 
 def cached_base(folder: Path | None = None) -> Path | None:

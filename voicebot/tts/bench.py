@@ -15,8 +15,9 @@ V1 mel, spoken through the embedded HiFi-GAN V1 vocoder (``--tts-vocoder``, defa
 one Coqui's Synthesizer can load for the speedup comparison). With V1 the comparison is
 the int8 vocoder against the fp32 one instead (``vocoder_fp32``). A random stop token
 fires at arbitrary steps, so every engine runs with the stop threshold set above 1 (never
-fires) and ``max_decoder_steps = --tts-decoder-steps``: each decodes exactly that many
-steps of the same text, so they do the same work.
+fires) and ``max_decoder_steps = --tts-decoder-steps`` with no length cap from the text
+(``max_frames_per_id=None``: it would cut a short piece like "Sure," at 65 of 100 steps):
+each decodes exactly that many steps of the same text, so they do the same work.
 """
 
 from __future__ import annotations
@@ -168,7 +169,7 @@ def _tacotron_result(args) -> dict:
     started = time.perf_counter()
     voice = TacotronVoice.from_checkpoints(tts_dir, vocoder_dir, engine="onnx",
                                            threads=args.tts_threads, max_decoder_steps=steps,
-                                           stop_threshold=NEVER_STOP,
+                                           stop_threshold=NEVER_STOP, max_frames_per_id=None,
                                            vocoder_precision=args.tts_vocoder_precision,
                                            parallel_vocoder=parallel)
     load_s = time.perf_counter() - started
@@ -190,7 +191,8 @@ def _tacotron_result(args) -> dict:
         if voice.backend.vocoder_precision != "fp32":
             exact = TacotronVoice.from_checkpoints(
                 tts_dir, vocoder_dir, engine="onnx", threads=args.tts_threads,
-                max_decoder_steps=steps, stop_threshold=NEVER_STOP, vocoder_precision="fp32",
+                max_decoder_steps=steps, stop_threshold=NEVER_STOP, max_frames_per_id=None,
+                vocoder_precision="fp32",
                 parallel_vocoder=parallel)
             for _ in exact.stream("Hello."):
                 pass
@@ -205,7 +207,8 @@ def _tacotron_result(args) -> dict:
     # The exact (fp32) decoder too, so the gain of the quantised decoder is visible alone.
     exact = TacotronVoice.from_checkpoints(tts_dir, vocoder_dir, engine="onnx",
                                            threads=args.tts_threads, max_decoder_steps=steps,
-                                           stop_threshold=NEVER_STOP, decoder_precision="fp32")
+                                           stop_threshold=NEVER_STOP, max_frames_per_id=None,
+                                           decoder_precision="fp32")
     coqui = _coqui_synthesizer(tts_dir, vocoder_dir, steps, torch.cuda.is_available())
     coqui.tts("Hello.", split_sentences=False)  # warm-up
     times: dict[str, list[float]] = {"coqui": [], "onnx": [], "onnx_fp32": []}

@@ -12,8 +12,9 @@ model pieces of ``voicebot.tts.tacotron_parts``:
   run on onnxruntime, the decoder step by step with its state kept in OrtValues.
 
 Per text piece: Coqui's tokenizer turns text into ids, the encoder runs once, the decoder
-steps until its stop token fires (Coqui's rule) or ``max_decoder_steps``, and
-``MelToAudio`` turns the growing mel into audio windows (``voicebot.tts.mel_stream``).
+steps until its stop token fires (Coqui's rule), ``max_decoder_steps``, or the length cap
+from the piece's ids (``frame_cap``), and ``MelToAudio`` turns the growing mel into audio
+windows (``voicebot.tts.mel_stream``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,27 @@ from voicebot.tts.mel_stream import MelToAudio
 from voicebot.tts.text import pieces
 
 log = logging.getLogger(__name__)
+
+# A voice whose stop token never fires (an undertrained one: a 400-step Piper-taught base
+# fired it on 0 of 10 unseen sentences) would speak max_decoder_steps of babble per piece
+# (1000 steps x r=5 = 58 s for the base). So each piece is also capped by its length in
+# ids. Measured on the 166 teacher sentences (Piper joe-medium, espeak phoneme ids from
+# Coqui's tokenizer, silences trimmed to 4 frames): 4.27 mel frames per id at the median,
+# 5.46 at p99, 5.75 at most. 12 frames per id is 2.2x p99: room for a voice fine-tuned on
+# a slower speaker, and for character ids (LJSpeech reads ~5.7 frames per character). The
+# floor of 1.5 s (130 frames of 256 samples at 22.05 kHz) covers a one-word piece. Both
+# are at least voice_scores' own cap (2.5 x 18 characters/s = 12 frames per character,
+# 1.5 s at least; phoneme ids outnumber characters, 41 for 35 in a teacher sentence), so
+# a scoring run that caps pieces itself is never cut earlier by this one.
+MAX_FRAMES_PER_ID = 12.0
+MIN_CAP_FRAMES = 130
+
+
+def frame_cap(ids: int, frames_per_id: float | None = MAX_FRAMES_PER_ID) -> int | None:
+    """The most mel frames a piece of ``ids`` tokens may last (None: no cap)."""
+    if frames_per_id is None:
+        return None
+    return max(MIN_CAP_FRAMES, int(np.ceil(frames_per_id * ids)))
 
 
 class Backend(Protocol):
@@ -128,7 +150,8 @@ class TacotronVoice:
     def __init__(self, backend: Backend, tts_config, vocoder_config, *, voice_id: str,
                  tokenizer, max_decoder_steps: int | None = None,
                  stop_threshold: float = 0.5, prenet_dropout: bool | None = None,
-                 seed: int = 0, parallel_vocoder: bool = False) -> None:
+                 seed: int = 0, parallel_vocoder: bool = False,
+                 max_frames_per_id: float | None = MAX_FRAMES_PER_ID) -> None:
         from voicebot.tts.mel_v1 import renormalizer
 
         self.backend = backend
@@ -141,6 +164,7 @@ class TacotronVoice:
                              f"({tts_config.audio['sample_rate']} vs {self._sample_rate})")
         self.max_decoder_steps = int(max_decoder_steps or tts_config.max_decoder_steps)
         self.stop_threshold = stop_threshold
+        self.max_frames_per_id = max_frames_per_id  # None: only max_decoder_steps
         if prenet_dropout is None:  # Coqui's rule: dropout layers on, and kept at inference
             prenet_dropout = bool(tts_config.prenet_dropout
                                   and tts_config.prenet_dropout_at_inference)
@@ -215,7 +239,11 @@ class TacotronVoice:
         backend.start(ids)
         channels, per_step = backend.frame_channels, backend.frames_per_step
         memory = np.zeros(channels, dtype=np.float32)
-        for step in range(self.max_decoder_steps):
+        cap = frame_cap(ids.size, self.max_frames_per_id)
+        steps = self.max_decoder_steps
+        if cap is not None:
+            steps = min(steps, -(-cap // per_step))  # whole steps covering the cap
+        for step in range(steps):
             if is_cancelled(cancel):
                 return
             frames, stop_logit = backend.step(memory, self._prenet_masks())
@@ -225,7 +253,13 @@ class TacotronVoice:
             # Coqui's rule: stop once the stop token passes the threshold after step 0.
             if 1.0 / (1.0 + np.exp(-stop_logit)) > self.stop_threshold and step > 0:
                 return
-        log.info("Tacotron2 decoder stopped at max_decoder_steps=%d", self.max_decoder_steps)
+        if steps < self.max_decoder_steps:
+            log.info("Tacotron2 stop token did not fire: cut at %d steps (%d ids x %.1f "
+                     "frames, %d at least)", steps, ids.size, self.max_frames_per_id,
+                     MIN_CAP_FRAMES)
+        else:
+            log.info("Tacotron2 decoder stopped at max_decoder_steps=%d",
+                     self.max_decoder_steps)
 
     def _windows(self, ids: np.ndarray, cancel: CancelToken | None
                  ) -> Iterator[tuple[np.ndarray, bool]]:
