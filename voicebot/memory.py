@@ -20,6 +20,7 @@ import ctypes.util
 import functools
 import gc
 import logging
+import threading
 
 log = logging.getLogger(__name__)
 
@@ -59,5 +60,9 @@ def release_freed_memory() -> bool:
     For after loading models or another big one-off step; it takes milliseconds, so
     not for every call of a hot loop. Returns whether malloc_trim released anything.
     """
-    gc.collect()
+    # Only the main thread collects. Engines load on worker threads in the app, and a
+    # collection there can finalise Qt objects (PySide wrappers of closed widgets) off the
+    # GUI thread: seen deadlocked in shiboken's GIL hand-off under QObject's destructor.
+    if threading.current_thread() is threading.main_thread():
+        gc.collect()
     return trim_heap()

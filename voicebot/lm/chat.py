@@ -41,6 +41,11 @@ log = logging.getLogger(__name__)
 
 # A reply that ends here has finished a sentence (closing quotes/brackets allowed).
 _SENTENCE_END = re.compile(r"[.!?…][\"')\]]*\s*$")
+_CLAUSE_END = re.compile(r"[,;:]\s*$")
+# Past this share of the reply cap, a clause end also ends the reply (with a full stop):
+# a list-like sentence can run past the cap without a sentence end (seen: 120 tokens on
+# "Tell me everything about the history of Rome." ending in "politics,").
+CLAUSE_STOP_SHARE = 0.9
 
 FALLBACK_REPLY = "Sorry, I don't have an answer to that. Could you say it another way?"
 
@@ -196,6 +201,7 @@ class LocalChatModel:
         logits = self.backend.start(prompt.ids, stop)
         stats = replace(stats, reused_tokens=self.backend.reused_tokens)
         reason = "length"
+        held = ""  # a clause mark not yet handed out (see below)
         while True:
             if logits is None or stop.is_set():
                 # The caller's cancel wins: closing the stream follows a cancel at once.
@@ -210,9 +216,15 @@ class LocalChatModel:
                 reason = "end"
                 break
             generated.append(token)
-            piece = text.push(token)
+            piece = held + text.push(token)
+            held = ""
             if not said_something:
                 piece = piece.lstrip()
+            # A clause mark (",", ";", ":") at the end of a piece is held back until the
+            # next piece: if the cap ends the reply there, it becomes a full stop instead.
+            clause = _CLAUSE_END.search(piece)
+            if clause:
+                piece, held = piece[:clause.start()], piece[clause.start():]
             if piece:
                 if first_token_s is None:
                     first_token_s = time.perf_counter() - started
@@ -226,7 +238,16 @@ class LocalChatModel:
                     and _SENTENCE_END.search(text.text):
                 reason = "length"
                 break
+            if held and len(generated) >= CLAUSE_STOP_SHARE * options.max_new_tokens:
+                # No sentence end came in time: end at this clause, not mid-phrase.
+                reason = "length"
+                break
             logits = self.backend.step(token)
+        if held:
+            pieces.put("." if reason == "length" else held)
+        elif reason == "length" and said_something and text.text.rstrip()[-1:].isalnum():
+            # The hard cap fell mid-clause: a full stop makes the voice fall, as at an end.
+            pieces.put(".")
         if reason in ("end", "length", "loop") and not text.text.strip():
             if first_token_s is None:
                 first_token_s = time.perf_counter() - started
