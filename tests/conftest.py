@@ -54,7 +54,12 @@ def engines():
     """The default engines (recognizer, n-gram LM, chat model, voice), loaded once."""
     from voicebot.pipeline.session import load_engines
 
-    return load_engines(Settings(), device="cpu")
+    engines = load_engines(Settings(), device="cpu")
+    # The voice's sampling noise off: the same audio for the same text in every run, so
+    # what Whisper hears back (the spoken question, the reply) cannot change between runs.
+    if hasattr(engines.synthesizer, "set_noise"):
+        engines.synthesizer.set_noise(0.0, 0.0)
+    return engines
 
 
 @pytest.fixture(scope="session")

@@ -128,7 +128,7 @@ def test_characters_outside_the_phoneme_map_are_dropped(piper_voice, caplog):
 
 @pytest.mark.parametrize("text", [
     "Bonjour, je m'appelle Jean. Привет мир! 日本語です。 ʘ‿ʘ ∑∫≈",
-    "مرحبا بالعالم",
+    "مرحبا بالعالم and some English",
     "\x00\x01 control \x7f characters",
     "Z̸̢̛a̴l̷g̵o̶ text",
     "<b>tags</b> {braces} [brackets] | pipes",
@@ -137,6 +137,12 @@ def test_characters_outside_the_phoneme_map_are_dropped(piper_voice, caplog):
 def test_non_english_and_odd_text_do_not_crash(piper_voice, text):
     audio, _ = collect(piper_voice.stream(text))
     assert audio.size > 0 and np.all(np.isfinite(audio))
+
+
+def test_a_text_only_in_another_script_is_skipped_not_spelled(piper_voice):
+    """An English voice says nothing for Arabic alone (espeak would say "Arabic letter")."""
+    audio, _ = collect(piper_voice.stream("مرحبا بالعالم"))
+    assert audio.size == 0
 
 
 def test_long_text_streams_in_bounded_pieces_and_cancels(piper_voice):
