@@ -63,7 +63,9 @@ def talk(engines, virtual_audio):
 
 def _speak_into_mic(virtual_audio, audio: np.ndarray) -> None:
     starts = virtual_audio.inject(audio, 16000)
-    time.sleep(max(0.0, starts - time.monotonic()) + len(audio) / 16000 + 0.25)
+    # Release 0.6 s after the last word, as a person lets go of the button: with 0.25 s a
+    # loaded CI machine's capture lagged and the turn ended on "...capital of Fran".
+    time.sleep(max(0.0, starts - time.monotonic()) + len(audio) / 16000 + 0.6)
 
 
 def _transcribe(engines, audio_48k: np.ndarray) -> str:
