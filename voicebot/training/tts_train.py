@@ -297,16 +297,6 @@ def installed_base() -> Path | None:
         return None
 
 
-def installed_vocoder() -> Path | None:
-    """The catalog's HiFi-GAN (what trained voices speak through), when installed."""
-    try:
-        from voicebot.models import resolve
-
-        return resolve(VOCODER_ID)
-    except Exception:
-        return None
-
-
 def scratch_config(r: int | None):
     from voicebot.tts.random_voice import tacotron2_config
 
@@ -498,10 +488,11 @@ def _preview_vocoder(vocoder: Path | None) -> tuple[Path | None, str]:
     """(checkpoint, name): the given one, else the embedded V1, else Coqui's V2."""
     if vocoder is not None:
         return Path(vocoder), Path(vocoder).name
-    for model_id in ("hifigan-v1-universal", VOCODER_ID):
-        try:
-            from voicebot.models import resolve
+    from voicebot.models import resolve
+    from voicebot.tts.voices import DEFAULT_VOCODER  # what the voice speaks through
 
+    for model_id in (DEFAULT_VOCODER, VOCODER_ID):
+        try:
             return resolve(model_id), model_id
         except Exception:  # not installed
             continue
