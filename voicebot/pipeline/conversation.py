@@ -22,15 +22,20 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from voicebot.memory import trim_heap
 from voicebot.pipeline.state import ALLOWED, TurnState
 from voicebot.pipeline.timing import TurnTiming, now
+
+if TYPE_CHECKING:
+    from voicebot.asr.recognizer import Recognizer
+    from voicebot.lm.chat import ChatModel
+    from voicebot.tts.base import Synthesizer
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +47,33 @@ MIC_POLL_S = 0.03
 CLOSE_TIMEOUT_S = 1.5
 
 
-class ChatStreamer(Protocol):
-    def stream(self, history: list[dict[str, str]], cancel: threading.Event) -> Iterator[str]:
-        ...
+class Speaker(Protocol):
+    """Where the reply's audio goes: ``voicebot.audio.player.Player`` on a device,
+    ``voicebot.audio.memory_io.MemorySpeaker`` without one."""
+
+    @property
+    def first_sample_time(self) -> float | None: ...
+
+    def play(self, chunk: np.ndarray, rate: float, last: bool = False) -> None: ...
+
+    def finish(self) -> None: ...
+
+    def stop(self, timeout: float = 0.05) -> bool: ...
+
+    def wait_done(self, timeout: float | None = None) -> bool: ...
+
+    def wait_first_sample(self, timeout: float | None = None) -> float | None: ...
+
+
+class MicrophoneBuffer(Protocol):
+    """A ring buffer of 16 kHz samples (``voicebot.audio.ring_buffer.RingBuffer``)."""
+
+    capacity: int
+
+    @property
+    def frames_written(self) -> int: ...
+
+    def reader(self) -> Any: ...
 
 
 class ClauseSplitter(Protocol):
@@ -60,6 +89,9 @@ class ConversationListener:
     the calls over to its own thread. The default implementation ignores everything."""
 
     def state_changed(self, state: TurnState) -> None: ...
+
+    def turn_started(self, turn: Turn) -> None:
+        """A new turn (spoken or typed) began; called before its first state change."""
 
     def partial_transcript(self, turn: Turn, text: str) -> None: ...
 
@@ -91,6 +123,14 @@ class Turn:
     def cancelled(self) -> bool:
         return self.cancel.is_set()
 
+    @property
+    def remembered_reply(self) -> str:
+        """The reply as the user got it: all of it, or after barge-in (or stop) only the
+        clauses that went to the voice, not the text the chat model generated ahead."""
+        if self.cancelled:
+            return " ".join(clause.strip() for clause in self.spoken).strip()
+        return self.reply_text.strip()
+
     def record(self) -> dict[str, Any]:
         """A plain-data summary for the saved history and exports."""
         return {
@@ -111,9 +151,9 @@ def _hypothesis_summary(hypothesis: Any) -> dict[str, Any]:
 
 
 class Conversation:
-    def __init__(self, *, chat: ChatStreamer, synthesizer: Any, player: Any | None,
-                 splitter_factory: Callable[[], ClauseSplitter],
-                 recognizer: Any = None, mic: Any = None,
+    def __init__(self, *, chat: ChatModel, synthesizer: Synthesizer | None,
+                 player: Speaker | None, splitter_factory: Callable[[], ClauseSplitter],
+                 recognizer: Recognizer | None = None, mic: MicrophoneBuffer | None = None,
                  rescore: Callable[[list[Any]], list[Any]] | None = None,
                  listener: ConversationListener | None = None, nbest: int = 5) -> None:
         """``mic`` is a 16 kHz ``RingBuffer`` filled by a running ``Capture``; without a
@@ -152,6 +192,7 @@ class Conversation:
         with self._lock:
             self._interrupt_current()
             turn = self._new_turn("voice")
+            self.listener.turn_started(turn)
             reader = self.mic.reader()
             preroll = int(preroll_s * self.recognizer.sample_rate)
             reader.position = max(reader.position - preroll,
@@ -179,6 +220,7 @@ class Conversation:
             self._interrupt_current()
             turn = self._new_turn("text")
             turn.user_text = text
+            self.listener.turn_started(turn)
             self._set_state(TurnState.THINKING, turn)
             self._start_thread(self._run_text_turn, turn, name=f"turn-{turn.id}")
         return turn
@@ -321,11 +363,13 @@ class Conversation:
         finally:
             clauses.put(None)
             speech.join()
+        # A reply cut short by barge-in is remembered as far as it was spoken.
+        remembered = turn.remembered_reply if self.player is not None else \
+            turn.reply_text.strip()
         with self._lock:
-            if turn.reply_text.strip():
-                # A reply cut short by barge-in is remembered as far as it was spoken.
+            if remembered:
                 self.history += [{"role": "user", "content": turn.user_text},
-                                 {"role": "assistant", "content": turn.reply_text.strip()}]
+                                 {"role": "assistant", "content": remembered}]
 
     def _send_clauses(self, turn: Turn, pieces: Iterable[str], clauses: queue.Queue) -> None:
         for clause in pieces:
