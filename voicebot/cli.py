@@ -38,7 +38,8 @@ COMMANDS: dict[str, Command] = {
              "voicebot.lm.cli_chat:add_arguments", "voicebot.lm.cli_chat:run"),
     "bench": ("benchmarks that print JSON (audio, asr, lm, tts, turn)",
               "voicebot.bench:add_arguments", "voicebot.bench:run"),
-    "train": ("fine-tune a voice (tts) on recordings; JSON progress lines on stdout",
+    "train": ("train a voice (tts, base) or adapt recognition (asr, asr-vocab); JSON "
+              "progress lines on stdout",
               "voicebot.training.cli:add_arguments", "voicebot.training.cli:run"),
 }
 

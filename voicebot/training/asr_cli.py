@@ -8,7 +8,10 @@ JSON progress lines on stdout). ``asr-vocab`` trains nothing: it builds an n-gra
 the user's own text (the prompts in DIR's metadata.csv, the chat history, a word list)
 at OUT/user.arpa for interpolation with the base LM (``voicebot.asr.adapt_vocab``).
 The shared options (--data, --out, --resume, --max-steps, --batch-size, --lr, --device,
---threads, --seed, --checkpoint-every) are declared by ``voicebot.training.cli``.
+--threads, --seed, --checkpoint-every) are declared once by ``voicebot.training.cli``,
+which builds the ``voicebot train`` subcommands and passes its declaring function in:
+this module never imports it back (no import circle), and the shared argument checks
+(``cli.arguments_ok``) run there before :func:`run_asr`.
 """
 
 from __future__ import annotations
@@ -23,27 +26,32 @@ log = logging.getLogger(__name__)
 TARGETS = ("asr", "asr-vocab")
 
 
-def add_asr_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("asr / asr-vocab")
-    group.add_argument("--rank", type=int, default=8, help="asr: LoRA rank (default 8)")
-    group.add_argument("--model", help="asr: Whisper model id (default: the one in settings)")
-    group.add_argument("--words", type=Path,
-                       help="asr-vocab: a word or phrase list file, one per line")
-    group.add_argument("--no-history", action="store_true",
-                       help="asr-vocab: leave the chat history out")
+def add_asr_arguments(parser: argparse.ArgumentParser, shared) -> None:
+    """``voicebot train asr``; ``shared(parser, *names)`` adds the shared options."""
+    shared(parser, "data", "out", "resume", "max-steps", "batch-size", "lr",
+           "checkpoint-every", "device", "threads", "seed")
+    parser.add_argument("--rank", type=int, default=8, help="LoRA rank (default 8)")
+    parser.add_argument("--model", help="Whisper model id (default: the one in settings)")
+
+
+def add_vocab_arguments(parser: argparse.ArgumentParser, shared) -> None:
+    """``voicebot train asr-vocab``: builds an LM, trains nothing."""
+    shared(parser, "data")
+    parser.add_argument("--out", type=Path, help="folder for the LM (OUT/user.arpa)")
+    parser.add_argument("--words", type=Path,
+                        help="a word or phrase list file, one per line")
+    parser.add_argument("--no-history", action="store_true",
+                        help="leave the chat history out")
 
 
 def run_asr(args: argparse.Namespace) -> int:
     if args.target == "asr-vocab":
         return _run_vocab(args)
     from voicebot.training.asr_train import AsrTrainingError, AsrTrainOptions, train_asr
-    from voicebot.training.cli import arguments_ok
     from voicebot.training.run_folder import StopFlag
 
     if args.max_steps is not None and args.max_steps < 0:
         log.error("--max-steps must not be negative")
-        return 2
-    if not arguments_ok(args, ("batch_size", "checkpoint_every", "threads", "rank")):
         return 2
     stop = StopFlag()
     stop.install()  # before torch loads: a cancel during the import must count

@@ -3,6 +3,10 @@
     voicebot train tts --data DIR --out DIR [--resume] [--base CHECKPOINT] [--max-steps N]
                        [--base-minutes M] [--base-steps N]
     voicebot train base [--minutes M] [--max-steps N] [--out DIR] [--device ...]
+    voicebot train asr|asr-vocab --data DIR --out DIR ...   (voicebot.training.asr_cli)
+
+Each target is a subcommand with its own options: ``voicebot train asr --help`` lists
+the recognition options, not the voice ones.
 
 ``train base`` builds (or continues) the base voice taught by the built-in Piper voice,
 cached in the user data folder (``voicebot.training.base_voice``); ``train tts`` builds it
@@ -19,65 +23,113 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 log = logging.getLogger(__name__)
 
 BATCH_SIZE_DEFAULT = 16
 
+# Adds the named shared options to a target's parser (passed to voicebot.training.asr_cli
+# so that it declares its targets without importing this module back).
+SharedOptions = Callable[..., None]
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("target", choices=["tts", "base", "asr", "asr-vocab"],
-                        help="what to train: tts (a Tacotron2 voice); base (the base voice "
-                             "taught by the built-in Piper voice); asr, asr-vocab: "
-                             "adapt recognition (voicebot.training.asr_cli)")
-    parser.add_argument("--data", type=Path,
-                        help="dataset folder in the LJSpeech layout (metadata.csv + wavs/); "
-                             "required except for base")
-    parser.add_argument("--out", type=Path,
-                        help="run folder: checkpoints, previews, progress.jsonl (base: "
-                             "default the cache folder in the user data folder)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue from the newest checkpoint in --out")
+    """One subcommand per target, each with only its own options (and its own --help)."""
+    from voicebot.training import asr_cli
+
+    sub = parser.add_subparsers(dest="target", metavar="TARGET", required=True)
+    targets = {
+        "tts": ("fine-tune a Tacotron2 voice on recordings", _add_tts_arguments),
+        "base": ("build or continue the base voice taught by the built-in Piper voice",
+                 _add_base_arguments),
+        "asr": ("adapt recognition: a LoRA adapter of the Whisper model",
+                asr_cli.add_asr_arguments),
+        "asr-vocab": ("adapt recognition: an n-gram LM of your own text",
+                      asr_cli.add_vocab_arguments),
+    }
+    for name, (help_text, add) in targets.items():
+        target = sub.add_parser(name, help=help_text, description=help_text)
+        add(target, _shared_options)
+
+
+def option_strings(target: str) -> set[str]:
+    """The option strings ``voicebot train TARGET`` accepts (read from its parser)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    add_arguments(parser)
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return {s for action in subparsers.choices[target]._actions
+            for s in action.option_strings}
+
+
+def _shared_options(parser: argparse.ArgumentParser, *names: str) -> None:
+    """The options several targets share, declared once: only ``names`` are added."""
+    declared = {
+        "data": (("--data",), {"type": Path, "help": "dataset folder in the LJSpeech layout "
+                                                   "(metadata.csv + wavs/)"}),
+        "out": (("--out",), {"type": Path, "help": "run folder: checkpoints, progress.jsonl"}),
+        "resume": (("--resume",), {"action": "store_true",
+                                   "help": "continue from the newest checkpoint in --out"}),
+        "max-steps": (("--max-steps",), {"type": int,
+                                         "help": "stop after this many steps in total"}),
+        "batch-size": (("--batch-size",), {"type": int, "default": BATCH_SIZE_DEFAULT,
+                                           "help": "takes per step (per GPU)"}),
+        "lr": (("--lr",), {"type": float, "help": "learning rate"}),
+        "checkpoint-every": (("--checkpoint-every",), {"type": int, "default": 200,
+                                                       "metavar": "STEPS"}),
+        "no-preview": (("--no-preview",), {"action": "store_true", "help": (
+            "do not synthesise a preview at each checkpoint")}),
+        "device": (("--device",), {"choices": ["auto", "cpu", "cuda"], "default": "auto"}),
+        "threads": (("--threads",), {"type": int, "help": "torch CPU threads"}),
+        "seed": (("--seed",), {"type": int, "default": 0}),
+    }
+    for name in names:
+        flags, options = declared[name]
+        parser.add_argument(*flags, **options)
+
+
+def _add_tts_arguments(parser: argparse.ArgumentParser, shared: SharedOptions) -> None:
+    shared(parser, "data", "out", "resume")
     parser.add_argument("--base", type=Path,
                         help="Tacotron2 checkpoint to fine-tune from (default: the installed "
-                             "coqui-tacotron2-ddc-ljspeech, else from scratch)")
+                             "Coqui base, else the cached Piper-taught base, else one "
+                             "built first)")
     parser.add_argument("--scratch", action="store_true",
                         help="train from scratch even if a base model is installed")
-    parser.add_argument("--max-steps", type=int, help="stop after this many steps in total")
-    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE_DEFAULT,
-                        help="takes per step (per GPU; base: default 24 on CPU, 64 on CUDA)")
-    parser.add_argument("--lr", type=float, help="learning rate")
-    parser.add_argument("--checkpoint-every", type=int, default=200, metavar="STEPS")
-    parser.add_argument("--no-preview", action="store_true",
-                        help="do not synthesise a preview at each checkpoint")
+    shared(parser, "max-steps", "batch-size", "lr", "checkpoint-every", "no-preview")
     parser.add_argument("--preview-text", help="sentence spoken by each preview")
     parser.add_argument("--vocoder", type=Path,
                         help="HiFi-GAN checkpoint for previews (default: the installed "
                              "coqui-hifigan-v2-ljspeech, else Griffin-Lim)")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    shared(parser, "device")
     parser.add_argument("--frames-per-step", dest="r", type=int,
                         help="decoder frames per step, Tacotron2's r (scratch only)")
-    parser.add_argument("--threads", type=int, help="torch CPU threads")
-    parser.add_argument("--seed", type=int, default=0)
-    group = parser.add_argument_group("base voice (base; tts when it must build one)")
-    group.add_argument("--minutes", type=float,
-                       help="base: minutes of Piper speech to learn from (default 60 on "
-                            "CPU, 180 on CUDA)")
+    shared(parser, "threads", "seed")
+    group = parser.add_argument_group("base voice (built first when none exists)")
     group.add_argument("--base-minutes", type=float,
-                       help="tts: --minutes of the base built first when none exists")
-    group.add_argument("--base-steps", type=int,
-                       help="tts: --max-steps of the base built first when none exists")
-    scoring = parser.add_argument_group("self-scoring (tts: on the held-out takes)")
+                       help="minutes of Piper speech the base learns from")
+    group.add_argument("--base-steps", type=int, help="training steps of the base")
+    scoring = parser.add_argument_group("self-scoring (on the held-out takes)")
     scoring.add_argument("--no-score", action="store_true",
-                         help="tts: do not score the voice (Whisper round trip, resemblance "
+                         help="do not score the voice (Whisper round trip, resemblance "
                               "to your held-out takes) nor pick the best checkpoint")
     scoring.add_argument("--score-every", type=int, default=0, metavar="STEPS",
-                         help="tts: also score at checkpoints every STEPS steps and keep the "
+                         help="also score at checkpoints every STEPS steps and keep the "
                               "best (default 0: only the final voice)")
-    from voicebot.training.asr_cli import add_asr_arguments  # recognition adaptation
 
-    add_asr_arguments(parser)
+
+def _add_base_arguments(parser: argparse.ArgumentParser, shared: SharedOptions) -> None:
+    parser.add_argument("--minutes", type=float,
+                        help="minutes of Piper speech to learn from (default 60 on CPU, "
+                             "180 on CUDA)")
+    parser.add_argument("--out", type=Path,
+                        help="run folder (default: the cache folder in the user data "
+                             "folder)")
+    shared(parser, "max-steps")
+    parser.add_argument("--batch-size", type=int,
+                        help="takes per step (default 24 on CPU, 64 on CUDA)")
+    shared(parser, "checkpoint-every", "no-preview", "device", "threads", "seed")
 
 
 def arguments_ok(args: argparse.Namespace, at_least_one: tuple[str, ...],
@@ -106,11 +158,10 @@ def arguments_ok(args: argparse.Namespace, at_least_one: tuple[str, ...],
 
 def run(args: argparse.Namespace) -> int:
     if args.target in ("asr", "asr-vocab"):
-        if args.data is None or args.out is None:
-            log.error("--data and --out are required for %s", args.target)
-            return 2
         from voicebot.training.asr_cli import run_asr
 
+        if not arguments_ok(args, ("batch_size", "checkpoint_every", "threads", "rank")):
+            return 2
         return run_asr(args)
     if args.target == "base":
         return run_base(args)
@@ -163,7 +214,7 @@ def run_base(args: argparse.Namespace) -> int:
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
     recipe = base_voice.reduced_recipe(args.minutes, args.max_steps, device)
-    if args.batch_size != BATCH_SIZE_DEFAULT:
+    if args.batch_size is not None:
         recipe = replace(recipe, batch_size=args.batch_size)
     recipe = replace(recipe, seed=args.seed)
     try:
