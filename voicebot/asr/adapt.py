@@ -57,27 +57,6 @@ def recognizer_from_settings_adapted(asr_settings, on_partial: PartialCallback |
                                      on_partial=on_partial, device=device)
 
 
-def set_adapter(path: str, settings_path=None) -> bool:
-    """Switch the adapter on (a folder) or off ("") in the saved settings.
-
-    Returns False when the settings have no ``asr.adapter`` field yet (nothing saved).
-    """
-    from dataclasses import fields
-
-    from voicebot.settings import load_settings, save_settings
-
-    if path:
-        from voicebot.asr.lora import read_adapter
-
-        read_adapter(path)  # refuse a folder that is not an adapter
-    settings = load_settings(settings_path)
-    if "adapter" not in {f.name for f in fields(settings.asr)}:
-        return False
-    settings.asr.adapter = str(path)
-    save_settings(settings, settings_path)
-    return True
-
-
 def eval_with_adapter(args, utterances, setup) -> dict:
     """WER of the plain and the adapted recogniser on the same utterances.
 

@@ -3,7 +3,7 @@
 The chat model's public API (heavy libraries load only when a model is loaded):
 
     from voicebot.lm import load_chat_model, ClauseSplitter
-    chat = load_chat_model()                  # settings' model, fastest backend here
+    chat = load_chat_model()                  # the default model, fastest backend here
     for piece in chat.stream(history, cancel):  # history: [{"role", "content"}, ...]
         ...
     splitter = ClauseSplitter()               # push(piece) / flush() -> speakable text

@@ -152,8 +152,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     threads = args.lm_threads or default_threads()
     load_before = os.getloadavg()
     started = time.perf_counter()
-    model = load_chat_model(args.lm_model, backend=args.lm_backend, threads=threads,
-                            max_reply_tokens=args.lm_tokens)
+    model = load_chat_model(args.lm_model or _default_model(), backend=args.lm_backend,
+                            threads=threads, max_reply_tokens=args.lm_tokens)
     load_s = time.perf_counter() - started
     # Every path writes exactly --lm-tokens tokens: end-of-turn is not allowed.
     model.options = replace(model.options, repetition_penalty=1.0, max_new_tokens=args.lm_tokens,

@@ -20,6 +20,7 @@ from dataclasses import asdict
 from typing import Any
 
 from voicebot.lm.loading import BACKENDS
+from voicebot.settings import load_settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,8 +47,12 @@ def _load(args: argparse.Namespace) -> Any:
     from voicebot.lm.loading import load_chat_model
 
     hf_logging.disable_progress_bar()  # weight-loading bars would mix with the reply
-    return load_chat_model(args.model, system_prompt=args.system,
-                           max_reply_tokens=args.max_tokens, backend=args.backend,
+    chat = load_settings().chat  # this entry point hands the user's choices down
+    return load_chat_model(args.model or chat.model,
+                           system_prompt=chat.system_prompt if args.system is None
+                           else args.system,
+                           max_reply_tokens=args.max_tokens or chat.max_reply_tokens,
+                           context_tokens=chat.context_tokens, backend=args.backend,
                            device=args.device, threads=args.threads,
                            options=GenerationOptions(temperature=args.temperature,
                                                      seed=args.seed))

@@ -1,6 +1,6 @@
 """Load a chat model by catalog id or folder, on the best backend for this machine.
 
-    model = load_chat_model()                      # the embedded default, from settings
+    model = load_chat_model()                      # the embedded default (ChatSettings())
     model = load_chat_model("qwen2.5-0.5b-instruct", backend="torch")
     model = load_chat_model(Path("~/my-model"))    # any transformers causal-LM folder
 
@@ -18,6 +18,7 @@ from typing import Any
 
 from voicebot.lm.chat import LocalChatModel
 from voicebot.lm.decoding import GenerationOptions
+from voicebot.settings import ChatSettings
 
 log = logging.getLogger(__name__)
 
@@ -84,12 +85,14 @@ def load_chat_model(model: str | Path | None = None, *, system_prompt: str | Non
                     backend: str = "auto", device: str = "auto", threads: int | None = None,
                     options: GenerationOptions | None = None,
                     warm_up: bool = True) -> LocalChatModel:
-    """A ready chat model; unset arguments come from the user's chat settings."""
+    """A ready chat model; unset arguments take the product defaults (``ChatSettings()``).
+
+    The user's choices reach it as arguments from the top layers (the session, the CLI
+    entry points): an engine never reads the settings file itself.
+    """
     from transformers import AutoTokenizer
 
-    from voicebot.settings import load_settings
-
-    chat = load_settings().chat
+    chat = ChatSettings()
     folder, model_id = model_folder(model if model is not None else chat.model)
     chosen = choose_backend(folder, backend, device)
     context_tokens = min(context_tokens or chat.context_tokens, _max_context(folder))

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from voicebot.settings import load_settings
 from voicebot.tts.base import AudioChunk
 
 log = logging.getLogger(__name__)
@@ -99,13 +100,14 @@ def run(args: argparse.Namespace) -> int:
     options = VoiceOptions(engine=args.engine, device=args.device, threads=args.threads,
                            vocoder=args.vocoder, decoder_precision=args.decoder_precision,
                            vocoder_precision=args.vocoder_precision)
+    voice_id = args.voice or load_settings().tts.voice  # the entry point hands it down
     try:
-        voice = load_voice(args.voice, options)
+        voice = load_voice(voice_id, options)
     except (UnknownVoiceError, FileNotFoundError) as exc:
         print(f"voicebot say: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except Exception as exc:  # model store errors carry the command that fixes them
-        print(f"voicebot say: cannot load voice {args.voice or '(settings)'}: {exc}",
+        print(f"voicebot say: cannot load voice {voice_id}: {exc}",
               file=sys.stderr)
         return EXIT_FAILED
     from voicebot.tts.text import drop_other_scripts, pieces
@@ -125,8 +127,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     device = args.output_device
     if device is None:
-        from voicebot.settings import load_settings
-
         device = load_settings().audio.output_device
     from voicebot.audio.devices import AudioDeviceError
 

@@ -103,12 +103,13 @@ def vocoder_path(vocoder: str) -> Path:
 
 
 def load_voice(voice: str | None = None, options: VoiceOptions | None = None) -> Synthesizer:
-    """A ready voice (models loaded and warmed up); ``None`` means the settings' voice."""
-    options = options or VoiceOptions()
-    if voice is None:
-        from voicebot.settings import load_settings
+    """A ready voice (models loaded and warmed up); ``None`` means the default voice.
 
-        voice = load_settings().tts.voice or DEFAULT_VOICE
+    The user's chosen voice is passed in by the top layers; the engine never reads the
+    settings file.
+    """
+    options = options or VoiceOptions()
+    voice = voice or DEFAULT_VOICE
     kind, path = _kind_of(voice)
     if kind == "piper":
         from voicebot.tts.piper import PiperVoice

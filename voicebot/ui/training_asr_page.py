@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from voicebot.asr.lora import AdapterError, read_adapter
+from voicebot.settings import load_settings, save_settings
 from voicebot.training.asr_train import ADAPTER_DIR, DEFAULT_STEPS
 from voicebot.training.run_folder import checkpoint_files
 from voicebot.ui.training_process import TrainingProcess
@@ -116,9 +117,7 @@ class AsrAdaptPage(QWidget):
 
     def _show_setting(self) -> None:
         """Tick the switch when the settings already use this run's adapter."""
-        from voicebot.settings import load_settings
-
-        current = getattr(load_settings(self.settings_path).asr, "adapter", "") or ""
+        current = load_settings(self.settings_path).asr.adapter
         on = bool(current) and self.adapter_dir is not None and \
             Path(current).resolve() == self.adapter_dir.resolve()
         self.use_box.blockSignals(True)
@@ -172,16 +171,15 @@ class AsrAdaptPage(QWidget):
         self._refresh()
 
     def _use_toggled(self, on: bool) -> None:
-        from voicebot.asr.adapt import set_adapter
-
         path = str(self.adapter_dir) if on and self.adapter_ready() else ""
         try:
-            saved = set_adapter(path, self.settings_path)
+            if path:
+                read_adapter(path)  # refuse a folder that is not an adapter
+            settings = load_settings(self.settings_path)
+            settings.asr.adapter = path
+            save_settings(settings, self.settings_path)
         except (OSError, AdapterError) as exc:
             self.status.setText(f"Could not change the settings: {exc}")
-            return
-        if not saved:
-            self.status.setText("This version's settings have no place for an adapter yet.")
             return
         self.status.setText("Adapted recognition is on." if path else
                             "Adapted recognition is off.")
