@@ -13,9 +13,9 @@ import logging
 
 import numpy as np
 
-log = logging.getLogger(__name__)
+from voicebot.audio.resample import ASR_RATE
 
-SAMPLE_RATE = 16000
+log = logging.getLogger(__name__)
 
 
 def sanitize(audio: np.ndarray) -> np.ndarray:
@@ -48,10 +48,10 @@ def to_recognizer_audio(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     elif samples.ndim != 1:
         raise ValueError(f"expected 1-D or frames x channels audio, got shape {samples.shape}")
     samples = sanitize(samples)
-    if sample_rate != SAMPLE_RATE and samples.size:
+    if sample_rate != ASR_RATE and samples.size:
         import soxr
 
-        samples = soxr.resample(samples, sample_rate, SAMPLE_RATE, quality="HQ")
+        samples = soxr.resample(samples, sample_rate, ASR_RATE, quality="HQ")
         samples = np.asarray(samples, dtype=np.float32)
     return samples
 
@@ -83,7 +83,7 @@ def read_audio_file(path) -> np.ndarray:
         raise AudioFileError("no such file" if not os.path.exists(path) else "not a file")
     if path.endswith(".raw"):
         # pocketsphinx's test data: headerless 16 kHz signed 16-bit little-endian.
-        data, rate = np.fromfile(path, dtype="<i2"), SAMPLE_RATE
+        data, rate = np.fromfile(path, dtype="<i2"), ASR_RATE
     else:
         try:
             data, rate = sf.read(path, dtype="float32", always_2d=False)

@@ -24,6 +24,8 @@ import time
 
 import numpy as np
 
+from voicebot.audio.resample import ASR_RATE
+
 CHUNK = 320  # 20 ms at 16 kHz
 
 
@@ -48,7 +50,7 @@ def _rtf(model, clips, nbest: int, repeats: int) -> float:
             recognizer.finish(nbest)
             spent += time.perf_counter() - started
         best = min(best, spent)
-    return best / (sum(len(a) for a in clips) / 16000)
+    return best / (sum(len(a) for a in clips) / ASR_RATE)
 
 
 def _streamed(model, audio: np.ndarray) -> tuple[float, float, list[float]]:
@@ -60,7 +62,7 @@ def _streamed(model, audio: np.ndarray) -> tuple[float, float, list[float]]:
     start = time.perf_counter()
     for i in range(0, len(audio), CHUNK):
         # Real-time pace: wait until this chunk would have been captured.
-        due = start + (i + CHUNK) / 16000
+        due = start + (i + CHUNK) / ASR_RATE
         delay = due - time.perf_counter()
         if delay > 0:
             time.sleep(delay)
@@ -88,7 +90,7 @@ def run(args: argparse.Namespace) -> dict:
     model = load_whisper(model_id, getattr(args, "asr_device", "auto"))
     load_seconds = time.perf_counter() - started
     clips = [read_audio_file(u.audio) for u in utterances]
-    three_second = [a for a in clips if 2.5 * 16000 <= len(a) <= 3.6 * 16000]
+    three_second = [a for a in clips if 2.5 * ASR_RATE <= len(a) <= 3.6 * ASR_RATE]
 
     rtf_final = _rtf(model, clips, 1, repeats)
     rtf_nbest5 = _rtf(model, clips, 5, repeats)
@@ -103,7 +105,7 @@ def run(args: argparse.Namespace) -> dict:
         "model": model_id,
         "device": str(model.device),
         "torch_threads": torch.get_num_threads(),
-        "audio_seconds": round(sum(len(a) for a in clips) / 16000, 2),
+        "audio_seconds": round(sum(len(a) for a in clips) / ASR_RATE, 2),
         "n_utts": len(clips),
         "load_seconds": round(load_seconds, 2),
         "rtf_final": round(rtf_final, 4),
@@ -113,7 +115,7 @@ def run(args: argparse.Namespace) -> dict:
         # CPU time of the same work: what the wall time would be on an idle machine
         # (torch runs one thread here), useful when the 2 cores are shared.
         "final_after_release_cpu_ms": round(statistics.median(finals_cpu), 1),
-        "final_after_release_utts_s": [round(len(a) / 16000, 2) for a in three_second],
+        "final_after_release_utts_s": [round(len(a) / ASR_RATE, 2) for a in three_second],
         "partial_interval_ms": round(statistics.median(intervals), 1) if intervals else None,
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }

@@ -63,9 +63,11 @@ def _setup(args):
 
 
 def run_transcribe(args: argparse.Namespace) -> int:
-    from voicebot.asr.audio_input import SAMPLE_RATE, read_audio_file
+    from voicebot.asr.audio_input import read_audio_file
     from voicebot.asr.evaluate import recognize_file
     from voicebot.asr.rescoring import rescore
+    from voicebot.asr.vosk_language import language_notice
+    from voicebot.audio.resample import ASR_RATE
 
     status = 0
     # Every file is read (and refused with its reason) before the model loads: a bad path
@@ -83,12 +85,16 @@ def run_transcribe(args: argparse.Namespace) -> int:
     for name, audio in clips:
         hyps, seconds = recognize_file(recognizer, audio, nbest)
         result = rescore(hyps, lm, weights)
+        notice = language_notice(result.hypotheses)  # speech not in the model's language
         if args.json:
-            out = {"file": name, "audio_seconds": round(len(audio) / SAMPLE_RATE, 3),
-                   "decode_seconds": round(seconds, 3), **result.to_dict()}
+            out = {"file": name, "audio_seconds": round(len(audio) / ASR_RATE, 3),
+                   "decode_seconds": round(seconds, 3), **result.to_dict(),
+                   "language_mismatch": notice or None}
             print(json.dumps(out, ensure_ascii=False))
         else:
             prefix = f"{name}: " if len(args.files) > 1 else ""
+            if notice:
+                print(f"{prefix}warning: {notice}", file=sys.stderr)
             print(f"{prefix}{result.text}")
             if args.words and result.best and result.best.words:
                 print("  " + " ".join(f"{w.word}[{w.start:.2f}-{w.end:.2f}]"

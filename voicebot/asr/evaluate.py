@@ -16,10 +16,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from voicebot.asr.audio_input import SAMPLE_RATE, read_audio_file
+from voicebot.asr.audio_input import read_audio_file
 from voicebot.asr.recognizer import Hypothesis, Recognizer
 from voicebot.asr.rescoring import RescoredNBest, Weights, rescore
 from voicebot.asr.wer import ErrorCounts, count_errors
+from voicebot.audio.resample import ASR_RATE
 
 POCKETSPHINX_TESTDATA = Path("/usr/share/pocketsphinx/test/data")
 
@@ -118,5 +119,5 @@ def evaluate(recognizer: Recognizer, utterances: list[Utterance], lm=None,
         audio = read_audio_file(utt.audio)
         hyps, seconds = recognize_file(recognizer, audio, nbest)
         report.results.append(UtteranceResult(utt, hyps, rescore(hyps, lm, weights), seconds,
-                                              len(audio) / SAMPLE_RATE))
+                                              len(audio) / ASR_RATE))
     return report

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from voicebot.audio.resample import ASR_RATE
+
 CHUNK = 320  # 20 ms at 16 kHz, what the app's capture delivers
 PATHS = ("fp32_greedy_hf", "fp32_beam5_hf", "fp32_greedy", "int8_greedy", "app_final",
          "app_streaming")
@@ -57,7 +59,7 @@ class HfReference:
     def __call__(self, audio: np.ndarray, beams: int) -> str:
         import torch
 
-        features = self.processor(audio, sampling_rate=16000, return_tensors="pt")
+        features = self.processor(audio, sampling_rate=ASR_RATE, return_tensors="pt")
         with torch.inference_mode():
             out = self.model.generate(features.input_features, num_beams=beams,
                                       max_new_tokens=128)
@@ -127,7 +129,7 @@ def evaluate_sets(manifests: dict[str, Path], paths=PATHS, old_encoder: bool = F
                 rows[path]["repeats"] += repetition_insertions(utt.reference, texts[path])
             if any(count_errors(utt.reference, t).errors for t in texts.values()):
                 examples.append({"ref": utt.reference, **texts})
-        audio_seconds = sum(len(read_audio_file(u.audio)) for u in utterances) / 16000
+        audio_seconds = sum(len(read_audio_file(u.audio)) for u in utterances) / ASR_RATE
         report["sets"][name] = {
             "n_utts": len(utterances), "n_words": words,
             **{p: {"wer": round(r["errors"] / max(1, words), 4), "errors": r["errors"],

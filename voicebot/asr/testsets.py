@@ -32,7 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from voicebot.asr.audio_input import SAMPLE_RATE, read_audio_file, to_recognizer_audio
+from voicebot.asr.audio_input import read_audio_file, to_recognizer_audio
+from voicebot.audio.resample import ASR_RATE
 
 # Bump when what a set contains changes, so cached sets are rebuilt.
 TESTSETS_VERSION = 1
@@ -79,12 +80,12 @@ def default_dir() -> Path:
 def _frame(audio: np.ndarray, rng: np.random.Generator, noise: float = 0.0) -> np.ndarray:
     """Fade the edges and put 0.25-0.5 s of silence (or faint noise) around a clip."""
     audio = np.asarray(audio, dtype=np.float32).copy()
-    fade = min(int(FADE_SECONDS * SAMPLE_RATE), len(audio) // 2)
+    fade = min(int(FADE_SECONDS * ASR_RATE), len(audio) // 2)
     if fade:
         ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
         audio[:fade] *= ramp
         audio[-fade:] *= ramp[::-1]
-    before, after = (int(rng.uniform(0.25, 0.5) * SAMPLE_RATE) for _ in range(2))
+    before, after = (int(rng.uniform(0.25, 0.5) * ASR_RATE) for _ in range(2))
     out = np.concatenate([np.zeros(before, np.float32), audio, np.zeros(after, np.float32)])
     if noise:
         out += rng.normal(0.0, noise, out.shape).astype(np.float32)
@@ -95,7 +96,7 @@ def _write(path: Path, audio: np.ndarray) -> Path:
     import soundfile as sf
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, np.clip(audio, -1.0, 1.0), SAMPLE_RATE, subtype="PCM_16")
+    sf.write(path, np.clip(audio, -1.0, 1.0), ASR_RATE, subtype="PCM_16")
     return path
 
 
@@ -125,7 +126,7 @@ def real_commands(model, rng: np.random.Generator, folder: Path) -> list[tuple[P
     for utt in pocketsphinx_testdata():
         audio = read_audio_file(utt.audio)
         words = utt.reference.split()
-        if len(words) <= 4 and len(audio) <= 2.5 * SAMPLE_RATE:  # already a short command
+        if len(words) <= 4 and len(audio) <= 2.5 * ASR_RATE:  # already a short command
             rows.append((_write(folder / f"{utt.audio.stem}.wav", audio), utt.reference))
             continue
         timed = aligned_words(model, audio, utt.reference)
@@ -135,9 +136,9 @@ def real_commands(model, rng: np.random.Generator, folder: Path) -> list[tuple[P
         while i < len(words):
             j = min(len(words), i + int(rng.integers(1, 4)))
             start = max(0.0, timed[i].start - CUT_BEFORE)
-            end = timed[j].start - CUT_BEFORE_NEXT if j < len(words) else len(audio) / SAMPLE_RATE
-            clip = audio[int(start * SAMPLE_RATE):int(end * SAMPLE_RATE)]
-            if len(clip) >= 0.2 * SAMPLE_RATE:
+            end = timed[j].start - CUT_BEFORE_NEXT if j < len(words) else len(audio) / ASR_RATE
+            clip = audio[int(start * ASR_RATE):int(end * ASR_RATE)]
+            if len(clip) >= 0.2 * ASR_RATE:
                 name = folder / f"{utt.audio.stem}-w{i:02d}-{j:02d}.wav"
                 rows.append((_write(name, _frame(clip, rng)), " ".join(words[i:j])))
             i = j

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from voicebot.asr.audio_input import SAMPLE_RATE, sanitize
+from voicebot.asr.audio_input import sanitize
 from voicebot.asr.recognizer import Hypothesis, Partial, PartialCallback, WordTiming
+from voicebot.audio.resample import ASR_RATE
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ def _words(entries: list[dict] | None) -> list[WordTiming]:
 
 
 class VoskRecognizer:
-    sample_rate = SAMPLE_RATE
+    sample_rate = ASR_RATE
 
     def __init__(self, model, *, nbest: int = 5, partial_interval: float = 0.25,
                  on_partial: PartialCallback | None = None):
@@ -52,7 +53,7 @@ class VoskRecognizer:
         self.nbest = max(1, nbest)
         # Asking Kaldi for a partial traceback costs a little each time: with 20 ms
         # chunks, asking on every chunk made decoding ~15% slower for no visible gain.
-        self.partial_interval = int(partial_interval * SAMPLE_RATE)
+        self.partial_interval = int(partial_interval * ASR_RATE)
         self.on_partial = on_partial
         self._recognizer = None
         self.reset()
@@ -60,7 +61,7 @@ class VoskRecognizer:
     def _new_recognizer(self, nbest: int):
         from vosk import KaldiRecognizer
 
-        recognizer = KaldiRecognizer(self.model, SAMPLE_RATE)
+        recognizer = KaldiRecognizer(self.model, ASR_RATE)
         recognizer.SetWords(True)
         recognizer.SetPartialWords(True)
         if nbest > 1:
@@ -93,7 +94,7 @@ class VoskRecognizer:
             return None
         committed = " ".join(s.text for s in self._segments)
         partial = Partial(committed=committed, tentative=partial_text,
-                          audio_seconds=self._samples / SAMPLE_RATE)
+                          audio_seconds=self._samples / ASR_RATE)
         if self.last_partial is None or partial.text != self.last_partial.text:
             self.last_partial = partial
             if self.on_partial:

@@ -26,13 +26,13 @@ from pathlib import Path
 import numpy as np
 
 from voicebot.asr.ct2_reader import Ct2FormatError, Ct2Model, read_ct2_model
+from voicebot.audio.resample import ASR_RATE
 
 log = logging.getLogger(__name__)
 
 # Bump when the output layout changes so cached conversions are redone.
 CONVERTER_VERSION = 1
 
-SAMPLE_RATE = 16000
 N_FFT = 400
 HOP_LENGTH = 160
 CHUNK_SECONDS = 30
@@ -218,12 +218,12 @@ def convert_ct2_whisper(src_dir: str | Path, out_dir: str | Path) -> Path:
         "feature_extractor_type": "WhisperFeatureExtractor",
         "processor_class": "WhisperProcessor",
         "feature_size": config["num_mel_bins"],
-        "sampling_rate": SAMPLE_RATE,
+        "sampling_rate": ASR_RATE,
         "hop_length": HOP_LENGTH,
         "n_fft": N_FFT,
         "chunk_length": CHUNK_SECONDS,
-        "n_samples": SAMPLE_RATE * CHUNK_SECONDS,
-        "nb_max_frames": SAMPLE_RATE * CHUNK_SECONDS // HOP_LENGTH,
+        "n_samples": ASR_RATE * CHUNK_SECONDS,
+        "nb_max_frames": ASR_RATE * CHUNK_SECONDS // HOP_LENGTH,
         "padding_side": "right",
         "padding_value": 0.0,
         "return_attention_mask": False,

@@ -20,11 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from voicebot.asr.audio_input import SAMPLE_RATE, sanitize
+from voicebot.asr.audio_input import sanitize
 from voicebot.asr.local_agreement import LocalAgreement
 from voicebot.asr.recognizer import Hypothesis, Partial, PartialCallback, WordTiming
 from voicebot.asr.whisper_model import WhisperModel
 from voicebot.asr.whisper_timing import word_timings
+from voicebot.audio.resample import ASR_RATE
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ def _load_whisper(model_id: str, device: str, cpu_threads: int) -> WhisperModel:
 
 
 class WhisperRecognizer:
-    sample_rate = SAMPLE_RATE
+    sample_rate = ASR_RATE
 
     def __init__(self, model: WhisperModel, *, nbest: int = 5, beam_size: int | None = None,
                  streaming: bool = True, partial_interval: float = 0.5,
@@ -98,7 +99,7 @@ class WhisperRecognizer:
         self.beam_size = beam_size
         self.streaming = streaming
         self.partial_interval = partial_interval
-        self.max_segment = int(max_segment_seconds * SAMPLE_RATE)
+        self.max_segment = int(max_segment_seconds * ASR_RATE)
         self.language = language
         # Word timings cost one more decoder pass per hypothesis (~15 ms each here).
         self.word_timings = word_timings
@@ -107,14 +108,14 @@ class WhisperRecognizer:
         starts = {i for tok, i in tokenizer.get_vocab().items() if tok.startswith("\u0120")}
         self._agreement = LocalAgreement(lambda token: token in starts)
         # One 30 s buffer, reused: feed() copies into it, nothing grows.
-        self._buffer = np.zeros(int(30 * SAMPLE_RATE), dtype=np.float32)
+        self._buffer = np.zeros(int(30 * ASR_RATE), dtype=np.float32)
         self.reset()
 
     # ------------------------------------------------------------------ protocol
     def reset(self) -> None:
         self._length = 0
         self._decoded_at = 0
-        self._next_decode_gap = int(self.partial_interval * SAMPLE_RATE)
+        self._next_decode_gap = int(self.partial_interval * ASR_RATE)
         self._agreement.reset()
         self._segments: list[tuple[str, float, int]] = []  # text, logprob, tokens
         self._total_samples = 0
@@ -166,14 +167,14 @@ class WhisperRecognizer:
         elapsed = time.perf_counter() - started
         self._decoded_at = self._length
         # Keep decoding to at most half of real time, so feeding never falls behind.
-        self._next_decode_gap = int(max(self.partial_interval, 2 * elapsed) * SAMPLE_RATE)
+        self._next_decode_gap = int(max(self.partial_interval, 2 * elapsed) * ASR_RATE)
         tokens = result.sequences[0].tokens
         self._agreement.update(tokens)
         committed = self._agreement.committed
         partial = Partial(
             committed=self._join(*(s[0] for s in self._segments), self.model.text(committed)),
             tentative=self.model.text(tokens[len(committed):]),
-            audio_seconds=self._total_samples / SAMPLE_RATE)
+            audio_seconds=self._total_samples / ASR_RATE)
         self.last_partial = partial
         if self.on_partial:
             self.on_partial(partial)
@@ -246,7 +247,7 @@ class WhisperRecognizer:
         word, that remainder is decoded greedily and appended to every hypothesis.
         """
         for _ in range(MAX_CONTINUATIONS):
-            if len(audio) < CONTINUE_MIN_AUDIO * SAMPLE_RATE or not tokens:
+            if len(audio) < CONTINUE_MIN_AUDIO * ASR_RATE or not tokens:
                 return
             # Aligning costs ~30 ms; a transcript with a normal number of tokens for
             # the amount of speech covers it all, so only a sparse one is checked.
@@ -257,7 +258,7 @@ class WhisperRecognizer:
             if not words:
                 return
             # The last word's start is reliable; its end is not (it runs to end-of-text).
-            resume = int((words[-1].start + LAST_WORD_MAX_SECONDS) * SAMPLE_RATE)
+            resume = int((words[-1].start + LAST_WORD_MAX_SECONDS) * ASR_RATE)
             rest = audio[resume:]
             if _active_seconds(rest, self._peak) < CONTINUE_MIN_SPEECH:
                 return
@@ -269,9 +270,9 @@ class WhisperRecognizer:
             text = self.model.text(best.tokens)
             if not text:
                 return
-            log.debug("Whisper ended early; decoded %.1f s more: %r", len(rest) / SAMPLE_RATE,
+            log.debug("Whisper ended early; decoded %.1f s more: %r", len(rest) / ASR_RATE,
                       text)
-            offset = resume / SAMPLE_RATE
+            offset = resume / ASR_RATE
             extra_words = (word_timings(self.model, encoded, best.tokens,
                                         self.model.prompt(self.language))
                            if self.word_timings else None)
@@ -307,7 +308,7 @@ def _active_seconds(audio: np.ndarray, utterance_peak: float, frame: int = 480) 
         return 0.0
     rms = np.sqrt((audio[: n * frame].reshape(n, frame) ** 2).mean(axis=1))
     threshold = max(0.05 * utterance_peak, SILENCE_PEAK)
-    return float((rms > threshold).sum()) * frame / SAMPLE_RATE
+    return float((rms > threshold).sum()) * frame / ASR_RATE
 
 
 def _peak(audio: np.ndarray) -> float:
@@ -324,8 +325,8 @@ def _is_no_speech(result) -> bool:
 def _quietest_cut(audio: np.ndarray, search_seconds: float = 5.0,
                   frame_seconds: float = 0.1) -> int:
     """Index of the quietest 100 ms frame in the last few seconds (where to cut)."""
-    frame = int(frame_seconds * SAMPLE_RATE)
-    start = max(0, len(audio) - int(search_seconds * SAMPLE_RATE))
+    frame = int(frame_seconds * ASR_RATE)
+    start = max(0, len(audio) - int(search_seconds * ASR_RATE))
     region = audio[start:len(audio) - len(audio[start:]) % frame]
     if len(region) < frame:
         return len(audio)

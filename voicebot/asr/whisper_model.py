@@ -25,9 +25,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from voicebot.audio.resample import ASR_RATE
+
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
 HOP_LENGTH = 160
 N_FFT = 400
 MAX_SECONDS = 30.0
@@ -229,13 +230,13 @@ class WhisperModel:
         return [self.sot, lang, task, self.no_timestamps]
 
     def padded_length(self, n_samples: int) -> int:
-        seconds = n_samples / SAMPLE_RATE + self.pad_seconds
+        seconds = n_samples / ASR_RATE + self.pad_seconds
         seconds = math.ceil(seconds / self.bucket_seconds) * self.bucket_seconds
-        return int(min(seconds, MAX_SECONDS) * SAMPLE_RATE)
+        return int(min(seconds, MAX_SECONDS) * ASR_RATE)
 
     def log_mel(self, audio: np.ndarray) -> torch.Tensor:
         """Whisper's log-mel spectrogram (80 x frames) of audio padded to a bucket."""
-        n = min(len(audio), int(MAX_SECONDS * SAMPLE_RATE))
+        n = min(len(audio), int(MAX_SECONDS * ASR_RATE))
         padded = np.zeros(self.padded_length(n), dtype=np.float32)
         padded[:n] = audio[:n]
         x = torch.from_numpy(padded).to(self.device)
@@ -426,7 +427,7 @@ class WhisperModel:
         return torch.log_softmax(logits, dim=-1)
 
     def _token_cap(self, n_samples: int, prompt_len: int) -> int:
-        cap = TOKENS_MIN_CAP + int(TOKENS_PER_SECOND_CAP * n_samples / SAMPLE_RATE)
+        cap = TOKENS_MIN_CAP + int(TOKENS_PER_SECOND_CAP * n_samples / ASR_RATE)
         return max(1, min(cap, self.max_target - prompt_len - 1))
 
     def decode(self, audio: np.ndarray, prefix: list[int] | None = None, beam_size: int = 1,
@@ -558,4 +559,4 @@ class WhisperModel:
         """Compute the silence encoding and run one decode so the first utterance is fast."""
         with self._lock:
             self._silence_tail()
-        self.decode(np.zeros(SAMPLE_RATE // 2, dtype=np.float32))
+        self.decode(np.zeros(ASR_RATE // 2, dtype=np.float32))

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-SAMPLE_RATE = 16_000
+from voicebot.audio.resample import ASR_RATE
+
 WIN_MS = 25.0
 HOP_MS = 10.0
 N_MELS = 80
@@ -25,7 +26,7 @@ POWER_FLOOR = 1e-10
 class StreamingStft:
     """Hann-windowed power spectra (``|rfft|**2``) of a stream, frame by frame."""
 
-    def __init__(self, sample_rate: int = SAMPLE_RATE, win_ms: float = WIN_MS,
+    def __init__(self, sample_rate: int = ASR_RATE, win_ms: float = WIN_MS,
                  hop_ms: float = HOP_MS, n_fft: int | None = None,
                  max_frames_per_push: int = 64) -> None:
         self.sample_rate = sample_rate
@@ -96,7 +97,7 @@ class StreamingStft:
 class StreamingLogMel:
     """80-band log-mel spectrogram in dB (``10*log10``), computed incrementally."""
 
-    def __init__(self, sample_rate: int = SAMPLE_RATE, n_mels: int = N_MELS,
+    def __init__(self, sample_rate: int = ASR_RATE, n_mels: int = N_MELS,
                  win_ms: float = WIN_MS, hop_ms: float = HOP_MS, fmin: float = 0.0,
                  fmax: float | None = None, max_frames_per_push: int = 64) -> None:
         import librosa  # only the filterbank comes from librosa; imported when needed

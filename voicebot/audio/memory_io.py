@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 
+from voicebot.audio.resample import ASR_RATE
 from voicebot.audio.ring_buffer import RingBuffer
 
 BLOCK_S = 0.02  # what a sound card hands over per callback, roughly
@@ -22,7 +23,7 @@ BLOCK_S = 0.02  # what a sound card hands over per callback, roughly
 class PacedMicrophone:
     """A 16 kHz (or any rate) ring buffer that ``say()`` fills as a real microphone would."""
 
-    def __init__(self, rate: int = 16000, seconds: float = 30.0) -> None:
+    def __init__(self, rate: int = ASR_RATE, seconds: float = 30.0) -> None:
         self.rate = rate
         self.ring = RingBuffer(int(rate * seconds))
 

@@ -18,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-RATE = 16_000
+from voicebot.audio.resample import ASR_RATE
+
+RATE = ASR_RATE  # Silero runs on the recognition audio itself
 FRAME = 512  # samples per model call at 16 kHz (32 ms)
 CONTEXT = 64  # samples of the previous frame prepended to each frame
 

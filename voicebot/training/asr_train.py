@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from voicebot.audio.resample import ASR_RATE
 from voicebot.training import progress
 from voicebot.training.run_folder import (
     DeviceError,
@@ -52,7 +53,6 @@ KEEP_CHECKPOINTS = 2
 DEFAULT_STEPS = 200
 DEFAULT_LR = 5e-4
 ADAPTER_DIR = "adapter"
-SAMPLE_RATE = 16000
 # Whisper's window; longer takes cannot be trained on whole.
 MAX_TAKE_SECONDS = 29.0
 
@@ -99,11 +99,11 @@ def load_takes(data: Path) -> list[Take]:
             continue
         try:
             # The wizard records 22.05 kHz; Whisper hears 16 kHz.
-            audio = read_wav(wav, sample_rate=SAMPLE_RATE).samples.astype(np.float32)
+            audio = read_wav(wav, sample_rate=ASR_RATE).samples.astype(np.float32)
         except AudioFileError as exc:
             log.warning("skipping %s: %s", take_id, exc)
             continue
-        if len(audio) > MAX_TAKE_SECONDS * SAMPLE_RATE:
+        if len(audio) > MAX_TAKE_SECONDS * ASR_RATE:
             log.warning("skipping %s: longer than %.0f s", take_id, MAX_TAKE_SECONDS)
             continue
         takes.append(Take(take_id, text, audio))
@@ -243,7 +243,7 @@ def _train_locked(options: AsrTrainOptions, out: Path, stop) -> int:
              precision=str(amp_dtype).split(".")[-1] if use_amp else "float32",
              world_size=1, max_steps=max_steps, start_step=step, takes=len(takes),
              train_takes=len(train_set), heldout_takes=len(heldout),
-             minutes=round(sum(len(t.audio) for t in takes) / SAMPLE_RATE / 60, 2),
+             minutes=round(sum(len(t.audio) for t in takes) / ASR_RATE / 60, 2),
              base=model_id, rank=options.rank,
              trainable_params=sum(p.numel() for p in params))
         if wer_before is None:

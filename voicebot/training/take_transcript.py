@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from voicebot.asr.normalize import words_for_scoring
+from voicebot.audio.resample import ASR_RATE
 
 MISREAD_MIN_ERRORS = 2
 MISREAD_WER = 0.3
@@ -36,7 +37,6 @@ LONG_RUN_WORDS = 4
 # Endings Whisper drops or adds: up to this many letters, on words this long.
 ENDING_LETTERS = 3
 STEM_LETTERS = 4
-ASR_RATE = 16000
 
 
 @dataclass
