@@ -10,6 +10,7 @@ from voicebot.asr.adapt_vocab import adapted_lm, build_user_lm, gather_user_text
 from voicebot.asr.recognizer import Hypothesis
 from voicebot.asr.rescoring import Weights, rescore
 from voicebot.lm.ngram import load_catalog_ngram, sentence_logprob
+from voicebot.training.dataset import prompt_texts
 
 USER_TEXT = ["Remind me to call Anneliese about the Kubernetes cluster",
              "Anneliese fixed the Kubernetes upgrade yesterday"]
@@ -46,7 +47,7 @@ def test_gathers_prompts_history_and_word_list(dataset, tmp_path):
     words = tmp_path / "words.txt"
     words.write_text("# names\nAnneliese\n\nKubernetes cluster\n", encoding="utf-8")
     turns = [{"user": "what time is it", "reply": "It is noon."}, {"user": ""}]
-    texts = gather_user_text(dataset=dataset, word_list=words, history=turns)
+    texts = gather_user_text(prompt_texts(dataset), word_list=words, history=turns)
     assert texts[0] == "and mister john dashwood had then leisure to consider how much " \
         "there might be prudently in his power to do for them"
     assert len(texts) == 10 + 2 + 2
@@ -80,14 +81,14 @@ def test_app_refresh_and_settings_lm(dataset):
         refresh_user_lm,
     )
     from voicebot.lm.ngram_build import InterpolatedLM
-    from voicebot.pipeline.history import save_history
+    from voicebot.pipeline.history import load_history, save_history
     from voicebot.settings import Settings
 
     asr = Settings().asr
-    assert refresh_user_lm() is None  # a fresh home: no text yet
+    assert refresh_user_lm(load_history()) is None  # a fresh home: no text yet
     assert not isinstance(ngram_with_user_lm(asr), InterpolatedLM)
     save_history([{"user": "ask Anneliese", "reply": "Asking Anneliese."}])
-    path = refresh_user_lm(dataset=dataset)
+    path = refresh_user_lm(load_history(), prompt_texts(dataset))
     assert path == default_user_lm_path() and path.is_file()
     lm = ngram_with_user_lm(asr)
     assert isinstance(lm, InterpolatedLM) and lm.contains("anneliese")

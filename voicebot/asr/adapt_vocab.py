@@ -15,6 +15,8 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
+from voicebot.paths import user_dirs
+
 log = logging.getLogger(__name__)
 
 # Share of the user LM in the mix. The user text is small and topical: a third lets its
@@ -24,20 +26,8 @@ DEFAULT_WEIGHT = 0.3
 USER_LM_NAME = "user.arpa"
 
 
-def dataset_texts(dataset: str | Path) -> list[str]:
-    """The prompts read in an LJSpeech-layout folder (empty when it has no metadata)."""
-    from voicebot.training.dataset import read_metadata
-
-    metadata = Path(dataset) / "metadata.csv"
-    return [text for _, text in read_metadata(metadata)] if metadata.is_file() else []
-
-
-def history_texts(turns: Iterable[dict] | None = None) -> list[str]:
-    """What the user said and the bot replied, from the saved conversation history."""
-    if turns is None:
-        from voicebot.pipeline.history import load_history
-
-        turns = load_history()
+def history_texts(turns: Iterable[dict]) -> list[str]:
+    """What the user said and the bot replied, from conversation turn records."""
     texts = []
     for turn in turns:
         for key in ("user", "reply"):
@@ -53,17 +43,15 @@ def word_list_texts(path: str | Path) -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
-def gather_user_text(dataset: str | Path | None = None, word_list: str | Path | None = None,
-                     history: bool | Iterable[dict] = True) -> list[str]:
-    """All of the user's own text. ``history``: True = the saved history, False = none,
-    or the turn records themselves."""
-    texts: list[str] = []
-    if dataset is not None:
-        texts += dataset_texts(dataset)
-    if history is True:
-        texts += history_texts()
-    elif history:
-        texts += history_texts(history)
+def gather_user_text(prompts: Iterable[str] = (), word_list: str | Path | None = None,
+                     history: Iterable[dict] = ()) -> list[str]:
+    """All of the user's own text: the prompts they read (``training.dataset.prompt_texts``),
+    the conversation turns (``pipeline.history.load_history``) and a word list file.
+
+    The callers gather prompts and turns: reading a dataset or the saved history belongs to
+    the layers above recognition.
+    """
+    texts = list(prompts) + history_texts(history)
     if word_list is not None:
         texts += word_list_texts(word_list)
     return texts
@@ -85,19 +73,18 @@ def adapted_lm(general, user_lm: str | Path, weight: float = DEFAULT_WEIGHT):
 
 
 def default_user_lm_path() -> Path:
-    from voicebot.paths import user_dirs
-
     return user_dirs().data / "asr" / USER_LM_NAME
 
 
-def refresh_user_lm(dataset: str | Path | None = None, word_list: str | Path | None = None,
+def refresh_user_lm(history: Iterable[dict], prompts: Iterable[str] = (),
+                    word_list: str | Path | None = None,
                     path: str | Path | None = None) -> Path | None:
     """Rebuild the user LM from everything the user has written or read so far.
 
     What the app calls after a recording session or a conversation; returns the ARPA
     path, or None when there is no user text yet (nothing to adapt to).
     """
-    texts = gather_user_text(dataset=dataset, word_list=word_list, history=True)
+    texts = gather_user_text(prompts, word_list=word_list, history=history)
     if not any(t.strip() for t in texts):
         return None
     try:

@@ -105,8 +105,9 @@ def load_rescoring_lm(settings: Settings) -> Any:
     """The general n-gram LM, mixed with one built from the user's own words (prompts
     read, conversation history), so names they use are recognised more readily."""
     from voicebot.asr.adapt_vocab import ngram_with_user_lm, refresh_user_lm
+    from voicebot.pipeline.history import load_history
 
-    refresh_user_lm()
+    refresh_user_lm(load_history())
     return ngram_with_user_lm(settings.asr)
 
 

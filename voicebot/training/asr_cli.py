@@ -69,10 +69,12 @@ def run_asr(args: argparse.Namespace) -> int:
 
 def _run_vocab(args: argparse.Namespace) -> int:
     from voicebot.asr.adapt_vocab import build_user_lm, gather_user_text
+    from voicebot.pipeline.history import load_history
+    from voicebot.training.dataset import prompt_texts
 
     try:
-        texts = gather_user_text(dataset=args.data, word_list=args.words,
-                                 history=not args.no_history)
+        texts = gather_user_text(prompt_texts(args.data), word_list=args.words,
+                                 history=[] if args.no_history else load_history())
         path = build_user_lm(texts, Path(args.out) / "user.arpa")
     except (OSError, ValueError) as exc:
         log.error("%s", exc)

@@ -311,6 +311,12 @@ def read_metadata(path: Path) -> list[tuple[str, str]]:
     return rows
 
 
+def prompt_texts(folder: str | Path) -> list[str]:
+    """The prompts read in an LJSpeech-layout folder (empty when it has no metadata)."""
+    metadata = Path(folder) / "metadata.csv"
+    return [text for _, text in read_metadata(metadata)] if metadata.is_file() else []
+
+
 def trained_voices(root: Path | None = None) -> list[dict]:
     """Voices trained here: {"name", "path", "step"} per run folder holding a usable
     checkpoint (model_file.pth), newest run first within each voice.
