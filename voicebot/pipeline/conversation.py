@@ -350,8 +350,9 @@ class Conversation:
             self._threads.append(speech)
         speech.start()
         splitter = self.splitter_factory()
+        pieces = self.chat.stream(history, turn.cancel)
         try:
-            for piece in self.chat.stream(history, turn.cancel):
+            for piece in pieces:
                 if turn.cancelled:
                     break
                 turn.timing.mark("first_token")
@@ -361,6 +362,9 @@ class Conversation:
             if not turn.cancelled:
                 self._send_clauses(turn, splitter.flush(), clauses)
         finally:
+            close = getattr(pieces, "close", None)
+            if close is not None:  # a cancelled reply stops generating now, not at GC
+                close()
             clauses.put(None)
             speech.join()
         # A reply cut short by barge-in is remembered as far as it was spoken.

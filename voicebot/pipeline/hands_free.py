@@ -47,11 +47,13 @@ class HandsFree:
         self._thread.start()
         return self
 
-    def stop(self, timeout: float = 1.0) -> None:
+    def stop(self, timeout: float = 1.0) -> bool:
+        """Stop the monitor; True if its thread ended within ``timeout`` seconds."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout)
+        return thread is None or not thread.is_alive()
 
     def _mic_open(self) -> bool:
         """May what the microphone hears now start (or interrupt) a turn?"""

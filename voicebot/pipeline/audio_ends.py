@@ -1,0 +1,71 @@
+"""The two ends of a session's audio: the microphone it listens to, the speaker it talks to.
+
+``open_devices`` opens the devices the settings name; each can fail on its own (no
+microphone: typing still works; no speaker: replies are shown as text) and says so in
+one line. Without a sound system (GPU servers, tests) ``AudioEnds`` is made directly from
+``voicebot.audio.memory_io``'s ``PacedMicrophone.ring`` and ``MemorySpeaker``.
+
+``close`` is bounded: closing a stream on a vanished device can hang inside PortAudio, so
+each device closes on its own daemon thread and is waited for only ``timeout`` seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from voicebot.pipeline.conversation import MicrophoneBuffer, Speaker
+from voicebot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ASR_RATE = 16000
+
+
+@dataclass
+class AudioEnds:
+    mic: MicrophoneBuffer | None = None  # 16 kHz samples; None: typed turns only
+    speaker: Speaker | None = None  # None: replies as text only
+    capture: Any = None  # the Capture filling ``mic`` (level meters, stopped on close)
+    problems: list[str] = field(default_factory=list)  # one line each, for the user
+
+    def close(self, timeout: float = 0.5) -> bool:
+        """Close the devices within ``timeout`` seconds; True if they all closed."""
+        closers = [threading.Thread(target=close, name=f"close-{what}", daemon=True)
+                   for what, close in (("speaker", getattr(self.speaker, "close", None)),
+                                       ("microphone", getattr(self.capture, "stop", None)))
+                   if close is not None]
+        for closer in closers:
+            closer.start()
+        for closer in closers:
+            closer.join(timeout)
+        self.mic = self.speaker = self.capture = None
+        stuck = [closer.name for closer in closers if closer.is_alive()]
+        if stuck:
+            log.warning("audio devices still closing after %.1f s: %s", timeout,
+                        ", ".join(stuck))
+        return not stuck
+
+
+def open_devices(settings: Settings,
+                 on_lost: Callable[[Exception], None] | None = None) -> AudioEnds:
+    """The microphone and speaker the settings name. ``on_lost`` is called (from an
+    audio thread) when an open device stops working."""
+    from voicebot.audio.capture import Capture
+    from voicebot.audio.devices import AudioDeviceError
+    from voicebot.audio.player import Player
+
+    ends = AudioEnds()
+    try:
+        ends.capture = Capture(settings.audio.input_device, on_error=on_lost).start()
+        ends.mic = ends.capture.ring(ASR_RATE)
+    except AudioDeviceError as exc:
+        ends.problems.append(f"No microphone ({exc}); typing works")
+    try:
+        ends.speaker = Player(settings.audio.output_device, on_error=on_lost).open()
+    except AudioDeviceError as exc:
+        ends.problems.append(f"No speaker ({exc}); replies are shown as text")
+    return ends

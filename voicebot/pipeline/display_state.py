@@ -1,0 +1,119 @@
+"""What the window shows about the session, derived from one value (GUI-free).
+
+The state pill, the status line, the main window's status bar and the timing label all
+come from one :class:`Shown`, made by :func:`shown` from the session's :class:`Phase`,
+so they cannot disagree. The session (``voicebot.pipeline.live_session``) decides the
+phase; the Conversation tab only paints what it is given.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from voicebot.pipeline.state import TurnState
+
+
+class Phase(enum.Enum):
+    LOADING = "loading"
+    READY = "ready"  # push-to-talk: waiting for the button (or a typed message)
+    WAITING = "waiting"  # hands-free: waiting for the user to start speaking
+    LISTENING = "listening"
+    RECOGNISING = "recognising"
+    THINKING = "thinking"
+    SPEAKING = "speaking"
+    INTERRUPTED = "interrupted"  # the last reply was stopped or talked over
+    ERROR = "error"
+    DEVICE_LOST = "device lost"
+    RECOVERING = "recovering"
+
+
+# A turn's own states, as phases.
+TURN_PHASE = {
+    TurnState.LISTENING: Phase.LISTENING,
+    TurnState.RECOGNISING: Phase.RECOGNISING,
+    TurnState.THINKING: Phase.THINKING,
+    TurnState.SPEAKING: Phase.SPEAKING,
+}
+
+# pill text, pill colour
+LOOK: dict[Phase, tuple[str, str]] = {
+    Phase.LOADING: ("Loading…", "#718096"),
+    Phase.READY: ("Ready", "#718096"),
+    Phase.WAITING: ("Waiting", "#2b6cb0"),
+    Phase.LISTENING: ("Listening…", "#c53030"),
+    Phase.RECOGNISING: ("Recognising…", "#dd6b20"),
+    Phase.THINKING: ("Thinking…", "#6b46c1"),
+    Phase.SPEAKING: ("Speaking…", "#2f855a"),
+    Phase.INTERRUPTED: ("Interrupted", "#975a16"),
+    Phase.ERROR: ("Error", "#9b2c2c"),
+    Phase.DEVICE_LOST: ("Device lost", "#9b2c2c"),
+    Phase.RECOVERING: ("Recovering…", "#b7791f"),
+}
+
+PTT_HINT = "hold the button or Space (Ctrl+Space while typing) and speak"
+TYPE_HINT = "type a message and press Enter"
+
+# Timing stage -> what it measures, in words ({} is the milliseconds).
+TIMING_WORDS = (
+    ("asr_ms", "recognised in {} ms"),
+    ("lm_first_token_ms", "first word after {} ms"),
+    ("tts_first_audio_ms", "voice ready in {} ms"),
+    ("voice_to_voice_ms", "first sound after {} ms (total)"),
+)
+
+
+@dataclass(frozen=True)
+class Shown:
+    """Everything the window shows about the state, at one moment."""
+
+    phase: Phase
+    pill: str
+    colour: str
+    status: str
+    timing: str
+
+    @property
+    def status_bar(self) -> str:
+        return f"{self.pill.rstrip('…')}: {self.status}"
+
+
+def timing_text(breakdown: dict[str, float]) -> str:
+    """A turn's timing, each figure named by what it measures; typed turns' total counts
+    from the moment the text was sent."""
+    parts = [words.format(f"{breakdown[key]:.0f}") for key, words in TIMING_WORDS
+             if key in breakdown]
+    if "voice_to_voice_ms" not in breakdown and "reply_ms" in breakdown:
+        parts.append(f"first sound after {breakdown['reply_ms']:.0f} ms (total)")
+    return " · ".join(parts)
+
+
+def _status(phase: Phase, detail: str, can_talk: bool, hands_free: bool) -> str:
+    hint = ("just start speaking, or " + TYPE_HINT if hands_free else
+            PTT_HINT + ", or " + TYPE_HINT) if can_talk else TYPE_HINT
+    texts = {
+        Phase.LOADING: f"Loading: {detail}…" if detail else "Loading models…",
+        Phase.READY: detail or f"Ready: {hint}.",
+        Phase.WAITING: detail or f"Hands-free: {hint}.",
+        Phase.LISTENING: ("Listening: pause when you are done." if hands_free else
+                          "Listening: let go when you are done."),
+        Phase.RECOGNISING: "Working out what you said…",
+        Phase.THINKING: "Thinking of a reply (Esc stops it)…",
+        Phase.SPEAKING: "Speaking (talk to interrupt, Esc stops it)…",
+        Phase.INTERRUPTED: f"Stopped. {hint[0].upper()}{hint[1:]}.",
+        Phase.ERROR: f"Problem: {detail}" if detail else "Problem: something went wrong.",
+        Phase.DEVICE_LOST: f"Audio device lost: {detail}" if detail else
+        "Audio device lost.",
+        Phase.RECOVERING: "Reopening the audio devices…",
+    }
+    return texts[phase]
+
+
+def shown(phase: Phase, *, detail: str = "", timing: dict[str, float] | None = None,
+          can_talk: bool = False, hands_free: bool = False) -> Shown:
+    """What to show for ``phase``. ``detail``: the loading step, the problem, or a
+    message replacing the ready hint; ``timing``: the current (or last) turn's breakdown;
+    ``can_talk``: a microphone and a recognizer work; ``hands_free``: VAD starts turns."""
+    pill, colour = LOOK[phase]
+    return Shown(phase, pill, colour, _status(phase, detail, can_talk, hands_free),
+                 timing_text(timing or {}))
