@@ -105,7 +105,7 @@ class TorchBackend:
         self.vocoder_part = parts.VocoderPart(generator).to(self.device, self.dtype).eval()
         self.frame_channels = model.decoder.frame_channels
         self.frames_per_step = model.decoder.r
-        self.hop = vocoder_hop(generator)
+        self.hop = parts.vocoder_hop(generator)
         self._state: dict | None = None
 
     def _tensor(self, array: np.ndarray):
@@ -340,7 +340,3 @@ class _Failure:
     def __init__(self, error: BaseException) -> None:
         self.error = error
 
-
-def vocoder_hop(generator) -> int:
-    """Audio samples per mel frame: the product of the generator's upsampling strides."""
-    return int(np.prod([layer.stride[0] for layer in generator.ups]))

@@ -25,7 +25,7 @@ import numpy as np
 from voicebot.paths import ensure
 from voicebot.tts import onnx_runtime
 from voicebot.tts.conv_layout import convs_to_2d
-from voicebot.tts.tacotron_parts import STATE_NAMES
+from voicebot.tts.tacotron_parts import STATE_NAMES, vocoder_hop
 
 log = logging.getLogger(__name__)
 
@@ -264,7 +264,6 @@ class OnnxBackend:
         from voicebot.models.conversions import converted
         from voicebot.tts.coqui_checkpoint import find_checkpoint
         from voicebot.tts.mel_v1 import is_v1_audio
-        from voicebot.tts.tacotron import vocoder_hop
 
         tts_file = find_checkpoint(tts_checkpoint)
         vocoder_file = find_checkpoint(vocoder_checkpoint)

@@ -17,6 +17,8 @@ onnxruntime, so both backends compute exactly what Coqui's ``inference`` compute
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F  # noqa: N812 (the usual torch spelling)
 from torch import nn
@@ -148,3 +150,8 @@ def initial_state(encoder_outputs: torch.Tensor, model) -> dict[str, torch.Tenso
         "attention_weights": torch.zeros(1, steps, **like),
         "attention_weights_cum": torch.zeros(1, steps, **like),
     }
+
+
+def vocoder_hop(generator) -> int:
+    """Audio samples per mel frame: the product of the generator's upsampling strides."""
+    return math.prod(int(layer.stride[0]) for layer in generator.ups)
