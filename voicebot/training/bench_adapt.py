@@ -84,11 +84,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # ----- the trainer's flags --------------------------------------------------------------
 def trainer_options() -> set[str]:
     """The option strings ``voicebot train tts`` accepts now (read from its parser)."""
-    from voicebot.training.cli import add_arguments as add_train_arguments
+    from voicebot.training.cli import option_strings
 
-    parser = argparse.ArgumentParser(add_help=False)
-    add_train_arguments(parser)
-    return {s for action in parser._actions for s in action.option_strings}
+    return option_strings("tts")
 
 
 def train_command(data: Path, out: Path, args, options: set[str]) -> list[str]:
