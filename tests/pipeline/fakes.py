@@ -170,3 +170,17 @@ def speak(session: Session, mic: PacedMicrophone, seconds: float = 0.3):
     time.sleep(0.05)
     session.stop_listening()
     return turn
+
+
+def open_fake_tab(qtbot):
+    """The Conversation tab, as its own window, over fake engines and in-memory audio
+    (the view's logic in seconds): (tab, its PacedMicrophone). The caller shuts it down."""
+    from voicebot.ui.conversation_tab import ConversationTab
+
+    tab = ConversationTab(Settings(), load_models=False)
+    qtbot.addWidget(tab)
+    tab.show()
+    qtbot.waitExposed(tab)
+    audio, mic, _ = memory_audio()
+    tab.use_engines(fake_engines(voice=FakeVoice(chunks=3, delay=0.05)), audio)
+    return tab, mic

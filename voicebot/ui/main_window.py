@@ -45,7 +45,11 @@ class MainWindow(QMainWindow):
         self.conversation_tab.engines_ready.connect(self._share_recognizer)
         self.setCentralWidget(self.tabs)
         self._build_menu()
-        self.statusBar().showMessage(f"{APP_DISPLAY_NAME} {__version__} — ready")
+        # The status bar says what the conversation's state pill and status line say; a
+        # passing message (an export's) gives way to it again.
+        self.conversation_tab.state_text_changed.connect(self.statusBar().showMessage)
+        self.statusBar().messageChanged.connect(self._show_state_when_blank)
+        self.statusBar().showMessage(self.conversation_tab.state_text())
         self._restore_state()
 
     def _build_menu(self) -> None:
@@ -107,6 +111,10 @@ class MainWindow(QMainWindow):
         except OSError as exc:
             QMessageBox.warning(self, "Settings", f"Could not save the settings: {exc}")
         self.conversation_tab.apply_settings(self.settings, voice=voice)
+
+    def _show_state_when_blank(self, message: str) -> None:
+        if not message:
+            self.statusBar().showMessage(self.conversation_tab.state_text())
 
     def _voice_changed(self, voice: str, ok: bool, message: str) -> None:
         self.statusBar().showMessage(message, 10_000)

@@ -1,0 +1,45 @@
+"""What the window says about each state, without Qt."""
+
+from __future__ import annotations
+
+import pytest
+
+from voicebot.pipeline.display_state import LOOK, TURN_PHASE, Phase, shown, timing_text
+from voicebot.pipeline.state import TurnState
+
+
+@pytest.mark.parametrize("phase", list(Phase))
+def test_every_phase_has_its_own_pill_and_a_status(phase):
+    look = shown(phase, can_talk=True)
+    assert look.pill and look.colour.startswith("#") and look.status
+    assert look.status_bar == f"{look.pill.rstrip('…')}: {look.status}"
+    assert len({pill for pill, _ in LOOK.values()}) == len(Phase)
+
+
+def test_every_turn_state_but_idle_is_a_phase():
+    assert set(TURN_PHASE) == set(TurnState) - {TurnState.IDLE}
+
+
+def test_the_ready_hint_says_how_to_talk():
+    assert "Ctrl+Space" in shown(Phase.READY, can_talk=True).status
+    assert shown(Phase.READY).status == "Ready: type a message and press Enter."
+    assert "just start speaking" in shown(Phase.WAITING, can_talk=True, hands_free=True).status
+    assert shown(Phase.READY, detail="No speaker (gone)").status == "No speaker (gone)"
+    assert shown(Phase.LOADING, detail="loading the voice").status == \
+        "Loading: loading the voice…"
+
+
+def test_problems_are_named():
+    assert shown(Phase.ERROR, detail="RuntimeError: x").status == "Problem: RuntimeError: x"
+    assert shown(Phase.DEVICE_LOST, detail="mic gone").status == "Audio device lost: mic gone"
+
+
+def test_timing_names_what_it_measures():
+    spoken = {"asr_ms": 310.4, "lm_first_token_ms": 520.0, "tts_first_audio_ms": 200.2,
+              "voice_to_voice_ms": 1412.0, "reply_ms": 1100.0}
+    assert timing_text(spoken) == ("recognised in 310 ms · first word after 520 ms · "
+                                   "voice ready in 200 ms · first sound after 1412 ms (total)")
+    typed = {"lm_first_token_ms": 400.0, "reply_ms": 412.0}
+    assert timing_text(typed) == "first word after 400 ms · first sound after 412 ms (total)"
+    assert timing_text({}) == ""
+    assert shown(Phase.SPEAKING, timing=typed).timing == timing_text(typed)

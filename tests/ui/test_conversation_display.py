@@ -1,0 +1,135 @@
+"""The state pill, status line, timing label and status bar agree at every moment.
+
+Fake engines and in-memory audio, offscreen Qt: the view's logic in seconds. The texts
+themselves are tested without Qt in tests/pipeline/test_display_state.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.pipeline.fakes import RATE, FakeVad, fake_engines, memory_audio, open_fake_tab
+from voicebot.pipeline.audio_ends import AudioEnds
+from voicebot.pipeline.display_state import Phase
+from voicebot.settings import Settings
+from voicebot.ui.conversation_tab import ConversationTab
+
+
+@pytest.fixture
+def tab_and_mic(qtbot):
+    tab, mic = open_fake_tab(qtbot)
+    yield tab, mic
+    tab.shutdown()
+
+
+class Painted:
+    """After every state change the tab paints, what each indicator shows."""
+
+    def __init__(self, tab) -> None:
+        self.tab = tab
+        self.snapshots = []
+        self.status_bar = ""
+        # Connected after the tab's own slots: they run once the tab has painted.
+        tab.state_text_changed.connect(self._bar)
+        tab.bridge.display_signal.connect(self._check)
+
+    def _bar(self, text: str) -> None:
+        self.status_bar = text
+
+    def _check(self, shown) -> None:
+        tab = self.tab
+        seen = (tab.state_label.text(), tab.status_label.text(), tab.timing_label.text(),
+                self.status_bar)
+        assert seen == (shown.pill, shown.status, shown.timing, shown.status_bar), shown
+        self.snapshots.append((shown.phase, *seen))
+
+    @property
+    def phases(self) -> list[Phase]:
+        return [phase for phase, *_ in self.snapshots]
+
+
+def test_every_state_change_leaves_the_indicators_consistent(qtbot, tab_and_mic, monkeypatch):
+    from voicebot.pipeline import live_session
+
+    tab, mic = tab_and_mic
+    painted = Painted(tab)
+    session = tab.session
+    assert tab.state_label.text() == "Ready" and tab.timing_label.text() == ""
+
+    # A spoken turn: its timing replaces nothing at first, then names what it measures.
+    tab.press_talk()
+    qtbot.waitUntil(lambda: painted.phases[-1:] == [Phase.LISTENING], timeout=2000)
+    assert tab.timing_label.text() == ""
+    mic.say(np.full(RATE // 2, 0.1, np.float32)).join()
+    tab.release_talk()
+    qtbot.waitUntil(lambda: session.conversation.turns[-1].finished.is_set()
+                    and painted.phases[-1] is Phase.READY, timeout=5000)
+    first_timing = tab.timing_label.text()
+    assert "recognised in" in first_timing and "first sound after" in first_timing
+    # The next turn's timing replaces this one's as soon as it starts.
+    tab.text_box.setText("Talk to me.")
+    tab.send_text()
+    qtbot.waitUntil(lambda: painted.phases[-1] is Phase.SPEAKING, timeout=5000)
+    thinking = next(s for s in reversed(painted.snapshots) if s[0] is Phase.THINKING)
+    assert thinking[3] == ""
+    tab.stop_bot()
+    qtbot.waitUntil(lambda: painted.phases[-1] is Phase.INTERRUPTED, timeout=5000)
+
+    # A failing voice: the problem is shown, and cleared by the next turn that works.
+    session.engines.synthesizer.fail = RuntimeError("the voice broke")
+    tab.text_box.setText("Hello")
+    tab.send_text()
+    qtbot.waitUntil(lambda: painted.phases[-1] is Phase.ERROR, timeout=5000)
+    assert tab.status_label.text() == "Problem: RuntimeError: the voice broke"
+    session.engines.synthesizer.fail = None
+    tab.text_box.setText("Hello again")
+    tab.send_text()
+    qtbot.waitUntil(lambda: session.conversation.turns[-1].finished.is_set()
+                    and painted.phases[-1] is Phase.READY, timeout=5000)
+    assert "Problem" not in tab.status_label.text()
+
+    # A lost device: shown, then reopened (here: only the speaker comes back).
+    monkeypatch.setattr(live_session, "RECOVER_AFTER_S", 0.05)
+    monkeypatch.setattr(live_session, "open_devices", lambda settings, on_lost=None:
+                        AudioEnds(problems=["No microphone (unplugged); typing works"]))
+    session._device_lost(OSError("the microphone stopped working"))
+    qtbot.waitUntil(lambda: painted.phases[-1] is Phase.READY
+                    and Phase.RECOVERING in painted.phases, timeout=5000)
+    assert Phase.DEVICE_LOST in painted.phases
+    assert tab.status_label.text() == "No microphone (unplugged); typing works"
+    assert not tab.talk_button.isEnabled() and tab.text_box.isEnabled()
+
+    assert {Phase.LISTENING, Phase.RECOGNISING, Phase.THINKING, Phase.SPEAKING,
+            Phase.READY, Phase.INTERRUPTED, Phase.ERROR, Phase.DEVICE_LOST,
+            Phase.RECOVERING} <= set(painted.phases)
+
+
+def test_loading_is_shown_until_the_engines_are_in(qtbot):
+    tab = ConversationTab(Settings(), load_models=False)
+    qtbot.addWidget(tab)
+    assert tab.state_label.text() == "Loading…"
+    assert tab.status_label.text() == "Loading models…"
+    assert tab.state_text() == "Loading: Loading models…"
+    assert not tab.talk_button.isEnabled() and not tab.text_box.isEnabled()
+    tab.use_engines(fake_engines(), memory_audio()[0])
+    assert tab.state_label.text() == "Ready" and tab.talk_button.isEnabled()
+    tab.shutdown()
+
+
+def test_hands_free_turns_show_the_users_words(qtbot):
+    settings = Settings()
+    settings.audio.hands_free = True
+    tab = ConversationTab(settings, load_models=False)
+    qtbot.addWidget(tab)
+    tab.session.vad = FakeVad()
+    tab.use_engines(fake_engines(), memory_audio()[0])
+    assert tab.state_label.text() == "Waiting"
+    # The monitor starts turns through the conversation, not the talk button.
+    conversation = tab.session.conversation
+    turn = conversation.start_listening()
+    conversation.stop_listening()
+    qtbot.waitUntil(turn.finished.is_set, timeout=5000)
+    qtbot.waitUntil(lambda: [b.text() for b in tab.chat_view.bubbles if b.from_user]
+                    == ["what is the capital of france"], timeout=2000)
+    tab.shutdown()
