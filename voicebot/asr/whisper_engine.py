@@ -73,7 +73,8 @@ def load_whisper(model_id: str = "whisper-tiny-en", device: str = "auto",
     """A loaded, warmed-up model, shared by every recogniser in the process.
 
     ``cpu_threads`` sets torch's (process-wide) intra-op thread count on CPU; one thread
-    keeps ASR from collapsing when another stage runs at the same time (DESIGN.md).
+    keeps ASR from collapsing when another stage runs at the same time (ARCHITECTURE.md,
+    CPU thread budget).
     """
     from voicebot.asr.whisper_model import pick_device
 

@@ -134,8 +134,8 @@ class WhisperModel:
         self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
         if self.device.type == "cpu" and cpu_threads:
             # One thread per stage: on 2 cores a 2-thread run collapses when another
-            # stage is busy (DESIGN.md). set_num_threads is process-wide, so it is only
-            # applied when asked for.
+            # stage is busy (ARCHITECTURE.md, CPU thread budget). set_num_threads is
+            # process-wide, so it is only applied when asked for.
             torch.set_num_threads(cpu_threads)
         from transformers.utils import logging as hf_logging
 

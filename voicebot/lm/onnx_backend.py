@@ -33,7 +33,8 @@ CONVERSION_NAME = "onnx-cpu"
 
 def default_threads() -> int:
     """One core of two, half of more (up to 4): the LM shares the CPU with TTS and ASR,
-    and on 2 cores a 2-thread run collapses when anything else is busy (DESIGN.md)."""
+    and on 2 cores a 2-thread run collapses when anything else is busy (ARCHITECTURE.md,
+    CPU thread budget)."""
     cores = os.cpu_count() or 1
     return 1 if cores <= 2 else min(4, cores // 2)
 

@@ -49,7 +49,7 @@ class TorchBackend:
 
         self.device, self.dtype = pick_torch_device(device)
         if threads and self.device == "cpu":
-            # Process-wide in torch: only set when asked (see DESIGN, CPU thread budget).
+            # Process-wide in torch: only set when asked (ARCHITECTURE.md, CPU thread budget).
             torch.set_num_threads(threads)
         self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=self.dtype)
         self.model.to(self.device).eval()

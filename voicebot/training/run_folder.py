@@ -230,7 +230,7 @@ def pick_device(requested: str = "auto", local_rank: int = 0):
 
 
 def set_cpu_threads(device, threads: int | None) -> None:
-    """Limit torch's CPU threads (the app keeps a core for itself; see DESIGN)."""
+    """Limit torch's CPU threads (the app keeps a core; ARCHITECTURE.md, CPU thread budget)."""
     if threads and getattr(device, "type", str(device)) == "cpu":
         import torch
 

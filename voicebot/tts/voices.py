@@ -27,7 +27,7 @@ VOICE_KINDS = ("tts-onnx-voice", "tts-tacotron2")
 class VoiceOptions:
     engine: str = "onnx"  # Tacotron2 only: "onnx" or "torch"
     device: str = "auto"  # "auto", "cpu" or "cuda"
-    threads: int = 1  # per-stage CPU threads (see DESIGN: the cores are shared)
+    threads: int = 1  # per-stage CPU threads (ARCHITECTURE.md, CPU thread budget)
     vocoder: str | None = None  # Tacotron2 only: vocoder id or checkpoint path
     decoder_precision: str | None = None  # Tacotron2 ONNX: "int4" (CPU default), "int8", "fp32"
     vocoder_precision: str | None = None  # Tacotron2 ONNX, V1 vocoder: "int8" (CPU default), "fp32"

@@ -173,7 +173,7 @@ class TrainPage(QWidget):
                                       and bool(checkpoint_files(self.run_dir)))
 
     def _threads(self) -> str:
-        # Leave a core to the app (see DESIGN: busy cores make torch collapse).
+        # Leave a core to the app (ARCHITECTURE.md, CPU thread budget).
         return str(max(1, (os.cpu_count() or 2) - 1))
 
     def start(self) -> None:
