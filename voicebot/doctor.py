@@ -132,6 +132,10 @@ def check_models() -> dict[str, Any]:
     info: dict[str, Any] = {"ok": not missing, "models": rows}
     if missing:
         info["error"] = "default models missing: " + ", ".join(missing)
+    damaged = [r for r in store.verify_conversions(full=False) if not r["ok"]]
+    if damaged:
+        info["warnings"] = [f"converted model {r['id']} is damaged ({r['problems'][0]}); "
+                            "it is rebuilt on the next start" for r in damaged]
     return info
 
 

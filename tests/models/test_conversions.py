@@ -117,3 +117,54 @@ def test_same_model_from_another_install_is_not_rebuilt(tmp_path, models_dir):
     second_install.write_text("jello")  # same size, other content: converted again
     converted("m", "upper", [second_install], CountingConverter(second_install))
     assert (out / "out.txt").read_text() == "JELLO"
+
+
+def test_damaged_output_is_rebuilt_on_the_next_load(tmp_path, models_dir):
+    from voicebot.models.conversions import check
+
+    source = tmp_path / "src.txt"
+    source.write_text("hello world")
+    convert = CountingConverter(source)
+    folder = converted("m", "upper", [source], convert)
+    assert check(folder) == []
+    (folder / "out.txt").write_text("HELLO")  # truncated, as by a full disk or a crash
+    assert check(folder, full=False) == ["out.txt has 5 bytes, expected 11"]
+    assert converted("m", "upper", [source], convert) == folder
+    assert convert.calls == 2 and (folder / "out.txt").read_text() == "HELLO WORLD"
+    assert check(folder) == []
+
+
+def test_same_size_damage_is_found_by_the_full_check(tmp_path, models_dir):
+    from voicebot.models.conversions import check
+
+    source = tmp_path / "src.txt"
+    source.write_text("hello")
+    folder = converted("m", "upper", [source], CountingConverter(source))
+    (folder / "out.txt").write_text("JELLO")
+    assert check(folder, full=False) == []  # a start only compares sizes (a stat)
+    assert check(folder) == ["out.txt does not match its sha256"]
+
+
+def test_verify_and_doctor_report_a_damaged_real_conversion(models_dir, capsys):
+    """The Piper voice's cut-in-two conversion (a real ONNX model), truncated: ``models
+    verify`` fails naming it, ``doctor`` warns, and loading the voice rebuilds it."""
+    from voicebot.cli import main
+    from voicebot.doctor import check_models
+    from voicebot.models import resolve
+    from voicebot.tts.piper_split import split_voice
+
+    voice_file = resolve("piper-en-us-joe-medium")
+    decoder = split_voice(voice_file, "piper-en-us-joe-medium").decoder
+    size = decoder.stat().st_size
+    with open(decoder, "r+b") as handle:
+        handle.truncate(size // 2)
+    code = main(["models", "verify", "piper-en-us-joe-medium", "--json"])
+    results = json.loads(capsys.readouterr().out)
+    assert code == 1
+    damaged = [r for r in results if not r["ok"]]
+    assert [r["id"] for r in damaged] == ["piper-en-us-joe-medium (piper-split)"]
+    assert f"decoder.onnx has {size // 2} bytes, expected {size}" in damaged[0]["problems"]
+    warnings = check_models().get("warnings", [])
+    assert any("piper-en-us-joe-medium (piper-split) is damaged" in w for w in warnings)
+    assert split_voice(voice_file, "piper-en-us-joe-medium").decoder.stat().st_size == size
+    assert main(["models", "verify", "piper-en-us-joe-medium"]) == 0

@@ -184,6 +184,7 @@ def _import(store, args) -> int:
 def _verify(store, args) -> int:
     ids = args.model_ids or [r["id"] for r in store.status() if r["state"] != "missing"]
     results = [store.verify(model_id) for model_id in ids]
+    results += store.verify_conversions(args.model_ids or None)
     if args.json:
         _emit(results)
     else:

@@ -9,6 +9,11 @@ file changed (its sha256 differs), a source was added or removed, or ``version``
 bumped (the conversion code changed). The same file at another path (another install
 sharing the models dir) counts as unchanged once its sha256 matches.
 
+The marker also records every output file's size and sha256. A start checks the sizes
+(a stat each): a truncated or missing output makes the conversion stale, so it is rebuilt
+from its source on that start. ``check(target, full=True)`` hashes every output too
+(``voicebot models verify`` and ``doctor`` report a damaged conversion that way).
+
 The output is built in a temporary folder beside the final one and moved into place by
 renames, so a crash or a failed conversion never leaves a half-written folder that looks
 complete; a lock file keeps two processes from converting the same thing at once.
@@ -29,7 +34,7 @@ from pathlib import Path
 
 from voicebot.models.atomic import file_lock, replace_dir
 from voicebot.models.errors import ConversionError
-from voicebot.models.hashing import HashCache, file_signature
+from voicebot.models.hashing import HashCache, file_signature, sha256_file
 from voicebot.paths import user_dirs
 
 log = logging.getLogger(__name__)
@@ -77,6 +82,7 @@ def converted(model_id: str, name: str, source_files: Sequence[Path],
                 "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "seconds": round(time.monotonic() - started, 2),
                 "sources": [_source_record(p, hashes) for p in sources],
+                "outputs": _output_records(tmp),
             }
             (tmp / MARKER).write_text(json.dumps(marker, indent=2), "utf-8")
             replace_dir(tmp, target)
@@ -92,10 +98,14 @@ def converted(model_id: str, name: str, source_files: Sequence[Path],
 
 def is_current(target: Path, sources: Sequence[Path], version: str | int,
                hashes: HashCache | None = None) -> bool:
-    """True when ``target`` holds a finished conversion of exactly these sources."""
-    try:
-        marker = json.loads((Path(target) / MARKER).read_text("utf-8"))
-    except (OSError, ValueError):
+    """True when ``target`` holds a finished, undamaged conversion of exactly these
+    sources (outputs checked by size here; ``check`` hashes them)."""
+    marker = read_marker(target)
+    if marker is None:
+        return False
+    damaged = output_problems(target, marker)
+    if damaged:
+        log.warning("conversion %s is damaged (%s); it will be rebuilt", target, damaged[0])
         return False
     recorded = marker.get("sources", [])
     if marker.get("version") != str(version) or len(recorded) != len(sources):
@@ -116,6 +126,52 @@ def is_current(target: Path, sources: Sequence[Path], version: str | int,
         if digest != record.get("sha256"):
             return False
     return True
+
+
+def read_marker(target: Path) -> dict | None:
+    try:
+        marker = json.loads((Path(target) / MARKER).read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return marker if isinstance(marker, dict) else None
+
+
+def output_problems(target: Path, marker: dict, full: bool = False) -> list[str]:
+    """What is wrong with a conversion's output files: missing, another size, or (with
+    ``full``) another sha256. A marker from before outputs were recorded has nothing to
+    compare against and passes."""
+    problems = []
+    for name, record in (marker.get("outputs") or {}).items():
+        path = Path(target) / name
+        try:
+            size = path.stat().st_size
+        except OSError:
+            problems.append(f"{name} is missing")
+            continue
+        if size != record.get("size"):
+            problems.append(f"{name} has {size} bytes, expected {record.get('size')}")
+        elif full and sha256_file(path) != record.get("sha256"):
+            problems.append(f"{name} does not match its sha256")
+    return problems
+
+
+def check(target: Path, full: bool = True) -> list[str]:
+    """Problems of one conversion folder (empty: sound)."""
+    marker = read_marker(target)
+    if marker is None:
+        return [f"{target} has no readable {MARKER}"]
+    return output_problems(target, marker, full=full)
+
+
+def all_conversions(models_dir: Path | None = None) -> list[Path]:
+    """Every finished conversion folder in the models dir."""
+    root = (Path(models_dir) if models_dir else user_dirs().models) / CONVERTED_DIR
+    return sorted(p.parent for p in root.glob(f"*/*/{MARKER}"))
+
+
+def _output_records(folder: Path) -> dict[str, dict]:
+    return {str(p.relative_to(folder)): {"size": p.stat().st_size, "sha256": sha256_file(p)}
+            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MARKER}
 
 
 def _source_record(path: Path, hashes: HashCache) -> dict:

@@ -218,6 +218,25 @@ class ModelStore:
         return {"id": model_id, "ok": not problems, "installed": True, "path": str(root),
                 "problems": problems, "seconds": round(time.monotonic() - started, 2)}
 
+    def verify_conversions(self, model_ids: list[str] | None = None,
+                           full: bool = True) -> list[dict[str, Any]]:
+        """Check converted models (all, or those of ``model_ids``): each output file
+        against the size and sha256 recorded when it was built. A damaged one is rebuilt
+        from its source the next time it is loaded (or by ``models prepare``)."""
+        results = []
+        for folder in conversions.all_conversions(self.models_dir):
+            model_id = folder.parent.name
+            if model_ids is not None and model_id not in model_ids:
+                continue
+            problems = conversions.check(folder, full=full)
+            if problems:
+                problems = [*problems, "it is rebuilt from its source on the next start "
+                                       "(or now: voicebot models prepare)"]
+            results.append({"id": f"{model_id} ({folder.name})", "ok": not problems,
+                            "installed": True, "path": str(folder), "problems": problems,
+                            "conversion": True})
+        return results
+
     # ---- changing what is installed --------------------------------------------------
 
     def download(self, model_id: str, *, progress: ProgressFn | None = None,

@@ -2,7 +2,7 @@
 
 - ``roundtrip_wer``: the voice says each held-out sentence, the app's own Whisper
   recogniser (tiny.en, the embedded default) transcribes it, and the word error rate is
-  taken against what the voice was asked to say (``voicebot.tts.text.normalize``: "$3"
+  taken against what the voice was asked to say (``voicebot.text.spoken.normalize``: "$3"
   is read "three dollars"), scored with ``voicebot.asr.wer`` after the scoring
   normaliser. 0 = every word understood; noise gives 1.0 (every word deleted).
 - ``similarity``: resemblance to the user. resemblyzer's GE2E speaker encoder embeds the
@@ -272,7 +272,7 @@ def score_voice(synthesize: Synthesize, sentences: list[str], reference_wavs: li
     them once). ``wer=False`` skips the recogniser (resemblance only).
     """
     from voicebot.asr.wer import count_errors
-    from voicebot.tts.text import normalize
+    from voicebot.text.spoken import normalize
 
     if not sentences:
         raise ScoringError("no sentences to score the voice on")
