@@ -59,3 +59,26 @@ def test_uninstalled_model_offers_download(qtbot):
     row = chooser.selected_row()
     assert row is not None and not row["installed"]
     assert chooser.download_button.isVisible()
+
+
+def test_a_model_that_is_not_installed_is_refused(qtbot, virtual_audio):
+    """Choosing a catalog model that is not installed and pressing OK keeps the dialog
+    open with the reason; nothing is saved until an installed model is chosen."""
+    from voicebot.ui.main_window import MainWindow
+
+    window = MainWindow(Settings(), load_models=False)
+    qtbot.addWidget(window)
+    dialog = window.open_settings()
+    combo = dialog.asr_model.combo
+    ids = [combo.itemData(i) for i in range(combo.count())]
+    assert "whisper-base" in ids and "installed" not in combo.itemText(ids.index("whisper-base"))
+    combo.setCurrentIndex(ids.index("whisper-base"))
+    assert not dialog.asr_model.download_button.isHidden()  # the way out is offered
+    dialog.accept()
+    assert dialog.isVisible() and dialog.result() == 0
+    assert "Not installed: whisper-base" in dialog.problem.text()
+    assert load_settings().asr.model == "whisper-tiny-en"
+    combo.setCurrentIndex(ids.index("whisper-tiny-en"))
+    dialog.accept()
+    assert not dialog.isVisible() and load_settings().asr.model == "whisper-tiny-en"
+    window.close()

@@ -249,8 +249,14 @@ class SettingsDialog(QDialog):
                                    | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)
+        # Why OK was refused (a chosen model that is not installed), shown above the buttons.
+        self.problem = QLabel()
+        self.problem.setWordWrap(True)
+        self.problem.setStyleSheet("color: #b3261e")
+        self.problem.hide()
         layout = QVBoxLayout(self)
         layout.addWidget(tabs)
+        layout.addWidget(self.problem)
         layout.addWidget(buttons)
 
     # ----- pages ----------------------------------------------------------------
@@ -366,6 +372,23 @@ class SettingsDialog(QDialog):
             self.voice_model.refresh(path)  # shown as "(not in the catalog)": a folder
 
     # ----- result ---------------------------------------------------------------
+    def not_installed(self) -> list[str]:
+        """Chosen catalog models that are not installed (a folder outside the catalog,
+        such as a trained voice, is checked when it loads)."""
+        choosers = (self.asr_model, self.ngram_model, self.chat_model, self.voice_model)
+        return [row["id"] for row in (c.selected_row() for c in choosers)
+                if row is not None and not row["installed"]]
+
+    def accept(self) -> None:
+        missing = self.not_installed()
+        if missing:
+            # Saving it would leave the app without that engine on the next start.
+            self.problem.setText("Not installed: " + ", ".join(missing) + ". Download it "
+                                 "with its Download button, or choose an installed model.")
+            self.problem.show()
+            return
+        super().accept()
+
     def result_settings(self) -> Settings:
         """The edited copy (call after the dialog was accepted)."""
         s = self.settings
