@@ -28,6 +28,8 @@ BENCHMARKS: dict[str, tuple[str | None, str]] = {
     # Voice adaptation on the stand-in user: time to the voice, its WER and resemblance.
     "adapt": ("voicebot.training.bench_adapt:add_arguments",
               "voicebot.training.bench_adapt:run"),
+    # The app left alone: CPU % of one core and memory, plots on screen, hidden, minimised.
+    "idle": ("voicebot.ui.bench_idle:add_arguments", "voicebot.ui.bench_idle:run"),
     # Whole spoken turns through the virtual devices: voice-to-voice latency, memory.
     "turn": ("voicebot.pipeline.bench_turn:add_arguments",
              "voicebot.pipeline.bench_turn:run"),

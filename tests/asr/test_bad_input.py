@@ -14,9 +14,9 @@ import pytest
 import soxr
 
 from voicebot.asr.audio_input import sanitize, to_recognizer_audio
-from voicebot.asr.normalize import for_scoring
 from voicebot.asr.wer import count_errors
 from voicebot.asr.whisper_engine import WhisperRecognizer
+from voicebot.text.scoring import for_scoring
 
 from .conftest import silence
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from voicebot.asr.normalize import words_for_scoring
 from voicebot.asr.parity import CHUNK, repetition_insertions
 from voicebot.asr.recognizer import Hypothesis
 from voicebot.asr.rescoring import Weights, adds_only_repetition, rescore
+from voicebot.text.scoring import words_for_scoring
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,10 @@ import itertools
 
 import numpy as np
 
-from voicebot.asr.normalize import for_scoring
 from voicebot.asr.recognizer import Recognizer
 from voicebot.asr.wer import ErrorCounts, count_errors
 from voicebot.asr.whisper_engine import WhisperRecognizer
+from voicebot.text.scoring import for_scoring
 
 # Measured 0.054 greedy / 0.065 5-best (92 words); the bound leaves room for CPU
 # numeric differences, not for a broken converter (which gives WER near 1).

@@ -1,10 +1,10 @@
-"""The streaming splitter and the clean-up of text for speech."""
+"""The streaming splitter: a reply as it streams -> clean, speakable pieces."""
 
 from __future__ import annotations
 
 import pytest
 
-from voicebot.lm.speech_shaping import ClauseSplitter, clean_for_speech, speakable
+from voicebot.lm.speech_shaping import ClauseSplitter, speakable
 
 
 def stream(text: str, step: int = 3) -> tuple[list[tuple[int, str]], list[str]]:
@@ -97,8 +97,3 @@ def test_long_sentences_are_cut_at_a_comma():
     assert pieces[0] == "Start."
     assert all(len(p) <= 230 for p in pieces)
     assert " ".join(pieces[1:]).replace(" ", "") == (long + ".").replace(" ", "")
-
-
-def test_clean_for_speech_keeps_plain_text():
-    text = "It's 5 o'clock, and the café opens at 9 a.m. (probably)."
-    assert clean_for_speech(text) == text

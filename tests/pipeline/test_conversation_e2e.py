@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 import soxr
 
-from voicebot.asr.normalize import words_for_scoring
 from voicebot.asr.wer import wer
 from voicebot.pipeline.conversation import ConversationListener
 from voicebot.pipeline.session import build_conversation
 from voicebot.pipeline.state import TurnState
 from voicebot.settings import Settings
+from voicebot.text.scoring import words_for_scoring
 
 pytestmark = pytest.mark.audio
 

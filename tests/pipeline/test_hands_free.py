@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from voicebot.asr.normalize import words_for_scoring
 from voicebot.audio.vad import SileroVad, VadEvent, VoiceActivity
 from voicebot.pipeline.hands_free import HandsFree
 from voicebot.pipeline.session import build_conversation
 from voicebot.pipeline.state import TurnState
 from voicebot.settings import Settings
+from voicebot.text.scoring import words_for_scoring
 
 LIBRIVOX = ("/usr/share/pocketsphinx/test/data/librivox/"
             "sense_and_sensibility_01_austen_64kb-0880.wav")

@@ -25,7 +25,7 @@ def recognizer():
 def test_whisper_understands_the_piper_voice(piper_voice, recognizer):
     from voicebot.asr.audio_input import to_recognizer_audio
     from voicebot.asr.wer import ErrorCounts, count_errors
-    from voicebot.tts.text import normalize
+    from voicebot.text.spoken import normalize
 
     total, transcripts = ErrorCounts(), []
     for sentence in SENTENCES:

@@ -33,7 +33,7 @@ PATHS = ("fp32_greedy_hf", "fp32_beam5_hf", "fp32_greedy", "int8_greedy", "app_f
 
 def repetition_insertions(reference: str, hypothesis: str) -> int:
     """Immediately repeated words or spans in the hypothesis beyond the reference's."""
-    from voicebot.asr.normalize import words_for_scoring
+    from voicebot.text.scoring import words_for_scoring
 
     def repeats(words: list[str]) -> int:
         count = 0

@@ -41,9 +41,9 @@ import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
-from voicebot.asr.normalize import words_for_scoring
 from voicebot.asr.recognizer import Hypothesis
 from voicebot.lm.ngram import NGramLM, sentence_logprob
+from voicebot.text.scoring import words_for_scoring
 
 
 @dataclass(frozen=True)

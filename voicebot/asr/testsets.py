@@ -108,8 +108,8 @@ def _write_manifest(path: Path, rows: list[tuple[Path, str]]) -> Path:
 
 def aligned_words(model, audio: np.ndarray, reference: str):
     """Whisper's cross-attention timings of the reference words in ``audio``."""
-    from voicebot.asr.normalize import words_for_scoring
     from voicebot.asr.whisper_timing import word_timings
+    from voicebot.text.scoring import words_for_scoring
 
     words = reference.split()
     tokens = model.tokenizer.encode(" " + " ".join(words), add_special_tokens=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from voicebot.asr.normalize import words_for_scoring
+from voicebot.text.scoring import words_for_scoring
 
 
 @dataclass

@@ -18,9 +18,9 @@ for TTS), ``onnx_export`` / ``onnx_quantize`` / ``onnx_backend`` (the CPU fast p
 from voicebot.lm.chat import FALLBACK_REPLY, ChatModel, GenerationStats, LocalChatModel
 from voicebot.lm.decoding import GenerationOptions
 from voicebot.lm.loading import load_chat_model
-from voicebot.lm.speech_shaping import ClauseSplitter, clean_for_speech, speakable
+from voicebot.lm.speech_shaping import ClauseSplitter, speakable
 
 __all__ = [
     "FALLBACK_REPLY", "ChatModel", "ClauseSplitter", "GenerationOptions", "GenerationStats",
-    "LocalChatModel", "clean_for_speech", "load_chat_model", "speakable",
+    "LocalChatModel", "load_chat_model", "speakable",
 ]

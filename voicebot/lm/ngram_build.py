@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from voicebot.lm.ngram import BOS, EOS, UNK, NGramLM
+from voicebot.text.scoring import words_for_scoring
 
 DISCOUNT = 0.75
 # Probability mass the unigram level keeps for words never seen in the user's text.
@@ -27,8 +28,6 @@ UNSEEN_MASS = 0.05
 
 
 def _sentences(texts: Iterable[str]) -> list[list[str]]:
-    from voicebot.asr.normalize import words_for_scoring
-
     return [words for text in texts if (words := words_for_scoring(text))]
 
 

@@ -392,12 +392,10 @@ class Conversation:
                     break
                 if self.player is None:
                     continue
-                # Only the reply's first clause is worth cutting further for a quick start;
-                # later ones are synthesised while earlier ones play.
-                split_first = not turn.spoken
+                # The splitter already cut the clause (the first one short, for a quick
+                # start): the voice only normalises and speaks it.
                 turn.spoken.append(clause)
-                for chunk in self.synthesizer.stream(clause, turn.cancel,
-                                                     split_first=split_first):
+                for chunk in self.synthesizer.stream(clause, turn.cancel, split_first=False):
                     if turn.cancelled:
                         break
                     turn.timing.mark("first_audio")

@@ -3,7 +3,7 @@
 A take of another sentence (a misread line, the previous prompt read again, a skipped
 clause) would teach the voice wrong sounds for the prompt's text. Each take is
 transcribed by the app's recogniser and compared with its prompt word by word, after
-``voicebot.asr.normalize.for_scoring`` (case, punctuation and numbers do not count:
+``voicebot.text.scoring.for_scoring`` (case, punctuation and numbers do not count:
 "10 of clubs." matches "ten of clubs").
 
 Whisper tiny.en often drops an ending ("whistled" heard as "whistle", "argued" as
@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from voicebot.asr.normalize import words_for_scoring
 from voicebot.audio.resample import ASR_RATE
+from voicebot.text.scoring import words_for_scoring
 
 MISREAD_MIN_ERRORS = 2
 MISREAD_WER = 0.3

@@ -161,7 +161,7 @@ _ORDINALS = ["first", "second", "third", "fourth"]
 
 
 def _numbers(rng: random.Random) -> str:
-    # Digits on purpose: the text front end (voicebot.tts.text.normalize) spells them
+    # Digits on purpose: the text front end (voicebot.text.spoken.normalize) spells them
     # for teacher and student alike, and users' replies are full of them.
     forms = [
         lambda: f"The train leaves at {rng.randint(1, 12)}:{rng.choice(_MINUTES)}.",
@@ -353,8 +353,8 @@ def synthesize(folder: Path, texts: list[str], text_to_ids: Callable[[str], list
     """
     from concurrent.futures import ThreadPoolExecutor
 
+    from voicebot.text.spoken import normalize
     from voicebot.tts.mel_v1 import SAMPLE_RATE, mel_v1
-    from voicebot.tts.text import normalize
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

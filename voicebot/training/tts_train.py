@@ -157,9 +157,9 @@ def load_items(data: Path, model, mel_of, sample_rate: int, heldout: bool = True
     from concurrent.futures import ThreadPoolExecutor
 
     from voicebot.audio.wav_io import AudioFileError, read_wav
+    from voicebot.text.spoken import normalize
     from voicebot.training.dataset import read_metadata
     from voicebot.training.heldout import split_heldout
-    from voicebot.tts.text import normalize
 
     metadata = Path(data) / "metadata.csv"
     if not metadata.is_file():
@@ -458,7 +458,7 @@ class Previewer:
     def synthesize(self, model, text: str) -> np.ndarray:
         import torch
 
-        from voicebot.tts.text import normalize
+        from voicebot.text.spoken import normalize
 
         ids = torch.tensor([model.tokenizer.text_to_ids(normalize(text))], dtype=torch.long)
         decoder = model.decoder

@@ -118,8 +118,8 @@ def _voice_result(voice_id: str, args) -> dict:
 def _piper_whole_sentence_ms(voice, args) -> float:
     """The baseline: the one-sentence reply as one call of the original (uncut) graph."""
     from voicebot.models import resolve
+    from voicebot.text.spoken import normalize
     from voicebot.tts.piper import PiperVoice
-    from voicebot.tts.text import normalize
 
     whole = PiperVoice(resolve(voice.voice_id), threads=args.tts_threads, streaming=False)
     times, cpu = [], []

@@ -125,8 +125,8 @@ CALIBRATION_SENTENCES = (
 def calibration_mels(max_frames: int = 200) -> list[np.ndarray]:
     """V1 mels (80, <= max_frames) of the calibration sentences spoken by Piper."""
     from voicebot.models import resolve
+    from voicebot.text.spoken import normalize
     from voicebot.tts.piper import PiperVoice
-    from voicebot.tts.text import normalize
     from voicebot.tts.voices import DEFAULT_VOICE
 
     # The whole graph, not the streaming split: nothing to convert first.

@@ -110,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"voicebot say: cannot load voice {voice_id}: {exc}",
               file=sys.stderr)
         return EXIT_FAILED
-    from voicebot.tts.text import drop_other_scripts, pieces
+    from voicebot.text.cleanup import drop_other_scripts
+    from voicebot.tts.text import pieces
 
     latin_only = bool(getattr(voice, "reads_latin_only", True))
     readable = drop_other_scripts(text)[0] if latin_only else text

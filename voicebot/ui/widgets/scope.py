@@ -18,6 +18,11 @@ Wiring it into a window::
 
 ``on_error`` runs on the capture's pump thread: forward it to the GUI thread with a
 signal (or let the slow timer show ``stats()["error"]``, which the scope does).
+
+Idle cost: a frame without new audio draws nothing, and while the scope is not on
+screen (hidden, on another tab, its window minimised) both timers stop: ``start`` means
+"run whenever visible", and the scope resumes by itself when it is shown again, from
+the newest audio (``MAX_DRAIN_SECONDS``). ``redraws`` counts the frames that drew.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import QEvent, QObject, QTimer
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from voicebot.audio.capture import CLIP_LEVEL
@@ -67,6 +72,7 @@ class AudioScope(QWidget):
         self._ring: RingBuffer | None = None
         self._reader: RingReader | None = None
         self._stats: Callable[[], dict] | None = None
+        self._drawn_at = -1  # the ring's frames_written at the last drawn frame
         self._drain = np.zeros(int(sample_rate * MAX_DRAIN_SECONDS), np.float32)
         self._clipped_seen = 0
         self._peak_since_text = 0.0
@@ -76,6 +82,9 @@ class AudioScope(QWidget):
         self.text_timer = QTimer(self)
         self.text_timer.setInterval(round(1000 / TEXT_HZ))
         self.text_timer.timeout.connect(self.update_text)
+        self.running = False  # started by the owner; the timers run only while visible
+        self.redraws = 0
+        self._watched_window: QWidget | None = None
 
     def set_source(self, ring: RingBuffer | None, sample_rate: int | None = None,
                    stats: Callable[[], dict] | None = None) -> None:
@@ -85,16 +94,58 @@ class AudioScope(QWidget):
                              f"{sample_rate} Hz")
         self._ring = ring
         self._reader = ring.reader() if ring is not None else None
+        self._drawn_at = -1
         self._stats = stats
         self._clipped_seen = int(stats().get("clipped_samples", 0)) if stats else 0
 
     def start(self) -> None:
-        self.display_timer.start()
-        self.text_timer.start()
+        self.running = True
+        self._sync_timers()
 
     def stop(self) -> None:
-        self.display_timer.stop()
-        self.text_timer.stop()
+        self.running = False
+        self._sync_timers()
+
+    @property
+    def on_screen(self) -> bool:
+        """Visible, and not in a minimised window."""
+        window = self.window()
+        return self.isVisible() and not (window is not None and window.isMinimized())
+
+    def _sync_timers(self) -> None:
+        if self.running and self.on_screen:
+            if not self.display_timer.isActive():
+                self.display_timer.start()
+                self.text_timer.start()
+                self.update_text()
+        else:
+            self.display_timer.stop()
+            self.text_timer.stop()
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt API)
+        super().showEvent(event)
+        self._watch_window()
+        self._sync_timers()
+
+    def hideEvent(self, event) -> None:  # noqa: N802 (Qt API)
+        super().hideEvent(event)
+        self._sync_timers()
+
+    def _watch_window(self) -> None:
+        # Minimising does not always reach child widgets as a hide event (it depends on
+        # the platform): the window's state changes are watched as well.
+        window = self.window()
+        if window is not self._watched_window and window is not self:
+            if self._watched_window is not None:
+                self._watched_window.removeEventFilter(self)
+            window.installEventFilter(self)
+            self._watched_window = window
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt API)
+        if event.type() in (QEvent.Type.WindowStateChange, QEvent.Type.Hide,
+                            QEvent.Type.Show):
+            QTimer.singleShot(0, self._sync_timers)  # after the state has changed
+        return False
 
     def update_display(self) -> bool:
         """One display frame: drain new audio, update the spectrogram, waveform, meter.
@@ -113,9 +164,14 @@ class AudioScope(QWidget):
             rms = float(np.sqrt(np.dot(new, new) / len(new)))
             self._peak_since_text = max(self._peak_since_text, peak)
             self.meter.set_level(peak, rms, clipped=self._clipped(peak))
+        elif not self.spectrogram.dirty and self._ring.frames_written == self._drawn_at:
+            return False  # nothing new since the last frame: draw nothing
         drew_spectrogram = self.spectrogram.redraw()
         drew_waveform = self.waveform.refresh(self._ring)
-        return drew_spectrogram or drew_waveform
+        self._drawn_at = self._ring.frames_written
+        drew = drew_spectrogram or drew_waveform
+        self.redraws += drew
+        return drew
 
     def _clipped(self, peak: float) -> bool:
         # The capture counts clipping on the raw device samples, before mixing and

@@ -14,7 +14,24 @@ SECONDS = 5.0
 # like speech). 0 dB is a full-scale sine; -100 dB is the power floor of the features.
 DB_RANGE = (-90.0, -10.0)
 COLOR_MAP = "inferno"
-TICK_HZ = (250, 500, 1000, 2000, 4000, 8000)
+TICK_HZ = (250, 500, 1000, 2000, 4000, 8000)  # candidates; only well-spaced ones show
+MIN_TICK_GAP_PX = 24  # between two frequency labels (a label is ~14 px high)
+MIN_TICK_GAP_BANDS = 10  # ... and in mel bands, whatever the height
+
+
+def frequency_ticks(mel: StreamingLogMel, pixels_per_band: float = 0.0) -> list[tuple[float, str]]:
+    """(band position, label) of the frequency ticks, spaced at least MIN_TICK_GAP_PX
+    (at ``pixels_per_band``) and MIN_TICK_GAP_BANDS apart, chosen from the top down:
+    on the mel scale 250 and 500 Hz sit 6 bands apart, and their labels overlapped."""
+    gap = MIN_TICK_GAP_BANDS
+    if pixels_per_band > 0:
+        gap = max(gap, MIN_TICK_GAP_PX / pixels_per_band)
+    ticks: list[tuple[float, str]] = []
+    for hz in sorted((hz for hz in TICK_HZ if hz <= mel.fmax), reverse=True):
+        band = mel.band_of(hz) + 0.5
+        if not ticks or ticks[-1][0] - band >= gap:
+            ticks.append((band, f"{hz // 1000}k" if hz >= 1000 else str(hz)))
+    return ticks[::-1]
 
 
 class MelSpectrogramPlot(pg.PlotWidget):
@@ -48,8 +65,7 @@ class MelSpectrogramPlot(pg.PlotWidget):
         self.setXRange(-seconds, 0, padding=0)
         self.setYRange(0, mel.n_mels, padding=0)
         left = self.getPlotItem().getAxis("left")
-        left.setTicks([[(mel.band_of(hz) + 0.5, f"{hz // 1000}k" if hz >= 1000 else str(hz))
-                        for hz in TICK_HZ if hz <= mel.fmax]])
+        left.setTicks([frequency_ticks(mel)])
         left.setWidth(AXIS_WIDTH)
         self.setLabel("left", "Hz")
         self.setLabel("bottom", "seconds")
@@ -57,6 +73,16 @@ class MelSpectrogramPlot(pg.PlotWidget):
         self.redraw()
         # After the first image: setRect scales by the image size it sees now.
         self.image_item.setRect(QRectF(-seconds, 0, seconds, mel.n_mels))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt API)
+        super().resizeEvent(event)
+        plot = self.getPlotItem()
+        if plot is None or not hasattr(self, "mel"):
+            return  # pyqtgraph resizes the widget while it is being built
+        height = plot.getViewBox().height()
+        if height > 0:
+            plot.getAxis("left").setTicks(
+                [frequency_ticks(self.mel, height / self.mel.n_mels)])
 
     def _window(self) -> slice:
         end = self._frames % self.n_frames + self.n_frames
@@ -92,6 +118,11 @@ class MelSpectrogramPlot(pg.PlotWidget):
             self._rgba[:, offset:offset + n - first] = colours[:, first:]
         self._frames += n
         self._dirty = True
+
+    @property
+    def dirty(self) -> bool:
+        """Frames arrived since the last redraw."""
+        return self._dirty
 
     def redraw(self) -> bool:
         """Push the image to the scene if frames arrived since the last redraw."""
