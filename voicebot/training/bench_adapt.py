@@ -174,12 +174,18 @@ class TrainerRun:
         reader.start()
         watchdog = threading.Thread(target=self._watch, args=(proc,), daemon=True)
         watchdog.start()
-        for line in proc.stdout:
-            event = parse_line(line)
-            if event:
-                self.events.append(event)
-                _log_event(event)
-        code = proc.wait()
+        previous = _exit_on_sigterm()
+        try:
+            for line in proc.stdout:
+                event = parse_line(line)
+                if event:
+                    self.events.append(event)
+                    _log_event(event)
+            code = proc.wait()
+        finally:
+            _restore_sigterm(previous)
+            if proc.poll() is None:  # the bench was stopped: its trainer must not live on
+                stop_trainer(proc)
         reader.join(timeout=5)
         self.stderr_tail = "".join(tail)
         return code
@@ -206,6 +212,34 @@ class TrainerRun:
         """The run's last ``done`` or ``cancelled`` (a base phase has its own before)."""
         return next((e for e in reversed(self.events)
                      if e["event"] in ("done", "cancelled")), None)
+
+
+def stop_trainer(proc: subprocess.Popen, grace_s: float = 60.0) -> None:
+    """SIGTERM (the trainer saves and exits), then SIGKILL after ``grace_s``."""
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _exit_on_sigterm():
+    """Turn SIGTERM into SystemExit while the trainer runs, so that stopping the bench
+    stops its trainer too (the ``finally`` above); None off the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        raise SystemExit(128 + signum)
+
+    return signal.signal(signal.SIGTERM, handler)
+
+
+def _restore_sigterm(previous) -> None:
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _log_event(event: dict) -> None:
