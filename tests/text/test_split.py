@@ -15,6 +15,10 @@ from voicebot.text.split import (
 )
 
 
+def list_split(sentence: str, first: bool = False) -> list[str]:
+    return list(split_sentence(sentence, first))
+
+
 def test_non_english_sentences_end_at_their_full_stops():
     assert split_sentences("日本語です。はい。") == ["日本語です。", "はい。"]
 
@@ -60,27 +64,27 @@ def test_sentences_end_at_quotes_ellipses_and_line_breaks():
 
 def test_a_long_first_sentence_is_cut_at_a_clause_of_a_few_words():
     # The first boundary with three words or more wins: "Well," alone is choppy.
-    assert split_sentence("Well, the capital of France, as you know, is Paris.", first=True) \
+    assert list_split("Well, the capital of France, as you know, is Paris.", first=True) \
         == ["Well, the capital of France,", "as you know, is Paris."]
     # Only the first piece of a reply is cut short.
-    assert split_sentence("Well, the capital of France, as you know, is Paris.") == \
+    assert list_split("Well, the capital of France, as you know, is Paris.") == \
         ["Well, the capital of France, as you know, is Paris."]
 
 
 def test_a_first_sentence_without_punctuation_is_capped():
     words = [f"word{i}" for i in range(40)]
-    first, rest = split_sentence(" ".join(words), first=True)
+    first, rest = list_split(" ".join(words), first=True)
     assert first.split() == words[:FIRST_PIECE_MAX_WORDS]
     assert rest.split() == words[FIRST_PIECE_MAX_WORDS:]
 
 
 def test_long_sentences_are_cut_at_their_last_clause_within_the_limit():
     long = ("This sentence goes on and on, " * 12).strip() + "."
-    parts = split_sentence(long)
+    parts = list_split(long)
     assert len(parts) == 2 and all(len(p) <= LONG_PIECE_CHARS for p in parts)
     assert parts[0].endswith(",") and " ".join(parts) == long
     spaces_only = " ".join(["word"] * 100)
-    assert all(len(p) <= LONG_PIECE_CHARS for p in split_sentence(spaces_only))
+    assert all(len(p) <= LONG_PIECE_CHARS for p in list_split(spaces_only))
 
 
 @pytest.mark.parametrize("sentence", [
@@ -104,3 +108,15 @@ def test_next_cut_waits_for_a_sentence_end_unless_the_text_is_final():
     assert next_cut("It is known. For", first=False) == 12
     assert next_cut("Dr. Who", first=False) is None
     assert next_cut("   ", first=True, final=True) is None
+
+
+def test_a_huge_sentence_is_cut_lazily_in_linear_time():
+    import itertools
+    import time
+
+    text = "word, " * 200_000  # 1.2 MB, one sentence
+    started = time.perf_counter()
+    parts = list(split_sentence(text))
+    assert time.perf_counter() - started < 5
+    assert all(len(p) <= LONG_PIECE_CHARS for p in parts)
+    assert next(itertools.islice(split_sentence("x" * 1000), 1)) == "x" * LONG_PIECE_CHARS

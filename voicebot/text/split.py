@@ -189,14 +189,18 @@ def next_cut(text: str, *, first: bool, final: bool = False) -> int | None:
     return long_cut(sentence) or end
 
 
-def split_sentence(sentence: str, first: bool = False) -> list[str]:
+def split_sentence(sentence: str, first: bool = False) -> Iterator[str]:
     """One complete sentence as pieces, cut as the chat side cuts it while it streams:
     with ``first`` (it opens a reply) its first piece is cut short; long ones are cut at
-    clause boundaries."""
-    parts: list[str] = []
-    while sentence:
-        cut = next_cut(sentence, first=first and not parts, final=True) or len(sentence)
-        piece, sentence = sentence[:cut].strip(), sentence[cut:].strip()
-        if piece:
-            parts.append(piece)
-    return parts
+    clause boundaries. Lazy, and linear in the length of the sentence."""
+    sentence = sentence.strip()
+    start = 0
+    if first and (cut := first_piece_end(sentence)):
+        yield sentence[:cut].strip()
+        start = cut
+    while start < len(sentence):
+        window = sentence[start:start + LONG_PIECE_CHARS + 1]
+        cut = long_cut(window) or min(len(window), LONG_PIECE_CHARS)
+        if piece := window[:cut].strip():
+            yield piece
+        start += cut

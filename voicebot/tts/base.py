@@ -54,8 +54,9 @@ class Synthesizer(Protocol):
                split_first: bool = True) -> Iterator[AudioChunk]:
         """Audio for ``text``, piece by piece; yields nothing for text with nothing to say.
 
-        ``split_first`` cuts a short leading clause off the first sentence so its audio
-        comes sooner; a caller feeding later clauses of the same reply passes False.
+        ``split_first`` cuts the first sentence's first piece short so its audio comes
+        sooner (``voicebot.text.split``); a caller that has cut the text already (the
+        conversation: its splitter did) passes False.
         """
         ...
 

@@ -68,11 +68,15 @@ def pieces(text: str, split_first: bool = True, *, latin_only: bool = False
             if dropped:
                 log.warning("skipped %d characters of a script this voice cannot read",
                             dropped)
-        spoken = [_spoken(part) for part in split_sentence(sentence, first)]
-        parts = [bounded for part in spoken if any(ch.isalnum() for ch in part)
-                 for bounded in _bounded(part)]
-        if not parts:
-            continue  # punctuation or emoji only
-        first = False
-        for i, part in enumerate(parts):
-            yield Piece(part, end_of_sentence=i == len(parts) - 1)
+        last = None  # one piece held back: whether it ends the sentence is known later
+        for part in split_sentence(sentence, first):
+            spoken = _spoken(part)
+            if not any(ch.isalnum() for ch in spoken):
+                continue  # punctuation or emoji only
+            for bounded in _bounded(spoken):
+                if last is not None:
+                    yield Piece(last, end_of_sentence=False)
+                last = bounded
+        if last is not None:
+            first = False
+            yield Piece(last, end_of_sentence=True)
