@@ -18,6 +18,7 @@ from voicebot.settings import Settings, load_settings, save_settings
 from voicebot.ui.conversation_tab import ConversationTab
 from voicebot.ui.settings_dialog import SettingsDialog
 from voicebot.ui.training_tab import TrainingTab
+from voicebot.ui.widgets.elided_label import ElidedStatusBar
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,9 @@ class MainWindow(QMainWindow):
         # Whisper checks the studio's takes: the one the conversation loaded, when it has.
         self.conversation_tab.engines_ready.connect(self._share_recognizer)
         self.setCentralWidget(self.tabs)
+        # Messages are elided to the window's width (full text in the tooltip): a long
+        # error must never make the window wider than the screen.
+        self.setStatusBar(ElidedStatusBar(self))
         self._build_menu()
         # The status bar says what the conversation's state pill and status line say; a
         # passing message (an export's) gives way to it again.

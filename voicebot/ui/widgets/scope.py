@@ -31,12 +31,13 @@ from collections.abc import Callable
 
 import numpy as np
 from PySide6.QtCore import QEvent, QObject, QTimer
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QVBoxLayout, QWidget
 
 from voicebot.audio.capture import CLIP_LEVEL
 from voicebot.audio.features import StreamingLogMel
 from voicebot.audio.resample import ASR_RATE
 from voicebot.audio.ring_buffer import RingBuffer, RingReader
+from voicebot.ui.widgets.elided_label import ElidedLabel
 from voicebot.ui.widgets.level_meter import LevelMeter, to_db
 from voicebot.ui.widgets.spectrogram import MelSpectrogramPlot
 from voicebot.ui.widgets.waveform import WaveformPlot
@@ -59,8 +60,7 @@ class AudioScope(QWidget):
         self.waveform = WaveformPlot(sample_rate, seconds)
         self.spectrogram = MelSpectrogramPlot(self.mel, seconds)
         self.meter = LevelMeter()
-        self.readout = QLabel("no input")
-        self.readout.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.readout = ElidedLabel("no input")  # a long device error must not widen it
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.waveform, 2)
