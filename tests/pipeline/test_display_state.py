@@ -43,3 +43,4 @@ def test_timing_names_what_it_measures():
     assert timing_text(typed) == "first word after 400 ms · first sound after 412 ms (total)"
     assert timing_text({}) == ""
     assert shown(Phase.SPEAKING, timing=typed).timing == timing_text(typed)
+    assert shown(Phase.LOADING, timing=typed).timing == ""  # not about a turn

@@ -133,3 +133,18 @@ def test_hands_free_turns_show_the_users_words(qtbot):
     qtbot.waitUntil(lambda: [b.text() for b in tab.chat_view.bubbles if b.from_user]
                     == ["what is the capital of france"], timeout=2000)
     tab.shutdown()
+
+
+def test_signals_can_be_emitted_for_ever():
+    """PySide6 6.12.0's emit took a reference from True each time: a long conversation
+    (one emit per token) ended in "Fatal Python error: bool_dealloc". See qt_fixes."""
+    import sys
+
+    from voicebot.ui import qt_fixes
+
+    qt_fixes.install()
+    probe = qt_fixes._Probe()
+    before = sys.getrefcount(True)
+    for _ in range(10_000):
+        probe.signal.emit()
+    assert abs(sys.getrefcount(True) - before) < 50

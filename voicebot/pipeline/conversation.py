@@ -426,9 +426,12 @@ class Conversation:
 
     def _finish(self, turn: Turn) -> None:
         turn.timing.mark("reply_done")
-        turn.finished.set()
-        self._set_state(TurnState.IDLE, turn)
-        self.listener.turn_finished(turn)
+        try:
+            self._set_state(TurnState.IDLE, turn)
+            self.listener.turn_finished(turn)
+        finally:
+            # Set last: whoever waits for it finds the turn reported (saved, shown).
+            turn.finished.set()
         # Each stage's freed buffers (Whisper's decoder steps, the voice's windows) stay
         # resident in glibc's per-thread heaps; left there, they pile up turn after turn
         # (bench turn: ~+250 MB over 8 turns). Giving them back now, while the user

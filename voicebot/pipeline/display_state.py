@@ -51,6 +51,9 @@ LOOK: dict[Phase, tuple[str, str]] = {
     Phase.RECOVERING: ("Recovering…", "#b7791f"),
 }
 
+# Phases about the session, not a turn: no turn timing beside them.
+NO_TURN = (Phase.LOADING, Phase.DEVICE_LOST, Phase.RECOVERING)
+
 PTT_HINT = "hold the button or Space (Ctrl+Space while typing) and speak"
 TYPE_HINT = "type a message and press Enter"
 
@@ -115,5 +118,6 @@ def shown(phase: Phase, *, detail: str = "", timing: dict[str, float] | None = N
     message replacing the ready hint; ``timing``: the current (or last) turn's breakdown;
     ``can_talk``: a microphone and a recognizer work; ``hands_free``: VAD starts turns."""
     pill, colour = LOOK[phase]
+    turn_timing = "" if phase in NO_TURN else timing_text(timing or {})
     return Shown(phase, pill, colour, _status(phase, detail, can_talk, hands_free),
-                 timing_text(timing or {}))
+                 turn_timing)

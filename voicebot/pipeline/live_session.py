@@ -370,9 +370,11 @@ class Session:
 
     def _turn_finished(self, turn: Turn) -> None:
         breakdown = turn.timing.breakdown()
-        log.info("session: turn %d (%s) %s: %r -> %d chars; %s", turn.id, turn.source,
+        # Counts, not the words: the log file is for diagnosis, not a second history.
+        log.info("session: turn %d (%s) %s: %d words in, %d characters out; %s", turn.id,
+                 turn.source,
                  "failed" if turn.error else "interrupted" if turn.cancelled else "done",
-                 turn.user_text, len(turn.reply_text.strip()),
+                 len(turn.user_text.split()), len(turn.reply_text.strip()),
                  timing_text(breakdown) or "no timing")
         if turn.user_text:
             self.saved_turns.append(turn.record())

@@ -35,8 +35,11 @@ from voicebot.pipeline.conversation import Turn
 from voicebot.pipeline.display_state import Phase, Shown, timing_text
 from voicebot.pipeline.live_session import Session
 from voicebot.settings import Settings
+from voicebot.ui import qt_fixes
 from voicebot.ui.chat_view import Bubble, ChatView
 from voicebot.ui.session_bridge import SessionBridge
+
+qt_fixes.install()  # before the first emit: see qt_fixes
 
 PTT_SHORTCUT = "Ctrl+Space"  # push-to-talk that works while typing
 TROUBLE = (Phase.ERROR, Phase.DEVICE_LOST)
