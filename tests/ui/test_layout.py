@@ -90,9 +90,6 @@ def test_a_long_capture_error_does_not_widen_the_scope(qtbot):
     assert scope.readout.text().endswith(LONG_ERROR)
 
 
-@pytest.mark.xfail(strict=True, reason="the Conversation tab's status line is a plain QLabel "
-                   "(voicebot/ui/conversation_tab.py, being restructured): it must become an "
-                   "ElidedLabel; then remove this mark")
 def test_a_long_error_in_the_conversation_status_line_keeps_the_window_narrow(qtbot, window):
     window.conversation_tab.status_label.setText(LONG_ERROR)
     qtbot.wait(50)

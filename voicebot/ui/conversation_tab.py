@@ -38,6 +38,7 @@ from voicebot.settings import Settings
 from voicebot.ui import qt_fixes
 from voicebot.ui.chat_view import Bubble, ChatView
 from voicebot.ui.session_bridge import SessionBridge
+from voicebot.ui.widgets.elided_label import ElidedLabel
 
 qt_fixes.install()  # before the first emit: see qt_fixes
 
@@ -89,7 +90,7 @@ class ConversationTab(QWidget):
         self.state_label = QLabel()
         self.state_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.state_label.setMinimumWidth(130)
-        self.status_label = QLabel()
+        self.status_label = ElidedLabel()  # a long problem never widens the window
         self.timing_label = QLabel("")
         self.timing_label.setStyleSheet("color:#4a5568;")
         top = QHBoxLayout()
