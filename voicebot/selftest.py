@@ -353,16 +353,16 @@ def _check_vosk(d: dict, state: dict) -> bool:
 
 def _check_turn(d: dict, settings: Any, state: dict) -> bool:
     """Typed text -> the chat model's reply in the window -> the voice speaks it."""
+    from voicebot.pipeline.audio_ends import AudioEnds
     from voicebot.pipeline.session import Engines
 
     app, window, sink = state["app"], state["window"], state["sink"]
     tab = window.conversation_tab
     engines = Engines(state["recognizer"], state["ngram"], state["chat"], state["voice"])
-    tab.use_engines(engines)
+    # The tab's session speaks to the self-test's sink, never to the user's speaker, and
+    # leaves the user's microphone closed: the turn is typed.
+    tab.use_engines(engines, AudioEnds(speaker=sink))
     d["tab_status"] = tab.status_label.text()
-    # The tab opened the configured (default) devices; the reply goes to the self-test's
-    # sink instead, so it is never heard.
-    tab.conversation.player = sink
     tab.text_box.setText("Hello! Say one short sentence about the sea.")
     tab.send_text()
     turn = tab.conversation.current_turn
