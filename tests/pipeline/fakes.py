@@ -157,7 +157,7 @@ def fake_session(settings: Settings | None = None, **engines) -> tuple[Session, 
     """A started session over fake engines and in-memory audio."""
     recorder = Recorder()
     session = Session(settings or Settings(), recorder, loads_models=False,
-                      keep_history=False, vad=FakeVad())
+                      persist=False, vad=FakeVad())
     audio, mic, _ = memory_audio()
     session.start(fake_engines(**engines), audio)
     return session, recorder, mic

@@ -155,7 +155,7 @@ def test_typed_only_without_a_microphone(sessions):
     from voicebot.pipeline.live_session import Session
 
     recorder = Recorder()
-    session = Session(Settings(), recorder, loads_models=False, keep_history=False)
+    session = Session(Settings(), recorder, loads_models=False, persist=False)
     sessions.append(session)
     session.start(fake_engines(), AudioEnds(problems=["No microphone (unplugged)"]))
     assert not session.can_talk and session.can_type

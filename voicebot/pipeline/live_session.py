@@ -94,22 +94,23 @@ class _Events(ConversationListener):
 class Session:
     def __init__(self, settings: Settings, listener: SessionListener | None = None, *,
                  post: Callable[[Callable[[], None]], None] | None = None,
-                 loads_models: bool = True, keep_history: bool = True,
+                 loads_models: bool = True, persist: bool = True,
                  vad: Any = None) -> None:
         """``loads_models``: False when the engines are always handed in (``start``);
-        ``keep_history``: read and write the saved history (False: bench, tests);
+        ``persist``: read and write the saved history, save settings that had to change
+        (False: bench, tests: the user's files are left alone);
         ``vad``: the hands-free voice activity detector (None: Silero)."""
         self.settings = settings
         self.listener = listener or SessionListener()
         self._post = post or (lambda call: call())
         self.loads_models = loads_models
-        self.keep_history = keep_history
+        self.persist = persist
         self.vad = vad
         self.engines: Engines | None = None
         self.conversation: Conversation | None = None
         self.audio = AudioEnds()
         self.hands_free: Any = None
-        self.saved_turns: list[dict[str, Any]] = load_history() if keep_history else []
+        self.saved_turns: list[dict[str, Any]] = load_history() if persist else []
         self.shown = shown(Phase.LOADING)
         self._lock = threading.RLock()  # guards the phase and what is shown
         self._turn: Turn | None = None  # the current (or last) turn, for its timing
@@ -121,7 +122,7 @@ class Session:
         self._recover_tries = 0
         log.info("session: started (hands-free %s, history %s)",
                  "on" if settings.audio.hands_free else "off",
-                 f"{len(self.saved_turns)} turns" if keep_history else "not kept")
+                 f"{len(self.saved_turns)} turns" if persist else "not kept")
 
     # ----- what can be done now -------------------------------------------------------
     @property
@@ -136,6 +137,20 @@ class Session:
     def capture(self) -> Any:
         """The running Capture (for level meters), or None."""
         return self.audio.capture
+
+    def start_hands_free(self, headset: bool = False) -> Any:
+        """Let voice activity start and end turns (``headset``: speaking interrupts the
+        bot too); the monitor, or None without a microphone and recognizer."""
+        from voicebot.pipeline.hands_free import HandsFree
+
+        if not self.can_talk:
+            return None
+        if self.hands_free is not None:
+            self.hands_free.stop()
+        self.hands_free = HandsFree(self.conversation, self.audio.mic, vad=self.vad,
+                                    headset=headset).start()
+        self._show_idle("")
+        return self.hands_free
 
     # ----- engines ------------------------------------------------------------------------
     def load(self, roles: tuple[str, ...] | None = None) -> None:
@@ -211,11 +226,8 @@ class Session:
             self.settings, self.engines, player=self.audio.speaker, mic=self.audio.mic,
             listener=_Events(self))
         self.conversation.history = messages_from_history(self.saved_turns)
-        if self.settings.audio.hands_free and self.conversation.recognizer is not None:
-            from voicebot.pipeline.hands_free import HandsFree
-
-            self.hands_free = HandsFree(self.conversation, self.audio.mic, vad=self.vad,
-                                        headset=self.settings.audio.headset_mode).start()
+        if self.settings.audio.hands_free:
+            self.start_hands_free(self.settings.audio.headset_mode)
         log.info("session: conversation ready (microphone %s, speaker %s, hands-free %s)",
                  "yes" if self.conversation.mic is not None else "no",
                  "yes" if self.conversation.player is not None else "no",
@@ -256,6 +268,8 @@ class Session:
     def _save_settings(self) -> None:
         from voicebot.settings import save_settings
 
+        if not self.persist:
+            return
         try:
             save_settings(self.settings)
         except OSError as exc:
@@ -365,7 +379,7 @@ class Session:
         self.saved_turns = []
         if self.conversation is not None:
             self.conversation.history = []
-        if self.keep_history:
+        if self.persist:
             save_history(self.saved_turns)
 
     def _turn_finished(self, turn: Turn) -> None:
@@ -378,7 +392,7 @@ class Session:
                  timing_text(breakdown) or "no timing")
         if turn.user_text:
             self.saved_turns.append(turn.record())
-            if self.keep_history:
+            if self.persist:
                 try:
                     save_history(self.saved_turns)
                 except OSError as exc:
@@ -474,9 +488,10 @@ class Session:
         return ended
 
     def _close_audio_and_conversation(self, timeout: float) -> bool:
+        """Two thirds of ``timeout`` at most for the workers, the rest for the devices."""
         deadline = time.monotonic() + timeout
-        ended = self._stop_conversation(max(0.0, timeout - 0.5))
-        return self.audio.close(min(0.5, max(0.05, deadline - time.monotonic()))) and ended
+        ended = self._stop_conversation(timeout * 2 / 3)
+        return self.audio.close(max(0.05, deadline - time.monotonic())) and ended
 
     def close(self, timeout: float = CLOSE_TIMEOUT_S) -> bool:
         """Stop everything within ``timeout`` seconds; True if every thread ended."""

@@ -1,8 +1,9 @@
-"""Build a conversation from the user's settings: engines, audio devices, wiring.
+"""The engines a conversation needs, loaded from the user's settings, and its wiring.
 
-Loading the engines takes seconds (models are read and warmed up), so the GUI calls
-``load_engines`` from a worker thread. Opening audio is separate because it can fail on
-its own (no microphone) while typed conversation still works.
+Loading the engines takes seconds (models are read and warmed up), so the ``Session``
+(``voicebot.pipeline.live_session``) calls ``load_engines`` from a worker thread. Opening
+audio is separate (``voicebot.pipeline.audio_ends``) because it can fail on its own (no
+microphone) while typed conversation still works.
 
 Engines load independently: one that fails (a recognizer model that is gone, a voice
 whose files are broken) is left out with a one-line reason in ``Engines.problems`` and
