@@ -19,6 +19,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from voicebot.atomic_write import write_text_atomic
 from voicebot.lm.ngram import BOS, EOS, UNK, NGramLM
 from voicebot.text.scoring import words_for_scoring
 
@@ -107,12 +108,7 @@ def _format(prob: dict, backoff: dict, order: int) -> str:
 
 
 def write_arpa(texts: Iterable[str], path: str | Path, order: int = 3) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(build_arpa(texts, order), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_text_atomic(path, build_arpa(texts, order))
 
 
 class InterpolatedLM:

@@ -8,12 +8,15 @@ hashed again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
+
+from voicebot.atomic_write import write_text_atomic
 
 CHUNK = 1 << 20
 
@@ -92,10 +95,6 @@ class HashCache:
 
     def _save(self) -> None:
         # Written through a temporary file so a crash never leaves half a JSON document.
-        try:
-            self.cache_file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.cache_file.with_name(f"{self.cache_file.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(self._entries, indent=0, sort_keys=True), "utf-8")
-            os.replace(tmp, self.cache_file)
-        except OSError:
-            pass  # a read-only models dir only costs re-hashing later
+        with contextlib.suppress(OSError):  # a read-only models dir only costs re-hashing
+            write_text_atomic(self.cache_file,
+                              json.dumps(self._entries, indent=0, sort_keys=True))

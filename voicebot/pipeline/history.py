@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
 
+from voicebot.atomic_write import write_json_atomic
 from voicebot.paths import user_dirs
 
 log = logging.getLogger(__name__)
@@ -38,14 +38,7 @@ def load_history(path: Path | None = None) -> list[dict[str, Any]]:
 def save_history(turns: list[dict[str, Any]], path: Path | None = None) -> Path:
     """Write atomically (temp file + rename)."""
     path = path or user_dirs().history_file
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump({"version": 1, "turns": turns[-MAX_SAVED_TURNS:]}, fh, indent=1)
-        fh.flush()
-        os.fsync(fh.fileno())
-    tmp.replace(path)
-    return path
+    return write_json_atomic(path, {"version": 1, "turns": turns[-MAX_SAVED_TURNS:]}, indent=1)
 
 
 def messages_from_history(turns: list[dict[str, Any]]) -> list[dict[str, str]]:

@@ -19,10 +19,10 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from voicebot.atomic_write import write_json_atomic
 from voicebot.training import progress
 from voicebot.training.tacotron_size import REDUCED, Sizes
 
@@ -246,9 +246,7 @@ def _write_marker(out: Path, recipe: BaseRecipe, sha: str, sentences: int,
               "teacher_sha256": sha, "sentences": sentences, "minutes": recipe.minutes,
               "steps": step, "batch_size": recipe.batch_size, "r": recipe.r,
               "sizes": recipe.sizes.to_dict()}
-    tmp = out / f".{MARKER}.tmp"
-    tmp.write_text(json.dumps(record, indent=2), encoding="utf-8")
-    os.replace(tmp, out / MARKER)
+    write_json_atomic(out / MARKER, record)
 
 
 def reduced_recipe(minutes: float | None, steps: int | None, device: str) -> BaseRecipe:

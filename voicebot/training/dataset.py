@@ -23,15 +23,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import re
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from voicebot.atomic_write import write_text_atomic
 from voicebot.audio.resample import TRAINING_RATE
 from voicebot.audio.wav_io import write_wav_atomic
 
@@ -82,21 +81,6 @@ def list_voices() -> list[str]:
 def clean_text(text: str) -> str:
     """One line of transcript: no pipes (the column separator) or line breaks."""
     return " ".join(str(text).replace("|", " ").split())
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 @dataclass

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from voicebot.atomic_write import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -167,28 +168,13 @@ def prune_checkpoints(out: str | Path, keep: int) -> None:
             old.unlink()
 
 
-def temp_path(path: str | Path) -> Path:
-    """Where ``save_atomic`` writes before renaming: a hidden file beside ``path``."""
-    path = Path(path)
-    return path.with_name(f".{path.name}.tmp")
-
-
 def save_atomic(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` to a temporary file, fsync, then rename over ``path``."""
+    """``torch.save`` through ``atomic_path``: a reader never sees half a checkpoint."""
     import torch
 
-    path = Path(path)
-    tmp = temp_path(path)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise
-    return path
+    return Path(path)
 
 
 def remove_stale_temps(out: str | Path) -> list[Path]:

@@ -20,13 +20,12 @@ the base voice load once per run, when the first scoring needs them.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
+
+from voicebot.atomic_write import copy_atomic, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -98,13 +97,13 @@ class RunScorer:
             return None
         self.last_scored_step = step
         result = {**result, "step": step}
-        _write_json(self.out / "scores.json", result)
+        write_json_atomic(self.out / "scores.json", result, indent=1)
         if better(result, self.best):
-            _copy_atomic(self.out / MODEL_FILE, self.out / BEST_FILE)
+            copy_atomic(self.out / MODEL_FILE, self.out / BEST_FILE)
             self.best = {k: result[k] for k in ("step", "roundtrip_wer", "similarity",
                                                 "base_similarity", "base_roundtrip_wer",
                                                 "verdict")}
-            _write_json(self.out / BEST_JSON, self.best)
+            write_json_atomic(self.out / BEST_JSON, self.best, indent=1)
         self.emit("scores", step=step, roundtrip_wer=result["roundtrip_wer"],
                   similarity=result["similarity"], base_similarity=result["base_similarity"],
                   base_roundtrip_wer=result["base_roundtrip_wer"], verdict=result["verdict"],
@@ -118,24 +117,8 @@ class RunScorer:
             return None
         best_step = int(self.best["step"])
         if best_step != final_step and (self.out / BEST_FILE).is_file():
-            _copy_atomic(self.out / MODEL_FILE, self.out / LAST_FILE)
-            _copy_atomic(self.out / BEST_FILE, self.out / MODEL_FILE)
+            copy_atomic(self.out / MODEL_FILE, self.out / LAST_FILE)
+            copy_atomic(self.out / BEST_FILE, self.out / MODEL_FILE)
             log.info("the voice of step %d scored best; it is the run's voice (step %d "
                      "kept as %s)", best_step, final_step, LAST_FILE)
         return best_step
-
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _copy_atomic(src: Path, dst: Path) -> None:
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    finally:
-        with contextlib.suppress(OSError):
-            tmp.unlink()

@@ -31,12 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from voicebot.training.dataset import (
-    SAMPLE_RATE,
-    DatasetError,
-    VoiceDataset,
-    write_text_atomic,
-)
+from voicebot.atomic_write import write_text_atomic
+from voicebot.training.dataset import SAMPLE_RATE, DatasetError, VoiceDataset
 
 log = logging.getLogger(__name__)
 

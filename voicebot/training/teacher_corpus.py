@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -23,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from voicebot.atomic_write import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -323,14 +324,13 @@ def _shard_path(folder: Path, index: int) -> Path:
 def _write_shard(path: Path, items: list[CorpusItem]) -> None:
     lengths = np.array([len(it.mel) for it in items], np.int64)
     id_lengths = np.array([len(it.ids) for it in items], np.int64)
-    tmp = path.with_name(f".{path.name}.tmp.npz")
     # float16 halves the cache (log-mels span about -11.5..2.5: 3 significant digits
     # are far below what the model can tell apart).
-    np.savez(tmp, mels=np.concatenate([it.mel for it in items]).astype(np.float16),
-             lengths=lengths, ids=np.concatenate([it.ids for it in items]).astype(np.int16),
-             id_lengths=id_lengths, texts=np.array([it.text for it in items]),
-             names=np.array([it.id for it in items]))
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=".npz") as tmp:  # np.savez wants the .npz itself
+        np.savez(tmp, mels=np.concatenate([it.mel for it in items]).astype(np.float16),
+                 lengths=lengths, ids=np.concatenate([it.ids for it in items]).astype(np.int16),
+                 id_lengths=id_lengths, texts=np.array([it.text for it in items]),
+                 names=np.array([it.id for it in items]))
 
 
 def _read_shard(path: Path) -> list[CorpusItem]:

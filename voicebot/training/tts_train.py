@@ -45,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
+from voicebot.atomic_write import write_json_atomic
 from voicebot.training import progress, run_folder
 from voicebot.training.alignment import batch_score
 from voicebot.training.run_folder import (  # shared with the asr trainer
@@ -240,8 +241,6 @@ def save_training_state(out: Path, model, config, optimizer, scheduler, scaler, 
                         epoch: int, position: int = 0, sizes: Sizes | None = None
                         ) -> tuple[Path, Path]:
     """Write the resumable checkpoint and the inference voice; returns both paths."""
-    import json
-
     out.mkdir(parents=True, exist_ok=True)
     sizes = sizes or Sizes()
     config_dict = config.to_dict()
@@ -256,9 +255,7 @@ def save_training_state(out: Path, model, config, optimizer, scheduler, scaler, 
     voice = out / MODEL_FILE
     save_atomic({"model": voice_weights(weights, config, sizes), "config": config_dict,
                   "step": step, "r": model.decoder.r, "sizes": sizes.to_dict()}, voice)
-    tmp_config = out / ".config.json.tmp"
-    tmp_config.write_text(json.dumps(config_dict, indent=2), encoding="utf-8")
-    os.replace(tmp_config, out / "config.json")
+    write_json_atomic(out / "config.json", config_dict)
     prune_checkpoints(out, KEEP_CHECKPOINTS)
     return path, voice
 
@@ -742,13 +739,9 @@ def train(options: TrainOptions, stop: StopFlag | None = None) -> int:
 
 
 def _write_heldout(out: Path, ids: list[str]) -> None:
-    import json
-
     from voicebot.training.heldout import EVERY, HELDOUT_FILE
 
-    tmp = out / f".{HELDOUT_FILE}.tmp"
-    tmp.write_text(json.dumps({"every": EVERY, "ids": ids}, indent=2), encoding="utf-8")
-    os.replace(tmp, out / HELDOUT_FILE)
+    write_json_atomic(out / HELDOUT_FILE, {"every": EVERY, "ids": ids})
 
 
 def _agreed_stop(stop: StopFlag, dist: Dist, torch, device) -> bool:

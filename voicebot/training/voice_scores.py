@@ -17,8 +17,8 @@ volume normalisation and silence trimming; the stand-in user is hibari's "heart"
 reading the prompt set, ``voicebot.training.stand_in_user``):
 
 - same speaker: the stand-in user's held-out takes (prompts 20-29) against a print of
-  their takes of prompts 0-19: 0.878-0.947 per sentence, mean 0.918 (DESIGN.md:
-  0.85-0.92 on LibriVox);
+  their takes of prompts 0-19: 0.878-0.947 per sentence, mean 0.918 (on LibriVox
+  clips the same encoder gives 0.85-0.92);
 - different speaker: the embedded Piper voice (a male US voice) saying the same ten
   sentences against the same print: 0.431-0.542, mean 0.483 (LibriVox: 0.43-0.75);
 - so "the user" and "another voice" are 0.435 apart on average, and the worst same-
@@ -407,7 +407,7 @@ def score_run(run_folder: Path, data: Path, *, base_voice: str | Path | None = N
     """
     import json
 
-    from voicebot.training.dataset import write_text_atomic
+    from voicebot.atomic_write import write_text_atomic
     from voicebot.tts.voices import VoiceOptions, load_voice
 
     take_ids = take_ids if take_ids is not None else heldout_ids(run_folder)

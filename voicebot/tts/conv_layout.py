@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from voicebot.atomic_write import atomic_path
+
 _CONV = ("Conv", "ConvTranspose")
 _UNARY = ("LeakyRelu", "Relu", "Tanh", "Sigmoid")
 _BINARY = ("Add", "Sub", "Mul", "Div")
@@ -114,9 +116,8 @@ def convs_to_2d(source: Path, target: Path) -> int:
     graph.node.extend(nodes)
     del graph.value_info[:]  # the 1-D shapes recorded for inner tensors no longer hold
     onnx.checker.check_model(model)
-    tmp = Path(target).with_name(Path(target).name + ".tmp")
-    onnx.save(model, str(tmp))
-    tmp.replace(target)
+    with atomic_path(target) as tmp:
+        onnx.save(model, str(tmp))
     return rewritten
 
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from voicebot.atomic_write import atomic_path, write_json_atomic
+
 log = logging.getLogger(__name__)
 
 _CHECKPOINT_NAMES = ("model_file.pth", "model.pth", "best_model.pth", "checkpoint.pth")
@@ -117,8 +119,7 @@ def save_checkpoint(model, config, folder: Path, **extra: Any) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     config_dict = config.to_dict()
     file = folder / "model_file.pth"
-    tmp = file.with_name(file.name + ".tmp")
-    torch.save({"model": model.state_dict(), "config": config_dict, **extra}, tmp)
-    tmp.replace(file)
-    (folder / "config.json").write_text(json.dumps(config_dict, indent=2), encoding="utf-8")
+    with atomic_path(file) as tmp:
+        torch.save({"model": model.state_dict(), "config": config_dict, **extra}, tmp)
+    write_json_atomic(folder / "config.json", config_dict)
     return file

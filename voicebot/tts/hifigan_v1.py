@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from voicebot.atomic_write import atomic_path
 from voicebot.tts.mel_v1 import N_MELS, SAMPLE_RATE, mel_v1, v1_audio_config
 
 log = logging.getLogger(__name__)
@@ -183,10 +184,9 @@ def quantize_int8(source: Path, target: Path, mels: list[np.ndarray]) -> Path:
             return next(self._items, None)
 
     names = [n.name for n in onnx.load(str(source)).graph.node if n.op_type == "Conv"]
-    tmp = target.with_name(target.name + ".tmp")
-    quantize_static(source, tmp, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    op_types_to_quantize=["Conv"],
-                    nodes_to_exclude=int8_excluded_nodes(names))
-    tmp.replace(target)
+    with atomic_path(target) as tmp:
+        quantize_static(source, tmp, Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        op_types_to_quantize=["Conv"],
+                        nodes_to_exclude=int8_excluded_nodes(names))
     return target

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from voicebot.atomic_write import atomic_path
 from voicebot.settings import load_settings
 from voicebot.tts.base import AudioChunk
 
@@ -53,19 +54,13 @@ def _write(chunks, path: Path, sample_rate: int) -> float:
     """Stream chunks into ``path`` (written beside it first, then renamed into place)."""
     import soundfile as sf
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.part")
     seconds = 0.0
-    try:
-        with sf.SoundFile(tmp, "w", samplerate=sample_rate, channels=1, subtype="PCM_16",
-                          format="WAV") as out:
-            for chunk in chunks:
-                out.write(chunk.samples)
-                seconds += chunk.duration_s
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(path, suffix=".part") as tmp, \
+            sf.SoundFile(tmp, "w", samplerate=sample_rate, channels=1, subtype="PCM_16",
+                         format="WAV") as out:
+        for chunk in chunks:
+            out.write(chunk.samples)
+            seconds += chunk.duration_s
     return seconds
 
 

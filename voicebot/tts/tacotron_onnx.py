@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from voicebot.atomic_write import atomic_path
 from voicebot.paths import ensure
 from voicebot.tts import onnx_runtime
 from voicebot.tts.conv_layout import convs_to_2d
@@ -64,15 +65,13 @@ def _export(module, args, path: Path, input_names, output_names, dynamic_axes) -
 
     assert not module.training, "export wrappers must be in eval mode"
 
-    tmp = path.with_name(path.name + ".tmp")
     # The tracer warns about Python control flow in Coqui's LSTMs and about batch sizes;
     # the graphs are batch-1 by design and checked against torch in the tests.
-    with torch.no_grad(), warnings.catch_warnings():
+    with atomic_path(path) as tmp, torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(module, args, str(tmp), input_names=list(input_names),
                           output_names=list(output_names), dynamic_axes=dynamic_axes,
                           opset_version=OPSET, dynamo=False, do_constant_folding=True)
-    tmp.replace(path)
 
 
 def export_hifigan(generator, path: Path, channels: int = 80) -> Path:
@@ -142,9 +141,8 @@ def quantize_decoder_int4(folder: Path) -> Path:
     quantizer = MatMulNBitsQuantizer(model, bits=4, block_size=INT4_BLOCK, is_symmetric=True,
                                      accuracy_level=4, algo_config=config)
     quantizer.process()
-    tmp = target.with_name(target.name + ".tmp")
-    quantizer.model.save_model_to_file(str(tmp), False)
-    tmp.replace(target)
+    with atomic_path(target) as tmp:
+        quantizer.model.save_model_to_file(str(tmp), False)
     return target
 
 
