@@ -15,8 +15,7 @@ import pytest
 import soxr
 
 from voicebot.asr.wer import wer
-from voicebot.pipeline.conversation import ConversationListener
-from voicebot.pipeline.session import build_conversation
+from voicebot.pipeline.live_session import Session, SessionListener
 from voicebot.pipeline.state import TurnState
 from voicebot.settings import Settings
 from voicebot.text.scoring import words_for_scoring
@@ -24,7 +23,7 @@ from voicebot.text.scoring import words_for_scoring
 pytestmark = pytest.mark.audio
 
 
-class Recorder(ConversationListener):
+class Recorder(SessionListener):
     def __init__(self) -> None:
         self.states: list[TurnState] = []
         self.partials: list[str] = []
@@ -46,19 +45,20 @@ class Recorder(ConversationListener):
 
 @pytest.fixture
 def talk(engines, virtual_audio):
-    """A conversation on the virtual devices, and the listener recording its events."""
+    """A session's conversation on the virtual devices, and the listener recording its
+    events."""
     from voicebot.audio.capture import Capture
     from voicebot.audio.player import Player
+    from voicebot.pipeline.audio_ends import AudioEnds
 
     capture = Capture("vmic").start()
-    player = Player("vspeaker", latency=0.05).open()
+    ends = AudioEnds(mic=capture.ring(16000), capture=capture,
+                     speaker=Player("vspeaker", latency=0.05).open())
     listener = Recorder()
-    conversation = build_conversation(Settings(), engines, player=player,
-                                      mic=capture.ring(16000), listener=listener)
-    yield conversation, listener
-    assert conversation.close(), "workers still running after close()"
-    player.close()
-    capture.stop()
+    session = Session(Settings(), listener, loads_models=False, persist=False)
+    session.start(engines, ends)
+    yield session.conversation, listener
+    assert session.close(3.0), "workers still running after close()"
 
 
 def _speak_into_mic(virtual_audio, audio: np.ndarray) -> None:

@@ -9,8 +9,7 @@ import pytest
 import soundfile as sf
 
 from voicebot.audio.vad import SileroVad, VadEvent, VoiceActivity
-from voicebot.pipeline.hands_free import HandsFree
-from voicebot.pipeline.session import build_conversation
+from voicebot.pipeline.live_session import Session
 from voicebot.pipeline.state import TurnState
 from voicebot.settings import Settings
 from voicebot.text.scoring import words_for_scoring
@@ -49,24 +48,15 @@ def test_vad_ignores_silence_and_noise():
 def hands_free_setup(engines, virtual_audio):
     from voicebot.audio.capture import Capture
     from voicebot.audio.player import Player
+    from voicebot.pipeline.audio_ends import AudioEnds
 
     capture = Capture("vmic").start()
-    player = Player("vspeaker", latency=0.05).open()
-    conversation = build_conversation(Settings(), engines, player=player,
-                                      mic=capture.ring(16000))
-    monitors = []
-
-    def start(headset: bool) -> HandsFree:
-        monitor = HandsFree(conversation, capture.ring(16000), headset=headset).start()
-        monitors.append(monitor)
-        return monitor
-
-    yield conversation, start
-    for monitor in monitors:
-        monitor.stop()
-    conversation.close()
-    player.close()
-    capture.stop()
+    ends = AudioEnds(mic=capture.ring(16000), capture=capture,
+                     speaker=Player("vspeaker", latency=0.05).open())
+    session = Session(Settings(), loads_models=False, persist=False)
+    session.start(engines, ends)
+    yield session.conversation, session.start_hands_free
+    session.close(3.0)
 
 
 def _wait(predicate, timeout: float) -> bool:
