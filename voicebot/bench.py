@@ -16,6 +16,9 @@ import sys
 BENCHMARKS: dict[str, tuple[str | None, str]] = {
     # Chat model: first token, first speakable clause, tokens/s against plain transformers.
     "lm": ("voicebot.lm.bench:add_arguments", "voicebot.lm.bench:run"),
+    # Chat model over 20-turn conversations: late accuracy, repeats, recall of the user.
+    "dialogue": ("voicebot.lm.bench_dialogue:add_arguments",
+                 "voicebot.lm.bench_dialogue:run"),
     # Live audio display cost and capture overflows (times Qt widgets, so it lives in ui/).
     "audio": ("voicebot.ui.widgets.scope_bench:add_arguments",
               "voicebot.ui.widgets.scope_bench:run"),
