@@ -203,16 +203,16 @@ def build_base(options: BuildOptions, stop=None) -> tuple[int, Path]:
     by ``stop`` leaves a resumable folder without the marker.
     """
     import torch
-    from TTS.tts.models import setup_model
 
     from voicebot.training import tts_train
+    from voicebot.tts.coqui_checkpoint import setup_tacotron2
 
     recipe = options.recipe
     sha = piper_sha()
     out = Path(options.out or base_folder(sha))
     config = base_config(recipe)
     torch.manual_seed(recipe.seed)
-    tokenizer = setup_model(config).tokenizer  # the ids the student reads
+    tokenizer = setup_tacotron2(config).tokenizer  # the ids the student reads
     corpus = corpus_folder(sha)
     if recipe.max_words:  # another sentence list: its own cache
         corpus = corpus.with_name(f"{corpus.name}-w{recipe.max_words}")

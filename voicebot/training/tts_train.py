@@ -265,11 +265,11 @@ def voice_weights(weights: dict, config, sizes: Sizes) -> dict:
     its widths when the model was reduced."""
     if sizes.full:
         return weights
-    from TTS.tts.models import setup_model
 
     from voicebot.training.tacotron_size import pad_state
+    from voicebot.tts.coqui_checkpoint import setup_tacotron2
 
-    return pad_state(weights, sizes, setup_model(config).state_dict())
+    return pad_state(weights, sizes, setup_tacotron2(config).state_dict())
 
 
 def load_weights(model, state: dict, sizes: Sizes) -> None:
@@ -308,24 +308,28 @@ def scratch_config(r: int | None):
 def build_model(options: TrainOptions, resume_state: dict | None, base: Path | None):
     """(model, config, base description, warnings, sizes)."""
     import torch
-    from TTS.tts.models import setup_model
 
     from voicebot.training.tacotron_size import shrink
-    from voicebot.tts.coqui_checkpoint import CheckpointError, config_from_dict, read_checkpoint
+    from voicebot.tts.coqui_checkpoint import (
+        CheckpointError,
+        config_from_dict,
+        read_checkpoint,
+        setup_tacotron2,
+    )
     from voicebot.tts.mel_v1 import is_v1_audio
 
     warnings = []
     if resume_state is not None:
         config = config_from_dict(resume_state["config"])
         sizes = Sizes.from_dict(resume_state.get("sizes"))
-        model = shrink(setup_model(config), sizes)
+        model = shrink(setup_tacotron2(config), sizes)
         load_weights(model, resume_state, sizes)
         model.decoder.set_r(int(resume_state.get("r", config.r)))
         return model, config, "resumed", warnings, sizes
     if options.new_config is not None:
         torch.manual_seed(options.seed)
         sizes = options.sizes or Sizes()
-        model = shrink(setup_model(options.new_config), sizes)
+        model = shrink(setup_tacotron2(options.new_config), sizes)
         return model, options.new_config, "new", warnings, sizes
     if base is not None:
         try:
@@ -342,7 +346,7 @@ def build_model(options: TrainOptions, resume_state: dict | None, base: Path | N
         config.lr_scheduler = None
         config.lr = options.lr or (PIPER_BASE_FINE_TUNE_LR if piper_taught
                                    else FINE_TUNE_LR)
-        model = shrink(setup_model(config), sizes)
+        model = shrink(setup_tacotron2(config), sizes)
         try:
             load_weights(model, state, sizes)
         except RuntimeError as exc:
@@ -353,7 +357,7 @@ def build_model(options: TrainOptions, resume_state: dict | None, base: Path | N
     config = scratch_config(options.r)
     if options.lr:
         config.lr = options.lr
-    model = setup_model(config)
+    model = setup_tacotron2(config)
     warnings.append("This run trains from scratch (--scratch): expect a usable voice "
                     "only after many hours of recordings (LJSpeech has 24) and days of "
                     "GPU time. Without --scratch it fine-tunes a base voice (the "

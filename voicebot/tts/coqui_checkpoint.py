@@ -74,15 +74,25 @@ def config_from_dict(data: dict[str, Any]):
     return config
 
 
-def load_tacotron2(path: Path):
-    """(model in eval mode, config) of a Tacotron2 checkpoint."""
+def setup_tacotron2(config):
+    """Coqui's ``setup_model``, with its espeak phonemizer run in-process (40x faster,
+    same ids: ``voicebot.tts.espeak.coqui_phonemizer_in_process``)."""
     from TTS.tts.models import setup_model
 
+    from voicebot.tts.espeak import coqui_phonemizer_in_process
+
+    model = setup_model(config)
+    coqui_phonemizer_in_process(model.tokenizer)
+    return model
+
+
+def load_tacotron2(path: Path):
+    """(model in eval mode, config) of a Tacotron2 checkpoint."""
     state, raw_config = read_checkpoint(path)
     if str(raw_config.get("model", "")).lower() != "tacotron2":
         raise CheckpointError(f"{path} holds a {raw_config.get('model')!r} model, not tacotron2")
     config = config_from_dict(raw_config)
-    model = setup_model(config)
+    model = setup_tacotron2(config)
     model.load_state_dict(state["model"])
     # Coqui's rule: the reduction rate the model was trained with wins.
     model.decoder.set_r(int(state.get("r", raw_config.get("r", config.r))))
