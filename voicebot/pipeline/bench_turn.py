@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import resource
 import statistics
-import threading
 import time
 
 from voicebot.pipeline.timing import STAGES
@@ -56,15 +55,15 @@ def _questions(engines) -> list:
     return questions
 
 
-def _talk(conversation, say, questions: list, turns_wanted: int) -> list:
+def _talk(session, say, questions: list, turns_wanted: int) -> list:
     """Hold the talk button over each question, release, wait for the reply."""
     records = []
     for i in range(turns_wanted):
         question = questions[i % len(questions)]
-        turn = conversation.start_listening()
+        turn = session.start_listening()
         starts = say(question)
         time.sleep(max(0.0, starts - time.monotonic()) + len(question) / 16000 + 0.2)
-        conversation.stop_listening()
+        session.stop_listening()
         if not turn.finished.wait(120):
             raise RuntimeError(f"turn {turn.id} did not finish in 120 s")
         records.append(turn)
@@ -72,46 +71,48 @@ def _talk(conversation, say, questions: list, turns_wanted: int) -> list:
     return records
 
 
-def _run_virtual(settings, args, turns_wanted: int) -> tuple[list, int]:
-    from voicebot.audio.capture import Capture
-    from voicebot.audio.player import Player
-    from voicebot.audio.virtual_device import VirtualAudio
-    from voicebot.pipeline.session import build_conversation, load_engines
+def _run_session(settings, args, turns_wanted: int, inject=None) -> tuple[list, int]:
+    """The turns through a Session, as the app runs them (history not kept).
 
-    with VirtualAudio() as audio:
-        engines = load_engines(settings, device=args.turn_device)
-        questions = _questions(engines)
-        capture = Capture("vmic").start()
-        player = Player("vspeaker").open()
-        conversation = build_conversation(settings, engines, player=player,
-                                          mic=capture.ring(16000))
-        try:
-            records = _talk(conversation, lambda q: audio.inject(q, 16000), questions,
-                            turns_wanted)
-        finally:
-            conversation.close()
-            threading.Thread(target=player.close, daemon=True).start()
-            capture.stop()
-        return records, capture.input_overflows
-
-
-def _run_memory(settings, args, turns_wanted: int) -> tuple[list, int]:
+    ``inject(samples, rate)``: speaks into the microphone the settings name and returns
+    when the sound starts (the virtual devices); None: in-memory audio."""
     from voicebot.audio.memory_io import MemorySpeaker, PacedMicrophone
-    from voicebot.pipeline.session import build_conversation, load_engines
+    from voicebot.pipeline.audio_ends import AudioEnds
+    from voicebot.pipeline.live_session import Session
+    from voicebot.pipeline.session import load_engines
 
+    settings.audio.hands_free = False  # the bench holds the talk button
     engines = load_engines(settings, device=args.turn_device)
     questions = _questions(engines)
-    mic, speaker = PacedMicrophone(16000), MemorySpeaker()
-    conversation = build_conversation(settings, engines, player=speaker, mic=mic.ring)
-
-    def say(question) -> float:
-        mic.say(question)
-        return time.monotonic()
-
+    session = Session(settings, loads_models=False, persist=False)
     try:
-        return _talk(conversation, say, questions, turns_wanted), 0
+        if inject is None:
+            mic = PacedMicrophone(16000)
+            session.start(engines, AudioEnds(mic=mic.ring, speaker=MemorySpeaker()))
+
+            def say(question) -> float:
+                mic.say(question)
+                return time.monotonic()
+        else:
+            session.start(engines)
+
+            def say(question) -> float:
+                return inject(question, 16000)
+        if not session.can_talk:
+            raise RuntimeError(f"no microphone to talk into: {session.shown.status}")
+        records = _talk(session, say, questions, turns_wanted)
+        capture = session.capture
+        return records, capture.input_overflows if capture is not None else 0
     finally:
-        conversation.close()
+        session.close()
+
+
+def _run_virtual(settings, args, turns_wanted: int) -> tuple[list, int]:
+    from voicebot.audio.virtual_device import VirtualAudio
+
+    settings.audio.input_device, settings.audio.output_device = "vmic", "vspeaker"
+    with VirtualAudio() as audio:
+        return _run_session(settings, args, turns_wanted, inject=audio.inject)
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -119,7 +120,7 @@ def run(args: argparse.Namespace) -> dict:
 
     settings = Settings()
     turns_wanted = max(1, args.turn_count)
-    runner = _run_memory if args.turn_audio == "memory" else _run_virtual
+    runner = _run_session if args.turn_audio == "memory" else _run_virtual
     records, overflows = runner(settings, args, turns_wanted)
 
     result: dict = {"turns": len(records), "device": args.turn_device,
