@@ -148,3 +148,20 @@ def test_signals_can_be_emitted_for_ever():
     for _ in range(10_000):
         probe.signal.emit()
     assert abs(sys.getrefcount(True) - before) < 50
+
+
+def test_the_status_bar_says_what_the_tab_says(qtbot):
+    from voicebot.ui.main_window import MainWindow
+
+    win = MainWindow(Settings(), load_models=False)
+    qtbot.addWidget(win)
+    bar = win.statusBar()
+    tab = win.conversation_tab
+    assert bar.currentMessage() == tab.state_text() == "Loading: Loading models…"
+    tab.use_engines(fake_engines(), memory_audio()[0])
+    assert bar.currentMessage() == tab.state_text()
+    assert bar.currentMessage().startswith("Ready: ")
+    # A passing message gives way to the state again.
+    bar.showMessage("Exported 3 turns", 50)
+    qtbot.waitUntil(lambda: bar.currentMessage() == tab.state_text(), timeout=2000)
+    win.close()
