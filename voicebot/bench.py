@@ -36,6 +36,9 @@ BENCHMARKS: dict[str, tuple[str | None, str]] = {
     # Whole spoken turns through the virtual devices: voice-to-voice latency, memory.
     "turn": ("voicebot.pipeline.bench_turn:add_arguments",
              "voicebot.pipeline.bench_turn:run"),
+    # Echo cancellation in a simulated room: ERLE, self-interruptions, barge-in, CPU.
+    "echo": ("voicebot.pipeline.bench_echo:add_arguments",
+             "voicebot.pipeline.bench_echo:run"),
 }
 
 
