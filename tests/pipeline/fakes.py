@@ -16,8 +16,9 @@ import numpy as np
 from voicebot.asr.recognizer import Hypothesis, Partial
 from voicebot.audio.memory_io import MemorySpeaker, PacedMicrophone
 from voicebot.pipeline.audio_ends import AudioEnds
-from voicebot.pipeline.live_session import Session, SessionListener
+from voicebot.pipeline.live_session import Session
 from voicebot.pipeline.session import Engines
+from voicebot.pipeline.session_events import SessionListener
 from voicebot.settings import Settings
 from voicebot.tts.base import AudioChunk
 

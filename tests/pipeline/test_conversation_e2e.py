@@ -15,7 +15,8 @@ import pytest
 import soxr
 
 from voicebot.asr.wer import wer
-from voicebot.pipeline.live_session import Session, SessionListener
+from voicebot.pipeline.live_session import Session
+from voicebot.pipeline.session_events import SessionListener
 from voicebot.pipeline.state import TurnState
 from voicebot.settings import Settings
 from voicebot.text.scoring import words_for_scoring

@@ -27,10 +27,11 @@ from collections.abc import Callable
 from typing import Any
 
 from voicebot.pipeline.audio_ends import AudioEnds, open_devices
-from voicebot.pipeline.conversation import Conversation, ConversationListener, Turn
-from voicebot.pipeline.display_state import TURN_PHASE, Phase, Shown, shown, timing_text
+from voicebot.pipeline.conversation import Conversation, Turn
+from voicebot.pipeline.display_state import TURN_PHASE, Phase, shown, timing_text
 from voicebot.pipeline.history import load_history, messages_from_history, save_history
-from voicebot.pipeline.session import ROLE_SECTION, ROLES, Engines
+from voicebot.pipeline.session import ROLES, Engines, model_settings, reload_roles, settle_settings
+from voicebot.pipeline.session_events import ConversationEvents, SessionListener
 from voicebot.pipeline.state import TurnState
 from voicebot.settings import Settings
 
@@ -39,56 +40,6 @@ log = logging.getLogger(__name__)
 CLOSE_TIMEOUT_S = 1.5
 RECOVER_AFTER_S = 1.0  # a lost device is reopened after this pause
 RECOVER_TRIES = 3
-
-
-class SessionListener(ConversationListener):
-    """The conversation's events plus the session's own. Default: ignore everything."""
-
-    def display_changed(self, shown: Shown) -> None:
-        """What the window shows changed (pill, status line, status bar, timing)."""
-
-    def notice(self, text: str) -> None:
-        """Engines or a voice that could not be used, one sentence each ("": none)."""
-
-    def engines_ready(self, engines: Engines) -> None:
-        """The engines are in use and the audio devices open."""
-
-    def voice_changed(self, voice: str, ok: bool, message: str) -> None:
-        """A voice asked for with ``request_voice`` speaks now (or could not load)."""
-
-
-class _Events(ConversationListener):
-    """The conversation's listener: keeps the session's phase and history up to date,
-    then passes each event on."""
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-        self.out = session.listener
-
-    def turn_started(self, turn: Turn) -> None:
-        self.session._turn = turn
-        self.out.turn_started(turn)
-
-    def state_changed(self, state: TurnState) -> None:
-        self.out.state_changed(state)
-        self.session._show_turn_state(state)
-
-    def partial_transcript(self, turn: Turn, text: str) -> None:
-        self.out.partial_transcript(turn, text)
-
-    def final_transcript(self, turn: Turn) -> None:
-        self.out.final_transcript(turn)
-
-    def reply_text(self, turn: Turn, piece: str) -> None:
-        self.out.reply_text(turn, piece)
-
-    def error(self, turn: Turn | None, message: str) -> None:
-        log.info("session: turn %s error: %s", turn.id if turn else "-", message)
-        self.out.error(turn, message)
-
-    def turn_finished(self, turn: Turn) -> None:
-        self.session._turn_finished(turn)
-        self.out.turn_finished(turn)
 
 
 class Session:
@@ -117,7 +68,7 @@ class Session:
         self._talking = False
         self._closing = False
         self._generation = 0  # of engine loads: only the newest is used
-        self._loaded_from = self._model_settings()
+        self._loaded_from = model_settings(self.settings)
         self._recovery: threading.Thread | None = None
         self._recover_tries = 0
         log.info("session: started (hands-free %s, history %s)",
@@ -224,7 +175,7 @@ class Session:
             return
         self.conversation = build_conversation(
             self.settings, self.engines, player=self.audio.speaker, mic=self.audio.mic,
-            listener=_Events(self))
+            listener=ConversationEvents(self))
         self.conversation.history = messages_from_history(self.saved_turns)
         if self.settings.audio.hands_free:
             self.start_hands_free(self.settings.audio.headset_mode)
@@ -242,26 +193,11 @@ class Session:
         for role, problem in engines.problems.items():
             log.info("session: engine %s failed: %s", role, problem)
 
-    def _model_settings(self) -> dict[str, Any]:
-        """A snapshot of what decides the engines (compared to know what to reload)."""
-        return {section: copy.deepcopy(getattr(self.settings, section))
-                for section in ("asr", "chat", "tts")}
-
     def _settle_settings(self, engines: Engines) -> None:
-        """Make the settings say what really runs, and save them if that changed: a
-        model setting that did not load while a previous engine was kept goes back to
-        what that engine was loaded from; a saved voice that no longer loads becomes the
-        voice that speaks instead, so a broken choice never persists."""
-        changed = False
-        for role, section in ROLE_SECTION.items():
-            if role in engines.problems and role != "voice" and getattr(engines, role) \
-                    is not None and getattr(self.settings, section) != self._loaded_from[section]:
-                setattr(self.settings, section, copy.deepcopy(self._loaded_from[section]))
-                changed = True
-        if engines.voice and self.settings.tts.voice != engines.voice:
-            self.settings.tts.voice = engines.voice
-            changed = True
-        self._loaded_from = self._model_settings()
+        """Make the settings say what really runs (``session.settle_settings``), and save
+        them if that changed."""
+        changed = settle_settings(self.settings, engines, self._loaded_from)
+        self._loaded_from = model_settings(self.settings)
         if changed:
             self._save_settings()
 
@@ -311,7 +247,7 @@ class Session:
         self.engines.synthesizer, self.engines.voice = synthesizer, voice
         self.engines.problems.pop("voice", None)
         self.settings.tts.voice = voice
-        self._loaded_from = self._model_settings()
+        self._loaded_from = model_settings(self.settings)
         self._save_settings()
         if self.conversation is not None:
             if had_voice:
@@ -340,9 +276,7 @@ class Session:
         others), reopen the audio devices. ``voice``: a voice to switch to, loaded
         beside the conversation (``request_voice``)."""
         self.settings = settings
-        roles = tuple(role for role, section in ROLE_SECTION.items()
-                      if section != "tts" and getattr(settings, section)
-                      != self._loaded_from[section])
+        roles = reload_roles(settings, self._loaded_from)
         if voice is not None and self.engines is not None and voice == self.engines.voice:
             voice = None  # already speaking
         self._close_audio_and_conversation(CLOSE_TIMEOUT_S)

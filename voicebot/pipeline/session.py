@@ -14,6 +14,7 @@ turns only, no voice means replies as text, no chat model means no replies.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from collections.abc import Callable
@@ -84,6 +85,38 @@ def voice_label(voice: str) -> str:
     if path.parent.name == "runs" and path.parent.parent.name:
         return f"{path.parent.parent.name} ({path.name})"
     return path.name or voice
+
+
+# ----- the settings the engines were loaded from ------------------------------------------
+def model_settings(settings: Settings) -> dict[str, Any]:
+    """A snapshot of the sections that decide the engines (compared to know what to
+    reload)."""
+    return {section: copy.deepcopy(getattr(settings, section))
+            for section in ("asr", "chat", "tts")}
+
+
+def reload_roles(settings: Settings, loaded_from: dict[str, Any]) -> tuple[str, ...]:
+    """The roles whose settings changed since ``loaded_from`` (the voice excepted: it is
+    switched beside the running conversation)."""
+    return tuple(role for role, section in ROLE_SECTION.items()
+                 if section != "tts" and getattr(settings, section) != loaded_from[section])
+
+
+def settle_settings(settings: Settings, engines: Engines, loaded_from: dict[str, Any]) -> bool:
+    """Make ``settings`` say what really runs; True if they changed. A model setting that
+    did not load while a previous engine was kept goes back to what that engine was
+    loaded from; a saved voice that no longer loads becomes the voice that speaks
+    instead, so a broken choice never persists."""
+    changed = False
+    for role, section in ROLE_SECTION.items():
+        if role in engines.problems and role != "voice" and getattr(engines, role) \
+                is not None and getattr(settings, section) != loaded_from[section]:
+            setattr(settings, section, copy.deepcopy(loaded_from[section]))
+            changed = True
+    if engines.voice and settings.tts.voice != engines.voice:
+        settings.tts.voice = engines.voice
+        changed = True
+    return changed
 
 
 # ----- one engine each ----------------------------------------------------------------

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from PySide6.QtCore import Signal
 
 from voicebot.pipeline.display_state import Shown
-from voicebot.pipeline.live_session import SessionListener
 from voicebot.pipeline.session import Engines
+from voicebot.pipeline.session_events import SessionListener
 from voicebot.ui.conversation_bridge import ConversationBridge
 
 
