@@ -40,6 +40,15 @@ class AudioSettings:
     output_device: str = ""
     headset_mode: bool = False  # listen while the bot speaks (no echo to fear)
     hands_free: bool = False  # VAD decides when a turn starts and ends
+    # Hands-free end of turn (voicebot.audio.turn_end; `voicebot bench endpoint`): after
+    # turn_end_complete_ms of silence the Smart Turn model is asked; a finished turn ends
+    # there, an unfinished one after turn_end_incomplete_ms. Without the model (off, or it
+    # cannot load) a turn ends after silence_end_ms of silence.
+    turn_end_learned: bool = True
+    turn_end_complete_ms: float = 250.0
+    turn_end_incomplete_ms: float = 2000.0
+    turn_end_threshold: float = 0.5  # P(finished) that ends the turn
+    silence_end_ms: float = 700.0
 
 
 @dataclass

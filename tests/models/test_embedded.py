@@ -14,7 +14,7 @@ from voicebot.models.store import ModelStore
 
 DEFAULT_IDS = ["whisper-tiny-en", "smollm2-135m-instruct", "piper-en-us-joe-medium",
                "silero-vad", "pocketsphinx-en-us-lm", "vosk-ko", "hifigan-v1-universal",
-               "resemblyzer-ge2e"]
+               "resemblyzer-ge2e", "smart-turn-v3.2"]
 
 
 def test_catalog_defaults_are_the_embedded_models():

@@ -100,5 +100,9 @@ class VoiceActivity:
                 return VadEvent.SPEECH_END
         return None
 
+    def hear(self, audio: np.ndarray) -> None:
+        """The audio of the frames ``update`` is about to see (the silence rule needs none;
+        ``voicebot.audio.turn_end.TurnEnd`` reads the turn)."""
+
     def reset(self) -> None:
         self.in_speech, self._run_ms = False, 0.0

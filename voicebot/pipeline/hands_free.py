@@ -5,6 +5,9 @@ while the bot is idle starts a turn (with the audio from just before the detecti
 the first syllable is not lost); a long enough pause ends it. While the bot thinks or
 speaks the microphone is ignored, so the bot never answers its own voice, unless the
 user wears a headset: then speaking interrupts the bot, as the talk button does.
+
+When a pause ends the turn is ``turn_end``'s call (``voicebot.audio.turn_end``): the Smart
+Turn model, loaded on the monitor thread, or the silence rule if it cannot be loaded.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from voicebot.audio.turn_end import TurnEndPolicy, load_turn_end
 from voicebot.audio.vad import FRAME, SileroVad, VadEvent, VoiceActivity
 from voicebot.pipeline.conversation import Conversation
 from voicebot.pipeline.state import TurnState
@@ -29,12 +33,16 @@ POLL_S = 0.03
 
 class HandsFree:
     def __init__(self, conversation: Conversation, mic: Any, headset: bool = False,
-                 vad: SileroVad | None = None, activity: VoiceActivity | None = None) -> None:
+                 vad: SileroVad | None = None, activity: VoiceActivity | None = None,
+                 turn_end: TurnEndPolicy | None = None) -> None:
+        """``activity``: decides when speech starts and ends (None: ``turn_end``'s policy,
+        its model loaded on the monitor thread)."""
         self.conversation = conversation
         self.mic = mic
         self.headset = headset
         self.vad = vad or SileroVad()
-        self.activity = activity or VoiceActivity()
+        self.activity = activity
+        self.turn_end = turn_end or TurnEndPolicy()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._listening_turn: Any = None
@@ -64,6 +72,8 @@ class HandsFree:
         return time.monotonic() >= self._quiet_until
 
     def _run(self) -> None:
+        if self.activity is None:
+            self.activity = load_turn_end(self.turn_end)
         reader = self.mic.reader()
         buffer = np.zeros(FRAME * 64, dtype=np.float32)
         while not self._stop.wait(POLL_S):
@@ -78,6 +88,7 @@ class HandsFree:
             self.activity.reset()
             self.vad.reset()
             return
+        self.activity.hear(block)
         for probability in self.vad.probabilities(block):
             event = self.activity.update(probability)
             if event is VadEvent.SPEECH_START and self._listening_turn is None:
@@ -85,7 +96,8 @@ class HandsFree:
                 self._listening_turn = self.conversation.start_listening(PREROLL_S)
                 self.turns_started += 1
             elif event is VadEvent.SPEECH_END and self._listening_turn is not None:
-                log.info("hands-free: speech ended")
+                log.info("hands-free: speech ended (P(finished) %s)",
+                         getattr(self.activity, "last_probability", None))
                 if self._listening_turn is self.conversation.current_turn:
                     self.conversation.stop_listening()
                 self._listening_turn = None

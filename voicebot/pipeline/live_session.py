@@ -92,6 +92,7 @@ class Session:
     def start_hands_free(self, headset: bool = False) -> Any:
         """Let voice activity start and end turns (``headset``: speaking interrupts the
         bot too); the monitor, or None without a microphone and recognizer."""
+        from voicebot.audio.turn_end import TurnEndPolicy
         from voicebot.pipeline.hands_free import HandsFree
 
         if not self.can_talk:
@@ -99,7 +100,9 @@ class Session:
         if self.hands_free is not None:
             self.hands_free.stop()
         self.hands_free = HandsFree(self.conversation, self.audio.mic, vad=self.vad,
-                                    headset=headset).start()
+                                    headset=headset,
+                                    turn_end=TurnEndPolicy.from_settings(self.settings.audio)
+                                    ).start()
         self._show_idle("")
         return self.hands_free
 
