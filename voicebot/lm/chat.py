@@ -5,8 +5,14 @@ backend (ONNX Runtime on the CPU, torch on CUDA or as the fallback) and adds wha
 small local model usable in a voice conversation:
 
 - the system prompt from the settings, always first (see ``prompt``);
-- memory within a token budget: the context minus room for the reply, oldest turns
-  dropped first, an over-long user message cut to its end;
+- a context made for small models (``context_policy``): the latest exchanges only, the
+  user's own facts under the system prompt, no poisoned or repeated turns; then the
+  token budget: the context minus room for the reply, oldest turns dropped first, an
+  over-long user message cut to its end;
+- the bot's name from the system prompt kept (``identity``), and no reply or stock
+  sentence said twice (``repeat_guard``): a reply that would repeat one is generated
+  again, sampled with another seed and its first token banned, at most
+  ``REPEAT_RETRIES`` times;
 - the reply capped at ``max_reply_tokens`` and stopped at the model's end-of-turn token;
   past 60% of the cap it ends at the next sentence end, so speech never stops mid-way
   unless one sentence is longer than the rest of the budget;
@@ -34,8 +40,12 @@ import numpy as np
 
 from voicebot.cancel import CancelToken
 from voicebot.lm.backend import Backend
+from voicebot.lm.context_policy import DEFAULT_POLICY, ContextPolicy
 from voicebot.lm.decoding import GenerationOptions, LoopGuard, TextStream, choose_token
-from voicebot.lm.prompt import Message, Prompt, build_prompt
+from voicebot.lm.identity import IdentityKeeper, assistant_name, identity_answer
+from voicebot.lm.prompt import Message, Prompt, build_prompt, normalise_history
+from voicebot.lm.repeat_guard import KEEP, REGENERATE, RepeatFilter, RepeatMemory, normalised
+from voicebot.lm.user_facts import answer_start
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +58,11 @@ _CLAUSE_END = re.compile(r"[,;:]\s*$")
 CLAUSE_STOP_SHARE = 0.9
 
 FALLBACK_REPLY = "Sorry, I don't have an answer to that. Could you say it another way?"
+# Tries after the first when a reply would repeat an earlier one; then a varied fallback.
+REPEAT_RETRIES = 2
+RETRY_TEMPERATURE = 0.7
+# Earlier replies the repeat guard compares with (a restored history can be long).
+REPEAT_MEMORY_REPLIES = 200
 
 
 class ChatModel(Protocol):
@@ -70,7 +85,8 @@ class GenerationStats:
     new_tokens: int = 0
     first_token_s: float | None = None  # from the call to the first text piece
     total_s: float = 0.0
-    stop_reason: str = ""  # "end", "length", "loop", "cancelled", "closed", "error"
+    stop_reason: str = ""  # "end", "length", "loop", "repeat", "cancelled", "closed", "error"
+    regenerations: int = 0  # tries thrown away because they repeated an earlier reply
     # CPU time of the generating thread after the first token: with a one-thread CPU
     # backend, what the decode would take on an otherwise idle core.
     decode_cpu_s: float | None = None
@@ -108,7 +124,8 @@ class LocalChatModel:
     def __init__(self, backend: Backend, tokenizer: Any, *, system_prompt: str,
                  max_reply_tokens: int = 120, context_tokens: int = 2048,
                  options: GenerationOptions | None = None,
-                 stop_token_ids: Sequence[int] = ()):
+                 stop_token_ids: Sequence[int] = (),
+                 policy: ContextPolicy | None = DEFAULT_POLICY):
         if max_reply_tokens < 1:
             raise ValueError("max_reply_tokens must be at least 1")
         if context_tokens <= max_reply_tokens:
@@ -121,6 +138,7 @@ class LocalChatModel:
         self.context_tokens = context_tokens
         self.options = replace(options or GenerationOptions(), max_new_tokens=max_reply_tokens)
         self.stop_token_ids = frozenset(stop_token_ids) | _stop_ids(tokenizer)
+        self.policy = policy  # None: the whole history within the token budget, as it is
         self.last_prompt: Prompt | None = None
         self.last_stats: GenerationStats | None = None
         self.generations = 0  # how many times the model actually ran
@@ -131,7 +149,26 @@ class LocalChatModel:
         return self.context_tokens - self.max_reply_tokens
 
     def prompt_for(self, history: Sequence[Message]) -> Prompt:
-        return build_prompt(self.tokenizer, self.system_prompt, history, self.prompt_budget)
+        system, messages = self.system_prompt, list(history)
+        if self.policy is not None:
+            system, messages = self.policy.apply(
+                system, history, own_name=assistant_name(system), tokenizer=self.tokenizer)
+        return build_prompt(self.tokenizer, system, messages, self.prompt_budget)
+
+    def answer_start(self, history: Sequence[Message]) -> str | None:
+        """The reply's first sentence when the user asks what the memory knows: their own
+        name, city, job or likes, or the bot's name (see ``user_facts.answer_start``)."""
+        if self.policy is None or not history or history[-1].get("role") != "user":
+            return None
+        question = str(history[-1].get("content", ""))
+        return identity_answer(question, assistant_name(self.system_prompt)) or \
+            answer_start(question, self.policy.facts(normalise_history(history)))
+
+    def _repeat_memory(self, history: Sequence[Message], start: str | None) -> RepeatMemory:
+        if self.policy is None or start:
+            return RepeatMemory()  # a fact said again is right, not a stock sentence
+        replies = [str(m.get("content", "")) for m in history if m.get("role") == "assistant"]
+        return RepeatMemory(replies[-REPEAT_MEMORY_REPLIES:])
 
     def warm_up(self) -> None:
         """Compute the system prompt once, so the first turn only computes the question."""
@@ -146,9 +183,12 @@ class LocalChatModel:
             return  # nothing was said: no reply, and no time spent on the model
         started = time.perf_counter()
         prompt = self.prompt_for(history)
+        start = self.answer_start(history)
+        memory = self._repeat_memory(history, start)
         stop = _Stop(cancel)
         pieces: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        worker = threading.Thread(target=self._generate, args=(prompt, stop, pieces, started),
+        worker = threading.Thread(target=self._generate,
+                                  args=(prompt, stop, pieces, started, memory, start),
                                   name="chat-lm", daemon=True)
         worker.start()
         try:
@@ -169,7 +209,8 @@ class LocalChatModel:
         return "".join(self.stream(history, cancel)).strip()
 
     def _generate(self, prompt: Prompt, stop: _Stop, pieces: queue.SimpleQueue,
-                  started: float) -> None:
+                  started: float, memory: RepeatMemory | None = None,
+                  start: str | None = None) -> None:
         with self._lock:
             self.last_prompt = prompt
             self.generations += 1
@@ -177,7 +218,8 @@ class LocalChatModel:
                                     reused_tokens=0, dropped_messages=prompt.dropped_messages,
                                     truncated_user=prompt.truncated_user)
             try:
-                stats = self._decode(prompt, stop, pieces, started, stats)
+                stats = self._decode_without_repeats(prompt, stop, pieces, started, stats,
+                                                     memory or RepeatMemory(), start)
             except BaseException as exc:
                 stats = replace(stats, stop_reason="error")
                 log.exception("chat model failed")
@@ -186,12 +228,51 @@ class LocalChatModel:
                 self.last_stats = replace(stats, total_s=time.perf_counter() - started)
                 pieces.put(_DONE)
 
+    def _decode_without_repeats(self, prompt: Prompt, stop: _Stop, pieces: queue.SimpleQueue,
+                                started: float, stats: GenerationStats,
+                                memory: RepeatMemory, start: str | None = None
+                                ) -> GenerationStats:
+        """``_decode``, again while the reply would repeat an earlier one (see the module
+        docstring); nothing of a thrown-away try reaches the listener."""
+        name = assistant_name(self.system_prompt) if self.policy is not None else None
+        banned: set[int] = set()
+        for attempt in range(REPEAT_RETRIES + 1):
+            options = self.options
+            if attempt:
+                options = replace(options, temperature=max(options.temperature,
+                                                           RETRY_TEMPERATURE),
+                                  seed=(options.seed or 0) + attempt,
+                                  logits_processors=(*options.logits_processors,
+                                                     _ban_first(frozenset(banned))))
+            if name:
+                options = replace(options, logits_processors=(
+                    *options.logits_processors, IdentityKeeper(self.tokenizer, name)))
+            if start:  # last, so it overrides the others while the answer is written
+                options = replace(options, logits_processors=(
+                    *options.logits_processors,
+                    _force_start(self.tokenizer.encode(start, add_special_tokens=False))))
+            stats, verdict, first = self._decode(prompt, stop, pieces, started, stats,
+                                                 options, RepeatFilter(memory))
+            if verdict != REGENERATE:
+                return replace(stats, regenerations=attempt)
+            if first is not None:
+                banned.add(first)
+        log.info("chat model: %d tries all repeated an earlier reply", REPEAT_RETRIES + 1)
+        pieces.put(memory.fallback())
+        return replace(stats, regenerations=REPEAT_RETRIES + 1, stop_reason="repeat",
+                       first_token_s=stats.first_token_s or time.perf_counter() - started)
+
     def _decode(self, prompt: Prompt, stop: _Stop, pieces: queue.SimpleQueue,
-                started: float, stats: GenerationStats) -> GenerationStats:
-        options = self.options
+                started: float, stats: GenerationStats, options: GenerationOptions | None = None,
+                repeat: RepeatFilter | None = None
+                ) -> tuple[GenerationStats, str, int | None]:
+        """One try: (stats, the repeat filter's verdict, the first token chosen)."""
+        options = options or self.options
         rng = np.random.default_rng(options.seed)
         text = TextStream(self.tokenizer)
         guard = LoopGuard()
+        repeat = repeat or RepeatFilter(RepeatMemory())
+        verdict = KEEP
         generated: list[int] = []
         wrap_up_at = (None if options.wrap_up_after is None
                       else int(options.wrap_up_after * options.max_new_tokens))
@@ -226,11 +307,16 @@ class LocalChatModel:
             if clause:
                 piece, held = piece[:clause.start()], piece[clause.start():]
             if piece:
-                if first_token_s is None:
-                    first_token_s = time.perf_counter() - started
-                    first_token_cpu = time.thread_time()
                 said_something = True
-                pieces.put(piece)
+                released, verdict = repeat.push(piece)
+                if released:
+                    if first_token_s is None:
+                        first_token_s = time.perf_counter() - started
+                        first_token_cpu = time.thread_time()
+                    pieces.put(released)
+                if verdict != KEEP:
+                    reason = "repeat"
+                    break
             if guard.push(token):
                 reason = "loop"
                 break
@@ -243,18 +329,55 @@ class LocalChatModel:
                 reason = "length"
                 break
             logits = self.backend.step(token)
-        if held:
-            pieces.put("." if reason == "length" else held)
+        if verdict == REGENERATE:
+            return stats, verdict, generated[0] if generated else None
+        ending = ""
+        if held and reason != "repeat":
+            ending = "." if reason == "length" else held
         elif reason == "length" and said_something and text.text.rstrip()[-1:].isalnum():
             # The hard cap fell mid-clause: a full stop makes the voice fall, as at an end.
-            pieces.put(".")
+            ending = "."
+        if reason in ("end", "length", "loop", "closed", "cancelled"):
+            released, verdict = repeat.push(ending) if ending else ("", KEEP)
+            if verdict == KEEP and reason in ("end", "length", "loop"):
+                released, verdict = repeat.finish()
+            elif verdict == KEEP:  # stopped by the listener: what is held is not said
+                released = ""
+            if verdict == REGENERATE:
+                return stats, verdict, generated[0] if generated else None
+            if released:
+                if first_token_s is None:
+                    first_token_s = time.perf_counter() - started
+                pieces.put(released)
         if reason in ("end", "length", "loop") and not text.text.strip():
             if first_token_s is None:
                 first_token_s = time.perf_counter() - started
-            pieces.put(FALLBACK_REPLY)
+            pieces.put(FALLBACK_REPLY if normalised(FALLBACK_REPLY) not in repeat.memory.replies
+                       else repeat.memory.fallback())
         decode_cpu_s = None if first_token_cpu is None else time.thread_time() - first_token_cpu
-        return replace(stats, new_tokens=len(generated), first_token_s=first_token_s,
-                       stop_reason=reason, decode_cpu_s=decode_cpu_s)
+        stats = replace(stats, new_tokens=len(generated), first_token_s=first_token_s,
+                        stop_reason=reason, decode_cpu_s=decode_cpu_s)
+        return stats, verdict, generated[0] if generated else None
+
+
+def _ban_first(tokens: frozenset[int]):
+    """A logits processor: none of ``tokens`` as the reply's first token."""
+    def processor(generated: Sequence[int], logits: np.ndarray) -> np.ndarray:
+        if not generated and tokens:
+            logits[list(tokens)] = -np.inf
+        return logits
+    return processor
+
+
+def _force_start(ids: Sequence[int]):
+    """A logits processor: the reply starts with ``ids``."""
+    def processor(generated: Sequence[int], logits: np.ndarray) -> np.ndarray:
+        if len(generated) < len(ids):
+            out = np.full_like(logits, -np.inf)
+            out[ids[len(generated)]] = 0.0
+            return out
+        return logits
+    return processor
 
 
 def _stop_ids(tokenizer: Any) -> frozenset[int]:
