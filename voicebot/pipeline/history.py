@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from voicebot.atomic_write import write_json_atomic
+from voicebot.lm.context_policy import restored_messages
 from voicebot.paths import user_dirs
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ def messages_from_history(turns: list[dict[str, Any]]) -> list[dict[str, str]]:
         if turn.get("user") and turn.get("reply"):
             messages += [{"role": "user", "content": turn["user"]},
                          {"role": "assistant", "content": turn["reply"]}]
-    return messages
+    return restored_messages(messages)  # trimmed and cleaned like the prompt (lm/)
 
 
 def export_markdown(turns: list[dict[str, Any]]) -> str:
