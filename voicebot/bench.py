@@ -39,6 +39,9 @@ BENCHMARKS: dict[str, tuple[str | None, str]] = {
     # Echo cancellation in a simulated room: ERLE, self-interruptions, barge-in, CPU.
     "echo": ("voicebot.pipeline.bench_echo:add_arguments",
              "voicebot.pipeline.bench_echo:run"),
+    # Hands-free end of turn: false cut-offs in pauses and dead air, learned vs silence.
+    "endpoint": ("voicebot.pipeline.bench_endpoint:add_arguments",
+                 "voicebot.pipeline.bench_endpoint:run"),
 }
 
 

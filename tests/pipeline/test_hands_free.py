@@ -100,3 +100,62 @@ def test_headset_mode_lets_the_user_interrupt_by_voice(hands_free_setup, virtual
     second = conversation.current_turn
     assert monitor.turns_started == 1
     assert {"capital", "france"} <= set(words_for_scoring(second.user_text))
+
+
+class _SilentMic:
+    """A microphone that is always quiet (the monitor's set-up, not its turns)."""
+
+    def reader(self):
+        class Reader:
+            def read(self, out):
+                return out[:512] * 0.0
+
+        return Reader()
+
+
+class _IdleConversation:
+    state = TurnState.IDLE
+    current_turn = None
+
+
+class _DeafVad:
+    def probabilities(self, audio):
+        return [0.0] * (len(audio) // 512)
+
+    def reset(self):
+        pass
+
+
+def _monitor_activity(turn_end):
+    from voicebot.pipeline.hands_free import HandsFree
+
+    monitor = HandsFree(_IdleConversation(), _SilentMic(), vad=_DeafVad(),
+                        turn_end=turn_end).start()
+    try:
+        assert _wait(lambda: monitor.activity is not None, 20)
+        return monitor.activity
+    finally:
+        assert monitor.stop(2.0)
+
+
+def test_hands_free_ends_turns_with_the_learned_policy_it_is_given():
+    from voicebot.audio.turn_end import TurnEnd, TurnEndPolicy
+
+    policy = TurnEndPolicy(complete_ms=300, incomplete_ms=1800)
+    activity = _monitor_activity(policy)
+    assert isinstance(activity, TurnEnd) and activity.model is not None
+    assert activity.policy is policy
+
+
+def test_hands_free_falls_back_to_the_silence_rule_when_the_model_cannot_load(
+        monkeypatch, caplog):
+    import voicebot.audio.turn_end as turn_end
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("model file damaged")
+
+    monkeypatch.setattr(turn_end, "SmartTurn", broken)
+    with caplog.at_level("WARNING", logger="voicebot.audio.turn_end"):
+        activity = _monitor_activity(turn_end.TurnEndPolicy(silence_ms=650))
+    assert activity.model is None and not activity.learned
+    assert "model file damaged" in caplog.text and "650 ms" in caplog.text

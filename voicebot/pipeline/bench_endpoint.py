@@ -1,0 +1,273 @@
+"""`voicebot bench endpoint`: when does hands-free end a turn, learned or by silence alone?
+
+Real speech (the ten pocketsphinx-testdata recordings) and speech of the embedded Piper
+voice (the asr test set's twelve sentences) are cut at word gaps (Whisper tiny's word
+timings, each cut moved to the quietest 10 ms within 60 ms) and joined again with pauses
+of 300-1200 ms of faint noise: a user stopping to think. The same utterances are also run
+whole. Each stream gets 0.5 s of noise before and 2.5 s after, goes through Silero VAD in
+32 ms frames, and each end-of-turn rule runs over the same probabilities:
+
+- the learned policy (``voicebot.audio.turn_end``: Smart Turn v3.2 asked after
+  ``complete_ms`` of silence, capped at ``incomplete_ms``), at a few settings;
+- the silence rule (``VoiceActivity``) at 200-2000 ms.
+
+The true end of a stream is the end of its last 10 ms frame within 35 dB of its loud
+frames. A **false cut-off** is a turn ended before it (inside a pause); **dead air** is
+the time from it to the end of the turn, including the model's own inference time (it runs
+on the monitor thread before the turn can end). A rule that never ends the turn within the
+2.5 s counts 2.5 s. ``matched_silence`` is the shortest silence rule whose cut-off rate is
+no worse than the learned default's, so the dead air of the two can be compared at the
+same rate. Everything is seeded.
+
+Measured (seed 17: 63 paused and 22 whole streams, 1 ONNX thread, 2 shared cores): the
+silence rule at 700 ms cuts 65% of the paused streams off, dead air median 746 ms; the
+learned default cuts 86% off, median 410 ms, p90 1390 ms (the silence rule at the same
+rate, 500 ms, waits 554 ms). Smart Turn calls most clean word-boundary cuts of fluent
+speech finished (0.9+ on nearly every Piper cut; on the LibriVox reading it separates
+some, 78% cut off against 74% at 700 ms, with 215 ms of dead air against 540 ms): the
+issue's targets (<= 5% at <= 400 ms) are not met on this set. Only the silence rule at
+1200 ms or more keeps cut-offs near 5%. One model call takes about 107 ms (p90 171 ms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from voicebot.audio.resample import ASR_RATE
+
+RATE = ASR_RATE
+LEAD_S, TAIL_S = 0.5, 2.5
+PAUSE_S = (0.3, 1.2)
+NOISE = 1e-3  # -60 dBFS: a quiet room between the words
+SILENCE_MS = [200, 300, 400, 500, 600, 700, 800, 1000, 1200, 1500, 2000]
+# (complete_ms, incomplete_ms, threshold); the first is the product default.
+LEARNED = [(250.0, 2000.0, 0.5), (150.0, 2000.0, 0.5), (200.0, 2000.0, 0.5),
+           (300.0, 2000.0, 0.5), (250.0, 2000.0, 0.9),
+           (250.0, 2000.0, 0.3), (250.0, 2000.0, 0.7), (250.0, 1500.0, 0.5)]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("endpoint")
+    group.add_argument("--endpoint-seed", type=int, default=17,
+                       help="endpoint: seed of the cuts, pauses and noise")
+    group.add_argument("--endpoint-variants", type=int, default=3,
+                       help="endpoint: paused versions of each utterance")
+
+
+@dataclass
+class Stream:
+    name: str
+    source: str  # "recorded" or "piper"
+    paused: bool  # has inserted pauses
+    audio: np.ndarray
+    true_end: float  # seconds
+    probabilities: list[float] = field(default_factory=list)
+
+
+def speech_end(audio: np.ndarray, range_db: float = 35.0) -> float:
+    """Seconds to the end of the last 10 ms frame within ``range_db`` of the loud ones."""
+    hop = RATE // 100
+    frames = audio[:len(audio) // hop * hop].reshape(-1, hop)
+    level = 10 * np.log10(np.mean(frames ** 2, axis=1) + 1e-12)
+    loud = np.flatnonzero(level >= np.percentile(level, 95) - range_db)
+    return (int(loud[-1]) + 1) * hop / RATE if len(loud) else 0.0
+
+
+def speech_span(audio: np.ndarray) -> tuple[int, int]:
+    """The samples from the first to the last loud 10 ms frame (a recording's own
+    leading and trailing silence would add to the pauses)."""
+    start = len(audio) - int(speech_end(audio[::-1].copy()) * RATE)
+    return max(0, start - RATE // 50), min(len(audio), int(speech_end(audio) * RATE)
+                                           + RATE // 50)
+
+
+def _quietest(audio: np.ndarray, at: int, reach: int = RATE * 60 // 1000) -> int:
+    hop = RATE // 100
+    best, best_level = at, np.inf
+    for start in range(max(0, at - reach), min(len(audio) - hop, at + reach), hop // 2):
+        level = float(np.mean(audio[start:start + hop] ** 2))
+        if level < best_level:
+            best, best_level = start + hop // 2, level
+    return best
+
+
+def _utterances(seed: int) -> list[tuple[str, str, np.ndarray, str]]:
+    """(name, source, 16 kHz audio trimmed to its speech, transcript)."""
+    import soxr
+
+    from voicebot.asr.audio_input import read_audio_file
+    from voicebot.asr.evaluate import pocketsphinx_testdata
+    from voicebot.asr.testsets import SENTENCES
+    from voicebot.tts.base import collect
+    from voicebot.tts.voices import load_voice
+
+    items = []
+    for utt in pocketsphinx_testdata():
+        audio = read_audio_file(utt.audio)
+        items.append((utt.audio.stem, "recorded", audio, utt.reference))
+    voice = load_voice()
+    for number, text in enumerate(SENTENCES):
+        audio, rate = collect(voice.stream(text, split_first=False))
+        audio = soxr.resample(audio, rate, RATE).astype(np.float32)
+        items.append((f"piper-{number:02d}", "piper", audio, text))
+    trimmed = []
+    for name, source, audio, text in items:
+        start, end = speech_span(audio)
+        trimmed.append((name, source, audio[start:end], text))
+    return trimmed
+
+
+def _noise(rng: np.random.Generator, seconds: float) -> np.ndarray:
+    return (NOISE * rng.standard_normal(int(seconds * RATE))).astype(np.float32)
+
+
+def build_streams(seed: int, variants: int) -> list[Stream]:
+    from voicebot.asr.testsets import aligned_words
+    from voicebot.asr.whisper_engine import load_whisper
+
+    model = load_whisper("whisper-tiny-en", "cpu")
+    rng = np.random.default_rng(seed)
+    streams = []
+    for name, source, audio, text in _utterances(seed):
+        audio = audio + _noise(rng, len(audio) / RATE)  # no digital silence inside either
+        whole = np.concatenate([_noise(rng, LEAD_S), audio, _noise(rng, TAIL_S)])
+        streams.append(Stream(name, source, False, whole, LEAD_S + speech_end(audio)))
+        timed = aligned_words(model, audio, text)
+        if timed is None or len(timed) < 3:
+            continue
+        gaps = [_quietest(audio, int(w.start * RATE)) for w in timed[1:]]
+        for variant in range(variants):
+            count = min(len(gaps), int(rng.integers(1, 3)))
+            cuts = sorted(rng.choice(len(gaps), size=count, replace=False))
+            pieces, last = [_noise(rng, LEAD_S)], 0
+            for cut in cuts:
+                pieces += [audio[last:gaps[cut]], _noise(rng, rng.uniform(*PAUSE_S))]
+                last = gaps[cut]
+            pieces.append(audio[last:])
+            speech = np.concatenate(pieces)
+            streams.append(Stream(f"{name}-v{variant}", source, True,
+                                  np.concatenate([speech, _noise(rng, TAIL_S)]),
+                                  speech_end(speech)))
+    return streams
+
+
+def _run_rule(stream: Stream, activity: Any) -> tuple[list[float], float]:
+    """End-of-speech times (s, model time included) and the model seconds spent."""
+    from voicebot.audio.vad import FRAME, VadEvent
+
+    ends, spent = [], 0.0
+    model = getattr(activity, "model", None)
+    for index, probability in enumerate(stream.probabilities):
+        if hasattr(activity, "hear"):
+            activity.hear(stream.audio[index * FRAME:(index + 1) * FRAME])
+        checks = getattr(activity, "checks", 0)
+        event = activity.update(probability)
+        took = model.last_seconds if model is not None and activity.checks > checks else 0.0
+        spent += took
+        if event is VadEvent.SPEECH_END:
+            ends.append((index + 1) * FRAME / RATE + took)
+    return ends, spent
+
+
+def _score(streams: list[Stream], ends: list[list[float]]) -> dict[str, Any]:
+    cut, dead = [], []
+    for stream, times in zip(streams, ends, strict=True):
+        cut.append(any(t < stream.true_end for t in times))
+        after = [t for t in times if t >= stream.true_end]
+        dead.append(1000 * ((after[0] if after else stream.true_end + TAIL_S)
+                            - stream.true_end))
+    def rate(paused: bool, source: str | None = None) -> float | None:
+        picked = [c for s, c in zip(streams, cut, strict=True)
+                  if s.paused == paused and source in (None, s.source)]
+        return round(float(np.mean(picked)), 3) if picked else None
+
+    def median(source: str) -> float:
+        return round(float(np.median([d for s, d in zip(streams, dead, strict=True)
+                                      if s.source == source])))
+
+    return {
+        "false_cutoff_rate": rate(True),
+        "false_cutoffs": int(sum(c for s, c in zip(streams, cut, strict=True) if s.paused)),
+        "false_cutoff_rate_whole": rate(False),
+        "dead_air_ms_median": round(float(np.median(dead))),
+        "dead_air_ms_p90": round(float(np.percentile(dead, 90))),
+        "never_ended": int(sum(d >= 1000 * TAIL_S for d in dead)),
+        "recorded": {"false_cutoff_rate": rate(True, "recorded"),
+                     "dead_air_ms_median": median("recorded")},
+        "piper": {"false_cutoff_rate": rate(True, "piper"),
+                  "dead_air_ms_median": median("piper")},
+    }
+
+
+class _CachedModel:
+    """The model's answers per (stream, audio length): the learned settings share them."""
+
+    def __init__(self, model: Any) -> None:
+        self.model, self.cache, self.stream, self.last_seconds = model, {}, "", 0.0
+        self.times: list[float] = []
+
+    def probability(self, audio: np.ndarray) -> float:
+        key = (self.stream, len(audio), float(audio[-1]))
+        if key not in self.cache:
+            self.cache[key] = (self.model.probability(audio), self.model.last_seconds)
+            self.times.append(self.model.last_seconds)
+        probability, self.last_seconds = self.cache[key]
+        return probability
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from voicebot.audio.turn_end import SmartTurn, TurnEnd, TurnEndPolicy
+    from voicebot.audio.vad import SileroVad, VoiceActivity
+
+    seed = getattr(args, "endpoint_seed", 17)
+    started = time.perf_counter()
+    streams = build_streams(seed, getattr(args, "endpoint_variants", 3))
+    vad = SileroVad()
+    for stream in streams:
+        vad.reset()
+        stream.probabilities = vad.probabilities(stream.audio)
+    model = _CachedModel(SmartTurn(threads=1))
+    results: dict[str, Any] = {"silence": {}, "learned": {}}
+    for ms in SILENCE_MS:
+        ends = [_run_rule(s, VoiceActivity(end_ms=ms))[0] for s in streams]
+        results["silence"][f"{ms}ms"] = _score(streams, ends)
+    for complete_ms, incomplete_ms, threshold in LEARNED:
+        policy = TurnEndPolicy(complete_ms=complete_ms, incomplete_ms=incomplete_ms,
+                               threshold=threshold)
+        ends = []
+        for stream in streams:
+            model.stream = stream.name
+            ends.append(_run_rule(stream, TurnEnd(policy=policy, model=model))[0])
+        key = f"complete{complete_ms:.0f}_cap{incomplete_ms:.0f}_p{threshold:g}"
+        results["learned"][key] = _score(streams, ends)
+    default = TurnEndPolicy()
+    learned = results["learned"][f"complete{default.complete_ms:.0f}_cap"
+                                 f"{default.incomplete_ms:.0f}_p{default.threshold:g}"]
+    matched = next((ms for ms in SILENCE_MS if results["silence"][f"{ms}ms"]
+                    ["false_cutoff_rate"] <= learned["false_cutoff_rate"]), None)
+    paused = [s for s in streams if s.paused]
+    return {
+        "benchmark": "endpoint",
+        "seed": seed,
+        "streams": {"paused": len(paused), "whole": len(streams) - len(paused),
+                    "recorded": sum(s.source == "recorded" for s in streams),
+                    "piper": sum(s.source == "piper" for s in streams)},
+        "before_silence_700ms": results["silence"]["700ms"],
+        "after_learned_default": learned,
+        "matched_silence": ({"end_ms": matched, **results["silence"][f"{matched}ms"]}
+                            if matched is not None else None),
+        "targets": {"false_cutoff_rate_max": 0.05, "dead_air_ms_median_max": 400,
+                    "met": bool(learned["false_cutoff_rate"] <= 0.05
+                                and learned["dead_air_ms_median"] <= 400)},
+        "model_ms": {"median": round(1000 * float(np.median(model.times)), 1),
+                     "p90": round(1000 * float(np.percentile(model.times, 90)), 1),
+                     "calls": len(model.times)},
+        "silence": results["silence"],
+        "learned": results["learned"],
+        "seconds": round(time.perf_counter() - started, 1),
+    }
