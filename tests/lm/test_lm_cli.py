@@ -51,6 +51,17 @@ def test_interactive_mode_remembers_until_reset(shared_model, monkeypatch, capsy
     assert "Ada" not in shared_model.tokenizer.decode(shared_model.last_prompt.ids)
 
 
+def test_interactive_json_prints_one_object_per_reply(shared_model, monkeypatch, capsys):
+    monkeypatch.setattr("sys.stdin", io.StringIO("My name is Ada.\n\nWhat is my name?\n"))
+    assert main(["chat", "--json"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert len(lines) == 2
+    results = [json.loads(line) for line in lines]
+    assert all(r["reply"] and r["speakable"] and r["stats"]["new_tokens"] > 0
+               and r["turn_s"] > 0 for r in results)
+    assert "Ada" in results[1]["reply"]  # the conversation is remembered
+
+
 def test_bench_lm_reports_every_number(shared_model, monkeypatch, capsys):
     monkeypatch.setattr("voicebot.lm.loading.load_chat_model", lambda *a, **k: shared_model)
     saved = shared_model.options

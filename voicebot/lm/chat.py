@@ -150,10 +150,14 @@ class LocalChatModel:
 
     def prompt_for(self, history: Sequence[Message]) -> Prompt:
         system, messages = self.system_prompt, list(history)
-        if self.policy is not None:
-            system, messages = self.policy.apply(
-                system, history, own_name=assistant_name(system), tokenizer=self.tokenizer)
-        return build_prompt(self.tokenizer, system, messages, self.prompt_budget)
+        if self.policy is None:
+            return build_prompt(self.tokenizer, system, messages, self.prompt_budget)
+        system, messages = self.policy.apply(
+            system, history, own_name=assistant_name(system), tokenizer=self.tokenizer)
+        prompt = build_prompt(self.tokenizer, system, messages, self.prompt_budget)
+        if messages and messages[-1]["content"] != str(history[-1].get("content", "")).strip():
+            prompt = replace(prompt, truncated_user=True)  # shortened or replaced by a note
+        return prompt
 
     def answer_start(self, history: Sequence[Message]) -> str | None:
         """The reply's first sentence when the user asks what the memory knows: their own
@@ -340,7 +344,8 @@ class LocalChatModel:
         if reason in ("end", "length", "loop", "closed", "cancelled"):
             released, verdict = repeat.push(ending) if ending else ("", KEEP)
             if verdict == KEEP and reason in ("end", "length", "loop"):
-                released, verdict = repeat.finish()
+                rest, verdict = repeat.finish()
+                released += rest
             elif verdict == KEEP:  # stopped by the listener: what is held is not said
                 released = ""
             if verdict == REGENERATE:

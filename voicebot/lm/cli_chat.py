@@ -3,6 +3,7 @@
     voicebot chat "What is the capital of France?"          # one reply, streamed
     voicebot chat "What is the capital of France?" --json   # one JSON object
     voicebot chat                                           # talk until end of input
+    voicebot chat --json < messages.txt                     # one JSON line per reply
 
 Interactive mode reads one message per line until end of input (Ctrl+D) and remembers
 the conversation like the app does; "/reset" forgets it. Ctrl+C stops the reply being
@@ -27,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("text", nargs="?", help="the message; without it, chat interactively "
                                                 "(one message per line until end of input)")
     parser.add_argument("--json", action="store_true",
-                        help="print one JSON object: reply, speakable pieces, timings")
+                        help="print one JSON object: reply, speakable pieces, timings "
+                             "(interactive: one object per reply, on one line)")
     parser.add_argument("--model", help="catalog id or model folder (default: from settings)")
     parser.add_argument("--backend", choices=BACKENDS, default="auto",
                         help="onnx: fast CPU path; torch: any model, CUDA when present")
@@ -135,11 +137,36 @@ def _interactive(args: argparse.Namespace) -> int:
         if not text:
             continue
         history.append({"role": "user", "content": text})
-        reply = _answer(model, history, tty)
+        reply = _answer_json(model, history) if args.json else _answer(model, history, tty)
         if reply:
             history.append({"role": "assistant", "content": reply})
         else:
             history.pop()
+
+
+def _answer_json(model: Any, history: list[dict[str, str]]) -> str:
+    """One reply as one JSON line: the text, the speakable clauses, the timings."""
+    from voicebot.lm.speech_shaping import ClauseSplitter
+
+    splitter = ClauseSplitter()
+    reply, speakable, first_clause_s = "", [], None
+    call = time.perf_counter()
+    for piece in model.stream(history):
+        reply += piece
+        speakable += splitter.push(piece)
+        if speakable and first_clause_s is None:
+            first_clause_s = time.perf_counter() - call
+    speakable += splitter.flush()
+    if speakable and first_clause_s is None:
+        first_clause_s = time.perf_counter() - call
+    stats = model.last_stats
+    print(json.dumps({
+        "reply": reply.strip(), "speakable": speakable, "backend": model.backend.name,
+        "turn_s": round(time.perf_counter() - call, 4),
+        "first_clause_s": None if first_clause_s is None else round(first_clause_s, 4),
+        "stats": None if stats is None else {**asdict(stats), "tokens_per_s": stats.tokens_per_s},
+    }), flush=True)
+    return reply.strip()
 
 
 def _answer(model: Any, history: list[dict[str, str]], tty: bool) -> str:

@@ -47,7 +47,7 @@ SPEECH, SYMBOLS, SCRIPT, LONG = "speech", "symbols", "script", "long"
 SYMBOLS_NOTE = "I sent you a few emoji."
 SCRIPT_NOTE = "I wrote something in another language. Please answer in English."
 
-_OTHER_NAME = re.compile(r"\b(?:my name is|my name's|i'm called|i am called)\s+([A-Z][a-z]+)")
+_OTHER_NAME = re.compile(r"(?i:\b(?:my name is|my name's|i'm called|i am called))\s+([A-Z][a-z]+)")
 # One of these in a reply is enough: the model has switched language ("Bien sûr, my
 # friend!" began every later reply once it was in the history).
 _FOREIGN = {"bonjour", "merci", "oui", "bien", "sûr", "hola", "gracias", "adiós", "ciao",
