@@ -12,7 +12,7 @@ from dataclasses import replace
 import psutil
 import pytest
 
-from voicebot.pipeline.session import build_conversation
+from voicebot.pipeline.live_session import Session
 from voicebot.settings import Settings
 
 TURNS = 200
@@ -23,16 +23,13 @@ WARM_UP_TURNS = 10  # caches, allocator pools and lazy imports settle first
 @pytest.mark.audio
 @pytest.mark.timeout(3000)  # the suite's 600 s is for single tests; 200 turns take ~15 min
 def test_two_hundred_turns(engines, virtual_audio, question_audio):
-    from voicebot.audio.capture import Capture
-    from voicebot.audio.player import Player
-
     settings = Settings()
+    settings.audio.input_device, settings.audio.output_device = "vmic", "vspeaker"
     saved_options = engines.chat.options
     engines.chat.options = replace(saved_options, max_new_tokens=24)  # short replies
-    capture = Capture("vmic").start()
-    player = Player("vspeaker").open()
-    conversation = build_conversation(settings, engines, player=player,
-                                      mic=capture.ring(16000))
+    session = Session(settings, loads_models=False, persist=False)
+    session.start(engines)
+    conversation, capture = session.conversation, session.capture
     process = psutil.Process()
     rss_after_warm_up = None
     try:
@@ -52,6 +49,4 @@ def test_two_hundred_turns(engines, virtual_audio, question_audio):
         assert len(conversation.history) <= 2 * TURNS
     finally:
         engines.chat.options = saved_options
-        conversation.close()
-        player.close()
-        capture.stop()
+        session.close()
