@@ -12,6 +12,13 @@ Two threads share the work so the PortAudio callback stays trivial:
   stream finishes on its own, the device is gone; the stream is closed from a helper
   thread (a dead sound server can make that call block), ``error`` is set and
   ``on_error`` is called once. The app then tells the user and may open another device.
+
+With an ``echo_canceller`` the pump also removes the loudspeaker's echo from the
+``ASR_RATE`` ring: the callback stamps each block with its ADC time (:attr:`timeline`),
+and the pump's ``voicebot.audio.echo.EchoStream`` pairs every 10 ms of microphone with
+what the player published as played at that moment (:meth:`set_echo_reference`). The
+``TRAINING_RATE`` ring stays unprocessed (voice recordings are made without the bot
+speaking).
 """
 
 from __future__ import annotations
@@ -31,6 +38,13 @@ from voicebot.audio.devices import (
     DeviceLostError,
     choose_device,
     pick_rate,
+)
+from voicebot.audio.echo import (
+    EchoCanceller,
+    EchoStream,
+    PlaybackReference,
+    Timeline,
+    block_time,
 )
 from voicebot.audio.resample import ASR_RATE, TRAINING_RATE, StreamResampler
 from voicebot.audio.ring_buffer import RingBuffer
@@ -87,10 +101,13 @@ class Capture:
                                                                                TRAINING_RATE),
                  buffer_seconds: float = 30.0, block_ms: float = 10.0,
                  latency: float | str = "low",
-                 on_error: Callable[[AudioDeviceError], None] | None = None) -> None:
+                 on_error: Callable[[AudioDeviceError], None] | None = None,
+                 echo_canceller: EchoCanceller | None = None) -> None:
         """``samplerate``/``channels`` default to the device's own (channels capped at 2:
         the signal is mixed to mono anyway). An unsupported ``samplerate`` falls back to
-        one the device supports; the output rates stay the same either way."""
+        one the device supports; the output rates stay the same either way.
+        ``echo_canceller`` (at ``ASR_RATE``) cleans the ``ASR_RATE`` ring once a player's
+        reference is given to :meth:`set_echo_reference`."""
         choice = choose_device(device, "input")
         self.device: DeviceInfo = choice.device
         self.fallback_reason = choice.fallback_reason
@@ -108,6 +125,14 @@ class Capture:
         # Raw device frames: enough for the pump to fall behind by a second without loss.
         self._raw = RingBuffer(int(self.samplerate), channels=self.channels)
         self._raw_reader = self._raw.reader()
+        # ADC time of each raw block (callback), for pairing with the played audio.
+        self.timeline = Timeline(self.samplerate)
+        self._input_latency = 0.0
+        self.echo: EchoStream | None = None
+        if echo_canceller is not None:
+            if ASR_RATE not in self.rings or echo_canceller.rate != ASR_RATE:
+                raise ValueError(f"the echo canceller cleans the {ASR_RATE} Hz ring")
+            self.echo = EchoStream(echo_canceller, self.timeline)
         # Work buffers of the pump: up to half a second per pass, allocated once.
         pass_frames = int(self.samplerate // 2)
         self._raw_out = np.zeros((pass_frames, self.channels), np.float32)
@@ -136,6 +161,19 @@ class Capture:
         """Device frames the pump lost because it fell a whole second behind."""
         return self._raw_reader.dropped_frames + self._raw.writer_dropped
 
+    @property
+    def echo_cancelling(self) -> bool:
+        """True when the ``ASR_RATE`` ring is cleaned of a player's echo."""
+        return self.echo is not None and self.echo.reference is not None
+
+    def set_echo_reference(self, reference: PlaybackReference | None) -> bool:
+        """Cancel the echo of what ``reference`` (a Player's) plays; None stops it.
+        False when this capture has no echo canceller."""
+        if self.echo is None:
+            return False
+        self.echo.set_reference(reference)
+        return True
+
     def take_peak(self) -> float:
         """The largest |sample| since the previous call (for a level meter)."""
         peak, self.peak = self.peak, 0.0
@@ -145,6 +183,7 @@ class Capture:
         return {"device": self.device.label, "samplerate": self.samplerate,
                 "channels": self.channels, "input_overflows": self.input_overflows,
                 "dropped_frames": self.dropped_frames, "clipped_samples": self.clipped_samples,
+                "echo": self.echo.stats() if self.echo is not None else None,
                 "error": str(self.error) if self.error else ""}
 
     def start(self) -> Capture:
@@ -160,6 +199,7 @@ class Capture:
             device=self.device.index, samplerate=self.samplerate, channels=self.channels,
             dtype="float32", blocksize=self.block_frames, latency=self.latency,
             callback=self._callback, finished_callback=self._finished)
+        self._input_latency = float(self._stream.latency)
         self._pump = threading.Thread(target=self._pump_loop, name="audio-capture-pump",
                                       daemon=True)
         self._pump.start()
@@ -186,10 +226,16 @@ class Capture:
 
     # ----- the PortAudio thread ---------------------------------------------------
     def _callback(self, indata: np.ndarray, frames: int, time_info, status) -> None:
+        now = time.monotonic()
         if status and status.input_overflow:
             self.input_overflows += 1
+        # Without an ADC stamp: the block's first frame was captured its length plus the
+        # input latency ago.
+        self.timeline.stamp(self._raw.frames_written, block_time(
+            now, time_info.inputBufferAdcTime, time_info.currentTime,
+            -(self._input_latency + frames / self.samplerate)))
         self._raw.write(indata)
-        self._last_callback = time.monotonic()
+        self._last_callback = now
 
     def _finished(self) -> None:
         # Runs on PortAudio's thread, which closing the stream may cancel (ALSA does):
@@ -226,7 +272,10 @@ class Capture:
             if peak >= CLIP_LEVEL:
                 self.clipped_samples += int(np.count_nonzero(np.abs(raw) >= CLIP_LEVEL))
             for rate, resampler in self._resamplers.items():
-                self.rings[rate].write(resampler.process(mono))
+                audio = resampler.process(mono)
+                if rate == ASR_RATE and self.echo is not None:
+                    audio = self.echo.process(audio, self._raw_reader.position)
+                self.rings[rate].write(audio)
 
     def _lost(self, why: str) -> None:
         if self.error is not None or self._stopping.is_set():

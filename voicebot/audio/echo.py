@@ -37,7 +37,13 @@ The pieces, all GUI-free:
   comes after its reference even when a device misreports its latency by a few ms) and
   cancels. The sound's trip through the room and whatever error the timestamps have are
   left to AEC3's own delay estimator; the pairing is re-anchored only when the timestamps
-  move more than :data:`TOLERANCE_S` (clock drift, a lost block), which AEC3 rides out.
+  move more than :data:`TOLERANCE_S` (an underrun's gap, long clock drift), which AEC3
+  rides out in under half a second. Smaller wander is left alone: through PulseAudio the
+  capture's ADC stamps wander by ±6 ms while the real path stays put, and re-anchoring
+  on each 12 ms of it cost AEC3 seconds of reconvergence (measured on the virtual
+  devices: ERLE fell to 5-13 dB for 2.5 s). Where the stamps ask for audio that has not
+  been played yet (DAC times reported too early), the pairing backs off once by the
+  shortfall: a constant extra delay instead of silence, which would let the echo through.
 """
 
 from __future__ import annotations
@@ -55,9 +61,16 @@ log = logging.getLogger(__name__)
 
 FRAME_S = 0.010  # AEC3 works on 10 ms frames
 LEAD_S = 0.020  # reference fed this much ahead of the microphone (causality margin)
-TOLERANCE_S = 0.004  # re-anchor the pairing when the timestamps disagree by more
+TOLERANCE_S = 0.040  # re-anchor the pairing when the timestamps disagree by more
 REFERENCE_SECONDS = 2.0  # played audio kept for the capture pump
-_STAMPS = 48  # stamps kept per timeline (a few hundred ms of callbacks)
+# Stamps the median runs over (0.6-1.3 s of 5-10 ms callbacks). Through PulseAudio the
+# capture's ADC stamps scatter by ±5 ms, and after an underrun the player's DAC stamps are
+# wrong for a moment: a short window (0.12 s) followed them into re-anchoring back and
+# forth, each costing AEC3 a reconvergence (ERLE 8-12 dB in 2 of 3 runs on the virtual
+# devices); a long one outvotes them (54-62 dB in 4 of 4). A real jump is followed
+# within half the window.
+CAPTURE_STAMPS = 128
+PLAYBACK_STAMPS = 128
 _BAD_STAMP_S = 1.0  # a PortAudio timestamp further than this from "now" is ignored
 
 
@@ -81,7 +94,7 @@ def block_time(now: float, stamp: float, current: float, fallback: float) -> flo
 class Timeline:
     """Stamps (frame index, monotonic time) of one stream, written by its callback."""
 
-    def __init__(self, rate: float, keep: int = _STAMPS) -> None:
+    def __init__(self, rate: float, keep: int = CAPTURE_STAMPS) -> None:
         self.rate = float(rate)
         self._stamps = RingBuffer(keep + 2, channels=2, dtype=np.float64)
         self._row = np.zeros((1, 2), np.float64)
@@ -120,7 +133,7 @@ class PlaybackReference:
     def __init__(self, rate: float, seconds: float = REFERENCE_SECONDS) -> None:
         self.rate = float(rate)
         self.ring = RingBuffer(max(1, int(rate * seconds)))
-        self.timeline = Timeline(rate)
+        self.timeline = Timeline(rate, PLAYBACK_STAMPS)
 
     def publish(self, block: np.ndarray, dac_time: float) -> None:
         """``block`` (1-D, may be a strided view) starts at the DAC at ``dac_time``.
@@ -224,9 +237,11 @@ class EchoStream:
         self._pending = np.zeros(0, np.float32)
         self._far = np.zeros(self.frame, np.float32)
         self._position: float | None = None  # next reference sample to pair
+        self._backoff = 0.0  # samples: learnt when the stamps ask for unplayed audio
         self.realigns = 0  # times the pairing was re-anchored (after the first)
         self.frames = 0
         self.frames_with_reference = 0
+        self.late_reference = 0  # times the stamps asked for audio not played yet
         self.cpu_seconds = 0.0  # thread CPU time spent in process()
 
     def set_reference(self, reference: PlaybackReference | None) -> None:
@@ -280,6 +295,7 @@ class EchoStream:
         if feed is None or feed.reference is not reference or not feed.pull():
             feed = self._feed = _ReferenceFeed(reference, self.rate)
             self._position = None
+            self._backoff = 0.0
             feed.pull()
         return feed
 
@@ -290,16 +306,27 @@ class EchoStream:
             return
         device_index = (when + self.lead_s - ref_offset) * feed.reference.rate
         target = (device_index - feed.origin) * self.rate / feed.reference.rate
+        target -= self._backoff
+        newest = feed.ring.frames_written - self.frame
+        if target > newest:
+            # The stamps say the reference for this moment has not been played yet: the
+            # device reports DAC times too early (PulseAudio's ALSA plugin can). Pair with
+            # older audio from now on (silence would let the echo through): a constant
+            # extra delay that AEC3's estimator absorbs once.
+            self.late_reference += 1
+            self._backoff += target - newest + self.tolerance
+            target = newest - self.tolerance
         if self._position is None:
             self._position = round(target)
         elif abs(self._position - target) > self.tolerance:
             self._position = round(target)
             self.realigns += 1
         feed.copy(int(self._position), out)
-        if feed.ring.frames_written > self._position:
+        if feed.ring.frames_written >= self._position + self.frame:
             self.frames_with_reference += 1
         self._position += self.frame
 
     def stats(self) -> dict:
         return {"frames": self.frames, "frames_with_reference": self.frames_with_reference,
-                "realigns": self.realigns, "cpu_seconds": round(self.cpu_seconds, 3)}
+                "realigns": self.realigns, "late_reference": self.late_reference,
+                "cpu_seconds": round(self.cpu_seconds, 3)}

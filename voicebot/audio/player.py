@@ -12,6 +12,10 @@ output latency later. The time the first sample of an utterance reached the
 digital-to-analogue converter is computed from the stream's ``outputBufferDacTime`` (or
 ``currentTime`` plus the stream latency where the host API does not report it) and given
 in ``time.monotonic()`` seconds: :attr:`Player.first_sample_time`.
+
+Every block handed to the device, silence included, is also published with its DAC time
+into :attr:`Player.reference` (a copy into a preallocated ring): the echo canceller on the
+microphone (``voicebot.audio.echo``) subtracts what the loudspeaker actually played.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from voicebot.audio.devices import (
     choose_device,
     pick_rate,
 )
+from voicebot.audio.echo import PlaybackReference, block_time
 from voicebot.audio.resample import StreamResampler
 from voicebot.audio.ring_buffer import RingBuffer
 
@@ -67,6 +72,9 @@ class Player:
                                  dtype=np.float32)
         self._resampler: StreamResampler | None = None
         self._stream: sd.OutputStream | None = None
+        self._latency_s = 0.0  # the open stream's output latency (read by the callback)
+        # What was played and when, for the echo canceller (written by the callback).
+        self.reference = PlaybackReference(self.samplerate)
         # Notices a lost device while nothing is being played (play() notices it too).
         self._watchdog: threading.Thread | None = None
         self._watchdog_stop = threading.Event()
@@ -100,6 +108,7 @@ class Player:
             device=self.device.index, samplerate=self.samplerate, channels=self.channels,
             dtype="float32", blocksize=self.block_frames, latency=self.latency,
             callback=self._callback, finished_callback=self._finished)
+        self._latency_s = float(self._stream.latency)
         self._watchdog_stop.clear()
         self._watchdog = threading.Thread(target=self._watch, name="audio-player-watchdog",
                                           daemon=True)
@@ -244,7 +253,7 @@ class Player:
 
     # ----- the PortAudio thread ---------------------------------------------------
     def _callback(self, outdata: np.ndarray, frames: int, time_info, status) -> None:
-        self._last_callback = time.monotonic()
+        now = self._last_callback = time.monotonic()
         if status and status.output_underflow:
             self.underflows += 1
         outdata.fill(0.0)
@@ -256,16 +265,16 @@ class Player:
             n = min(frames, reader.available, len(self._work))
             if n:
                 reader.read(n, out=self._work)
-        if n == 0:
-            return
-        outdata[:n] = self._work[:n, None]
-        if self._awaiting_first and block_start + n > self._first_frame:
+        if n:
+            outdata[:n] = self._work[:n, None]
+        dac_time = max(now, block_time(now, time_info.outputBufferDacTime,
+                                       time_info.currentTime, self._latency_s))
+        self.reference.publish(outdata[:, 0], dac_time)
+        if n and self._awaiting_first and block_start + n > self._first_frame:
             # The utterance's first frame is in this block (the previous utterance's tail
             # may precede it): its DAC time is the block's plus its offset in the block.
-            dac = time_info.outputBufferDacTime
-            ahead = dac - time_info.currentTime if dac > 0 else self.output_latency
             offset = max(0, self._first_frame - block_start) / self.samplerate
-            self.first_sample_time = self._last_callback + max(0.0, ahead) + offset
+            self.first_sample_time = dac_time + offset
             self._awaiting_first = False
 
     def _fade_out(self, frames: int) -> int:
