@@ -44,3 +44,30 @@ def test_timing_names_what_it_measures():
     assert timing_text({}) == ""
     assert shown(Phase.SPEAKING, timing=typed).timing == timing_text(typed)
     assert shown(Phase.LOADING, timing=typed).timing == ""  # not about a turn
+
+
+def test_a_language_mismatch_on_the_result_reaches_the_user():
+    """The recogniser's language finding (Vosk on speech it does not know) becomes a
+    notice for the window, once per turn; a result without one stays silent."""
+    from types import SimpleNamespace
+
+    from voicebot.asr.recognizer import Hypothesis
+    from voicebot.pipeline.conversation import Turn
+    from voicebot.pipeline.session_events import ConversationEvents, SessionListener
+
+    class Notices(SessionListener):
+        def __init__(self):
+            self.notices = []
+
+        def notice(self, text):
+            self.notices.append(text)
+
+    listener = Notices()
+    events = ConversationEvents(SimpleNamespace(listener=listener))
+    message = ("This sounds like English, but the speech recogniser (vosk-ko) only knows "
+               "Korean: the text is likely wrong.")
+    heard = Hypothesis("주사위", -3.0)
+    heard.extras["language"] = {"mismatch": True, "message": message}
+    events.final_transcript(Turn(1, "voice", hypotheses=[heard]))
+    events.final_transcript(Turn(2, "voice", hypotheses=[Hypothesis("hello there", -1.0)]))
+    assert listener.notices == [message]

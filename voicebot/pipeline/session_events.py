@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from voicebot.asr.vosk_language import language_notice
 from voicebot.pipeline.conversation import ConversationListener, Turn
 from voicebot.pipeline.display_state import Shown
 from voicebot.pipeline.session import Engines
@@ -27,7 +28,8 @@ class SessionListener(ConversationListener):
         """What the window shows changed (pill, status line, status bar, timing)."""
 
     def notice(self, text: str) -> None:
-        """Engines or a voice that could not be used, one sentence each ("": none)."""
+        """Something the user should know, one sentence each ("": none): engines or a
+        voice that could not be used, speech in a language the recogniser does not know."""
 
     def engines_ready(self, engines: Engines) -> None:
         """The engines are in use and the audio devices open."""
@@ -57,6 +59,12 @@ class ConversationEvents(ConversationListener):
 
     def final_transcript(self, turn: Turn) -> None:
         self.out.final_transcript(turn)
+        # A recogniser that heard speech in a language it does not know says so on the
+        # result (Vosk: voicebot.asr.vosk_language); the user must hear it, not only the log.
+        mismatch = language_notice(turn.hypotheses)
+        if mismatch:
+            log.info("session: turn %s: %s", turn.id, mismatch)
+            self.out.notice(mismatch)
 
     def reply_text(self, turn: Turn, piece: str) -> None:
         self.out.reply_text(turn, piece)
