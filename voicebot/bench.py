@@ -26,6 +26,10 @@ BENCHMARKS: dict[str, tuple[str | None, str]] = {
     "tts": ("voicebot.tts.bench:add_arguments", "voicebot.tts.bench:run"),
     # Speech recognition: real-time factors, time from release to the final n-best.
     "asr": ("voicebot.asr.bench:add_arguments", "voicebot.asr.bench:run"),
+    # Neural n-best rescoring with the chat model: WER where the conversation decides and
+    # on the plain sets, per neural weight; ms per n-best.
+    "rescoring": ("voicebot.pipeline.bench_rescoring:add_arguments",
+                  "voicebot.pipeline.bench_rescoring:run"),
     # Voice training: steps/s of our loop against Coqui's Trainer on the same data.
     "train": ("voicebot.training.bench:add_arguments", "voicebot.training.bench:run"),
     # Voice adaptation on the stand-in user: time to the voice, its WER and resemblance.

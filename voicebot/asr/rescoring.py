@@ -1,11 +1,20 @@
 """Re-rank an n-best list with an n-gram LM: a log-linear combination of scores.
 
     total = acoustic_weight * acoustic + lm_weight * lm + word_bonus * n_words
+            + neural_weight * neural
 
 ``acoustic`` is the engine's log-probability of the hypothesis per token, times the
 list's mean token count (so it keeps the scale of a whole hypothesis), ``lm`` the n-gram
 log-probability of its normalised words with sentence boundaries, ``n_words`` offsets
-the LM's preference for short outputs. All natural logs.
+the LM's preference for short outputs, ``neural`` is the chat model's log-probability of
+the hypothesis as the user's reply to the conversation so far (``voicebot.lm.
+hypothesis_scorer``), per token times the list's mean token count like ``acoustic``.
+All natural logs.
+
+The neural term is optional: ``rescore`` gets a scorer (anything with the
+``HypothesisScorer.score(texts, context)`` signature) and the conversation from its
+caller; this layer never loads the chat model. It runs only when the merged list holds
+more than one word sequence. NEURAL_WEIGHT_NOTE below has its measurements.
 
 Per token, because a summed log-probability prefers whatever ended early: Whisper's
 beam keeps hypotheses that stopped after a word or two ("Please" for "Please remind me
@@ -38,12 +47,19 @@ acoustically similar words (tests/asr/test_rescoring.py).
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
 from voicebot.asr.recognizer import Hypothesis
 from voicebot.lm.ngram import NGramLM, sentence_logprob
 from voicebot.text.scoring import words_for_scoring
+
+log = logging.getLogger(__name__)
+
+# The neural weight chosen by ``voicebot bench rescoring`` (see NEURAL_WEIGHT_NOTE).
+NEURAL_WEIGHT = 0.0
 
 
 @dataclass(frozen=True)
@@ -51,14 +67,25 @@ class Weights:
     acoustic: float = 1.0
     lm: float = 0.05
     word_bonus: float = 0.0
+    neural: float = NEURAL_WEIGHT  # 0: the chat model is not asked
 
     @classmethod
     def from_settings(cls, asr_settings) -> Weights:
+        # (``neural_weight`` is optional in the settings: its default is measured here.)
         return cls(acoustic=asr_settings.acoustic_weight, lm=asr_settings.lm_weight,
-                   word_bonus=asr_settings.word_bonus)
+                   word_bonus=asr_settings.word_bonus,
+                   neural=getattr(asr_settings, "neural_weight", NEURAL_WEIGHT))
 
 
 TUNED_WEIGHTS = Weights(acoustic=1.0, lm=0.05, word_bonus=0.0)
+
+
+class NeuralScorer(Protocol):
+    """What ``voicebot.lm.hypothesis_scorer.HypothesisScorer`` offers rescoring."""
+
+    def score(self, texts: Sequence[str], context: Any = None) -> Sequence[Any]:
+        """One result per text with ``logprob`` and ``n_tokens``."""
+        ...
 
 
 @dataclass
@@ -139,8 +166,31 @@ def demote_repetitions(words: Sequence[Sequence[str]]) -> list[int]:
     return order
 
 
-def total_score(acoustic: float, lm: float, n_words: int, weights: Weights) -> float:
-    return weights.acoustic * acoustic + weights.lm * lm + weights.word_bonus * n_words
+def total_score(acoustic: float, lm: float, n_words: int, weights: Weights,
+                neural: float = 0.0) -> float:
+    return (weights.acoustic * acoustic + weights.lm * lm + weights.word_bonus * n_words
+            + weights.neural * neural)
+
+
+def normalized_neural(scores: Sequence[Any]) -> list[float]:
+    """Each neural log-probability per token, times the list's mean token count: the
+    scale of a whole hypothesis, without preferring the ones that stopped early."""
+    counts = [max(1, s.n_tokens) for s in scores]
+    mean = sum(counts) / len(counts) if counts else 0.0
+    return [s.logprob / n * mean for s, n in zip(scores, counts, strict=True)]
+
+
+def neural_scores(texts: Sequence[str], scorer: NeuralScorer | None, context: Any,
+                  weights: Weights) -> list[float] | None:
+    """The normalised neural term of each text, or None when it is not needed (no scorer,
+    weight 0, a single text) or the scorer fails (logged: recognition goes on)."""
+    if scorer is None or not weights.neural or len(texts) < 2:
+        return None
+    try:
+        return normalized_neural(scorer.score(list(texts), context))
+    except Exception:
+        log.exception("neural rescoring failed; ranking without it")
+        return None
 
 
 def normalized_acoustic(hypotheses: Sequence[Hypothesis]) -> list[float]:
@@ -155,21 +205,29 @@ def normalized_acoustic(hypotheses: Sequence[Hypothesis]) -> list[float]:
 
 
 def rescore(hypotheses: Sequence[Hypothesis], lm: NGramLM | None,
-            weights: Weights | None = None) -> RescoredNBest:
+            weights: Weights | None = None, neural: NeuralScorer | None = None,
+            context: Any = None) -> RescoredNBest:
     """Fill lm_score/total_score on copies and sort best first (stable for ties), then
     move any hypothesis that only adds a repetition to a later one after it.
 
     Without an LM (or with lm weight 0) the LM score is left out, so the ranking is the
-    acoustic score plus the word bonus.
+    acoustic score plus the word bonus. ``neural`` scores the hypotheses as the user's
+    reply to ``context`` (the conversation so far, messages or the bot's last reply);
+    each hypothesis then carries ``extras["neural_score"]``.
     """
     weights = weights or Weights()
     scored = []
     merged = merge_variants(hypotheses)
-    for hyp, acoustic in zip(merged, normalized_acoustic(merged), strict=True):
+    neural_terms = neural_scores([h.text for h in merged], neural, context, weights)
+    for index, (hyp, acoustic) in enumerate(zip(merged, normalized_acoustic(merged),
+                                                strict=True)):
         words = words_for_scoring(hyp.text)
         lm_score = sentence_logprob(lm, words) if lm is not None else None
-        total = total_score(acoustic, lm_score or 0.0, len(words), weights)
-        scored.append(replace(hyp, lm_score=lm_score, total_score=total))
+        term = neural_terms[index] if neural_terms is not None else 0.0
+        total = total_score(acoustic, lm_score or 0.0, len(words), weights, term)
+        extras = dict(hyp.extras, neural_score=term) if neural_terms is not None \
+            else hyp.extras
+        scored.append(replace(hyp, lm_score=lm_score, total_score=total, extras=extras))
     order = sorted(range(len(scored)), key=lambda i: (-scored[i].total_score, i))
     ranked = [scored[i] for i in order]
     ranked = [ranked[i] for i in demote_repetitions(

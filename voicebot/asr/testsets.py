@@ -18,6 +18,18 @@ Sets (about 1-2 s per command, 2-6 s per sentence):
   voice variants), 150-190 words per minute.
 Synthetic clips get seeded low noise (-60 dBFS) so that no clip is digital silence.
 
+Context sets, where the conversation decides (``CONTEXT_SENTENCES``: answers to the bot's
+own question, names the user said earlier, homophones the question settles); built only
+when asked for (``build(sets=CONTEXT_SETS)``, ``voicebot bench rescoring``). Beside each
+manifest ``<set>.context.json`` maps every clip to the conversation before it (messages,
+the bot's question last):
+- ``real-context``: the ten pocketsphinx-testdata recordings, each after a bot question
+  it answers;
+- ``piper-context``: the embedded Piper voice (``piper-en-us-joe-medium``, sampling noise
+  off, so a text always sounds the same), length scale 0.9-1.1; built only with its
+  speaker passed in (``voicebot bench rescoring`` does: recognition cannot import voices);
+- ``hibari-context``: the hibari stand-in voice, a second speaker.
+
 ``python -m voicebot.asr.testsets [--out DIR]`` builds them and prints the manifests.
 """
 
@@ -62,6 +74,71 @@ SENTENCES = [
     "She sold her old bicycle and bought a new guitar.",
     "Set an alarm for half past six tomorrow.",
 ]
+# (conversation before the answer, the answer). Messages are (role, text), bot last.
+CONTEXT_SENTENCES: list[tuple[tuple[tuple[str, str], ...], str]] = [
+    ((("assistant", "Nice to meet you! What's your name?"),), "Anneliese."),
+    ((("assistant", "And what should I call you?"),), "Call me Rowena."),
+    ((("assistant", "Which city were you born in?"),), "Worcester."),
+    ((("assistant", "What's your dog called?"),), "Her name is Biscuit."),
+    ((("assistant", "Which colour do you like best?"),), "Teal."),
+    ((("assistant", "What would you like to drink?"),), "Two cups of tea, please."),
+    ((("assistant", "How many tickets do you need?"),), "Four tickets."),
+    ((("assistant", "Which fruit should I add to the list?"),), "Pears."),
+    ((("assistant", "What did the knight ride into battle?"),), "A white horse."),
+    ((("assistant", "Which flower is your favourite?"),), "A red rose."),
+    ((("assistant", "Who wrote Pride and Prejudice?"),), "Jane Austen."),
+    ((("assistant", "Which planet has the biggest rings?"),), "Saturn."),
+    ((("assistant", "Where are you flying to next week?"),), "To Reykjavik."),
+    ((("assistant", "What kind of tree is that?"),), "It's a birch."),
+    ((("assistant", "What's the weather like where you are?"),), "It's raining."),
+    ((("assistant", "What do you call a baby deer?"),), "A fawn."),
+    ((("assistant", "What should I buy at the bakery?"),), "A loaf of bread."),
+    ((("assistant", "Which month is your birthday in?"),), "In March."),
+    ((("assistant", "What's your surname?"),), "Kowalski."),
+    ((("assistant", "Which number comes after seven?"),), "Eight."),
+    ((("assistant", "What did you see at the zoo?"),), "A bear and two deer."),
+    ((("assistant", "How would you like your steak?"),), "Medium rare."),
+    ((("assistant", "Where should I put the flowers?"),), "Over there, by the window."),
+    ((("assistant", "What instrument do you play?"),), "The cello."),
+    ((("assistant", "Which language are you learning?"),), "Portuguese."),
+    ((("assistant", "What's your favourite cheese?"),), "Gruyere."),
+    ((("user", "My cat is called Mittens."),
+      ("assistant", "What a sweet name! What does she like to do?")),
+     "Mittens likes to sleep all day."),
+    ((("user", "I work with a guy named Thaddeus."), ("assistant", "What is he like?")),
+     "Thaddeus is very funny."),
+    ((("user", "We are going to Lake Tahoe this summer."),
+      ("assistant", "That sounds lovely. How will you get there?")),
+     "We will drive to Tahoe."),
+    ((("user", "My son Ezekiel turns five today."),
+      ("assistant", "Happy birthday to him! What are you planning?")),
+     "A party for Ezekiel."),
+    ((("user", "My best friend Priyanka is visiting."),
+      ("assistant", "How fun! Who is coming?")), "Priyanka is coming."),
+    ((("user", "I just adopted a parrot named Kiwi."),
+      ("assistant", "Lovely! What is your parrot's name again?")), "Kiwi."),
+]
+# The pocketsphinx-testdata recordings (by file name) after a bot question they answer.
+REAL_CONTEXT = {
+    "sense_and_sensibility_01_austen_64kb-0870.wav":
+        "In Sense and Sensibility, what did Mister John Dashwood think about after his "
+        "father died?",
+    "sense_and_sensibility_01_austen_64kb-0880.wav":
+        "Was John Dashwood a bad young man?",
+    "sense_and_sensibility_01_austen_64kb-0890.wav":
+        "So was he selfish or cold hearted?",
+    "sense_and_sensibility_01_austen_64kb-0920.wav":
+        "Would a kinder wife have made him a better man?",
+    "sense_and_sensibility_01_austen_64kb-0930.wav":
+        "Could he have become a likeable person?",
+    "001.wav": "Which card did you draw?",
+    "002.wav": "Which cards are in your hand?",
+    "003.wav": "What card is on the table?",
+    "004.wav": "Which number did the dice show twice?",
+    "005.wav": "Name the three cards you were dealt.",
+}
+CONTEXT_SETS = ["real-context", "piper-context", "hibari-context"]
+CONTEXT_SUFFIX = ".context.json"
 ESPEAK_VOICES = ["en-us", "en", "en-us+f3", "en-us+m3"]
 # Cut points around a span's aligned words (seconds): before its first word's start,
 # and before the next word's start (the aligned start is a frame or two late).
@@ -187,13 +264,56 @@ def espeak_set(texts: list[str], rng: np.random.Generator, folder: Path,
     return rows
 
 
+def context_messages(turns) -> list[dict[str, str]]:
+    return [{"role": role, "content": text} for role, text in turns]
+
+
+def real_context(folder: Path) -> tuple[list[tuple[Path, str]], list[list[dict]]]:
+    from voicebot.asr.evaluate import pocketsphinx_testdata
+
+    rows, contexts = [], []
+    for utt in pocketsphinx_testdata():
+        question = REAL_CONTEXT.get(utt.audio.name)
+        if question is None:
+            continue
+        rows.append((_write(folder / utt.audio.name, read_audio_file(utt.audio)),
+                     utt.reference))
+        contexts.append(context_messages([("assistant", question)]))
+    return rows, contexts
+
+
+def voice_set(texts: list[str], rng: np.random.Generator, folder: Path, prefix: str,
+              speak) -> list[tuple[Path, str]]:
+    """Clips spoken by ``speak(text, length_scale) -> (samples, rate)``, a voice of the
+    layers above (``voicebot.pipeline.bench_rescoring.piper_speaker``), each at a length
+    scale of 0.9-1.1."""
+    rows = []
+    for index, text in enumerate(texts):
+        audio, rate = speak(text, float(rng.uniform(0.9, 1.1)))
+        audio = to_recognizer_audio(audio, rate)
+        rows.append((_write(folder / f"{prefix}-{index:02d}.wav",
+                            _frame(audio, rng, SYNTH_NOISE)), text))
+    return rows
+
+
+def read_contexts(manifest: Path) -> dict[str, list[dict[str, str]]]:
+    """A context set's conversations: audio path as in the manifest -> messages ({} for
+    a set without them)."""
+    path = manifest.with_name(manifest.stem + CONTEXT_SUFFIX)
+    if not path.is_file():
+        return {}
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
 def build(out: Path | None = None, seed: int = DEFAULT_SEED, model=None,
-          sets: list[str] | None = None) -> dict[str, Path]:
+          sets: list[str] | None = None, speakers: dict | None = None) -> dict[str, Path]:
     """Generate the sets (skipping those already built with this seed); name -> manifest.
 
     ``model``: a ``WhisperModel`` for the real-speech alignment (default: the app's).
-    Sets whose source is missing here (no pocketsphinx-testdata, hibari or espeak-ng)
-    are left out.
+    ``speakers``: set name -> ``speak`` function (``voice_set``) for the sets spoken by
+    a voice of the layers above (``piper-context``; recognition cannot import voices).
+    Sets whose source is missing here (no pocketsphinx-testdata, hibari, espeak-ng or
+    speaker) are left out.
     """
     out = Path(out) if out else default_dir()
     out.mkdir(parents=True, exist_ok=True)
@@ -212,10 +332,17 @@ def build(out: Path | None = None, seed: int = DEFAULT_SEED, model=None,
         folder.mkdir(parents=True)
         # One generator per set: a set's content does not depend on which others are built.
         rng = np.random.default_rng([seed, offset])
-        rows = _make(name, folder, rng, model)
+        rows, contexts = _make_context(name, folder, rng, speakers or {}) \
+            if name in CONTEXT_SETS \
+            else (_make(name, folder, rng, model), None)
         if not rows:
             continue
-        _write_manifest(manifest, [(Path(folder.name) / p.name, t) for p, t in rows])
+        relative = [(Path(folder.name) / p.name, t) for p, t in rows]
+        _write_manifest(manifest, relative)
+        if contexts is not None:
+            (out / f"{name}{CONTEXT_SUFFIX}").write_text(json.dumps(
+                {p.as_posix(): c for (p, _), c in zip(relative, contexts, strict=True)},
+                indent=1), encoding="utf-8")
         stamp.write_text(json.dumps({"seed": seed, "version": TESTSETS_VERSION}))
         manifests[name] = manifest
     return manifests
@@ -248,12 +375,33 @@ def _make(name: str, folder: Path, rng: np.random.Generator, model):
     raise ValueError(f"unknown test set {name!r}")
 
 
+def _make_context(name: str, folder: Path, rng: np.random.Generator, speakers: dict):
+    """(rows, the conversation before each) of a context set; ([], []) without its source."""
+    from voicebot.asr.evaluate import pocketsphinx_testdata
+
+    if name == "real-context":
+        return real_context(folder) if pocketsphinx_testdata() else ([], [])
+    texts = [answer for _, answer in CONTEXT_SENTENCES]
+    contexts = [context_messages(turns) for turns, _ in CONTEXT_SENTENCES]
+    if name in speakers:
+        return voice_set(texts, rng, folder, "context", speakers[name]), contexts
+    if name != "hibari-context":
+        return [], []
+    try:
+        import hibari  # noqa: F401
+    except ImportError:
+        return [], []
+    return hibari_set(texts, rng, folder, "context"), contexts
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=None, help="folder (default: cache)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--sets", nargs="*", default=None,
+                        help="set names (default: all but the context sets)")
     args = parser.parse_args(argv)
-    for name, path in build(args.out, args.seed).items():
+    for name, path in build(args.out, args.seed, sets=args.sets).items():
         print(f"{name}\t{path}")
     return 0
 

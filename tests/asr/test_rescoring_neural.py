@@ -1,0 +1,67 @@
+"""Neural rescoring: the chat model's view of the conversation as an extra term (real
+SmolLM2-135M and Whisper tiny.en)."""
+
+from __future__ import annotations
+
+import pytest
+
+from voicebot.asr.recognizer import Hypothesis
+from voicebot.asr.rescoring import NEURAL_WEIGHT, TUNED_WEIGHTS, Weights, rescore
+from voicebot.asr.whisper_engine import WhisperRecognizer
+
+NAME_QUESTION = [{"role": "assistant", "content": "Nice to meet you! What's your name?"}]
+WITH_NEURAL = Weights(TUNED_WEIGHTS.acoustic, TUNED_WEIGHTS.lm, TUNED_WEIGHTS.word_bonus,
+                      NEURAL_WEIGHT or 0.3)
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    from voicebot.lm.hypothesis_scorer import load_hypothesis_scorer
+
+    return load_hypothesis_scorer(threads=1)
+
+
+def test_the_dialogue_picks_the_likely_answer(scorer, ngram_lm):
+    """The acoustics slightly prefer common words; the bot has just asked for a name."""
+    nbest = [Hypothesis("And at least.", acoustic_score=-3.0, n_tokens=4),
+             Hypothesis("Anneliese.", acoustic_score=-3.3, n_tokens=4)]
+    assert rescore(nbest, ngram_lm, WITH_NEURAL).text == "And at least."  # no scorer
+    result = rescore(nbest, ngram_lm, WITH_NEURAL, neural=scorer, context=NAME_QUESTION)
+    assert result.text == "Anneliese."
+    assert all("neural_score" in h.extras for h in result.hypotheses)
+    # Weight 0 turns it off: the scorer is not even asked.
+    off = Weights(TUNED_WEIGHTS.acoustic, TUNED_WEIGHTS.lm, TUNED_WEIGHTS.word_bonus, 0.0)
+    assert rescore(nbest, ngram_lm, off, neural=scorer, context=NAME_QUESTION).text \
+        == "And at least."
+
+
+def test_plain_sentences_are_left_alone(scorer, ngram_lm, whisper_model, clips):
+    """Real recordings with no conversation: the neural term changes no result."""
+    recognizer = WhisperRecognizer(whisper_model, nbest=5, streaming=False)
+    for utterance, audio in clips[:5]:
+        recognizer.feed(audio)
+        nbest = recognizer.finish(5)
+        plain = rescore(nbest, ngram_lm, TUNED_WEIGHTS).text
+        assert rescore(nbest, ngram_lm, WITH_NEURAL, neural=scorer).text == plain, \
+            utterance.reference
+
+
+def test_a_repetition_never_wins_through_the_chat_model(scorer, ngram_lm):
+    """Whatever the chat model thinks of "Thank you, thank you.", it only repeats."""
+    nbest = [Hypothesis("Thank you, thank you.", acoustic_score=-1.0, n_tokens=5),
+             Hypothesis("Thank you.", acoustic_score=-4.0, n_tokens=3)]
+    context = [{"role": "assistant", "content": "Here is your coffee."}]
+    result = rescore(nbest, ngram_lm, Weights(1.0, 0.05, 0.0, 5.0), neural=scorer,
+                     context=context)
+    assert [h.text for h in result.hypotheses] == ["Thank you.", "Thank you, thank you."]
+
+
+class _Broken:
+    def score(self, texts, context=None):
+        raise RuntimeError("out of memory")
+
+
+def test_a_failing_scorer_leaves_the_ranking_to_the_rest(ngram_lm):
+    nbest = [Hypothesis("four of close", -3.0), Hypothesis("four of clubs", -3.15)]
+    assert rescore(nbest, ngram_lm, WITH_NEURAL, neural=_Broken(), context="Pick a card.").text \
+        == rescore(nbest, ngram_lm, TUNED_WEIGHTS).text

@@ -1,0 +1,208 @@
+"""How likely the chat model finds each recognition hypothesis as the user's next message.
+
+    scorer = load_hypothesis_scorer()              # the embedded chat model, 1 CPU thread
+    scores = scorer.score(["Anneliese.", "And at least."],
+                          [{"role": "assistant", "content": "What's your name?"}])
+    scores[0].logprob  # log P("Anneliese.<|im_end|>" | the conversation), natural log
+
+The hypotheses are rendered as the user's turn with the model's own chat template, after
+the conversation so far (what the bot just asked makes some answers likely), and scored
+up to and including the end-of-turn token, so a hypothesis that stops mid-phrase pays for
+it. Each text is scored in its written form (``written_form``: capital first letter, an
+end mark), so that Whisper's random casing and punctuation do not decide.
+``HypothesisScore`` keeps the summed log-probability and the token count;
+``voicebot.asr.rescoring`` decides the length normalisation.
+
+Cost (the point of the design): one forward pass for the whole n-best.
+- The conversation prefix is computed once and its key/value cache kept for the next
+  call with the same context (the user often retries after the same question);
+  ``prepare(context)`` computes it ahead, e.g. while the bot's reply is spoken.
+- The tokens all hypotheses share at their start are computed once, on that cache.
+- The rest of every hypothesis runs as one batch over the shared cache (right-padded:
+  causal attention never lets a padding token reach a real one).
+The cost is the number of distinct hypothesis tokens (a 135M model does several ms of
+arithmetic per token on one core), not overhead; ``voicebot bench rescoring`` measures it.
+
+float32: torch's dynamic int8 quantisation was ~2x faster but useless here: it quantises
+activations per tensor, so a hypothesis' score moved by up to 8 nats with what else was in
+the batch ("And at least." beat "Annalise." after "What's your name?"; in float32 it is
+12 nats behind).
+
+Why torch and not the chat model's ONNX decoder: that graph computes only the last
+position's logits (a generation graph), and stepping it one token at a time costs
+~14 ms per token; a batched forward needs every position. The scorer therefore loads
+its own copy of the weights (float32, ~0.55 GB) and never shares the chat
+model's cache or lock.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+Message = dict[str, str]
+# Stands for the user's text while the template is rendered, then split off.
+_SLOT = "\x00HYPOTHESIS\x00"
+# Conversation messages kept as context (the latest ones): the bot's last question is
+# what matters; older turns add cost, and names said earlier are the user LM's job.
+CONTEXT_MESSAGES = 4
+# Characters of each context message kept (its end: a reply ends with its question).
+CONTEXT_CHARS = 400
+
+
+@dataclass(frozen=True)
+class HypothesisScore:
+    logprob: float  # natural-log P(text and the end of the turn | context)
+    n_tokens: int  # tokens scored, the end-of-turn token included
+
+    @property
+    def per_token(self) -> float:
+        return self.logprob / max(1, self.n_tokens)
+
+
+def written_form(text: str) -> str:
+    """The text as a typed message: a capital first letter and a closing full stop when it
+    has no end mark. Whisper's alternatives differ in both at random ("in March." /
+    "March.", "Jane Austen" / "Jane Austin."), and the chat model charged them up to 9
+    nats for it, more than the words' difference."""
+    text = " ".join(text.split())
+    if not text:
+        return text
+    text = text[0].upper() + text[1:]
+    return text if text[-1] in ".?!…" else text + "."
+
+
+def context_messages(history: Sequence[Message] | str | None) -> list[Message]:
+    """The latest user/assistant messages with text (a string: one bot message)."""
+    if history is None:
+        return []
+    if isinstance(history, str):
+        history = [{"role": "assistant", "content": history}]
+    out = []
+    for message in history:
+        role, text = message.get("role"), str(message.get("content", "")).strip()
+        if role in ("user", "assistant") and text:
+            out.append({"role": role, "content": text[-CONTEXT_CHARS:]})
+    return out[-CONTEXT_MESSAGES:]
+
+
+class HypothesisScorer:
+    """Scores hypotheses with a transformers causal LM; thread-safe (one call at a time)."""
+
+    def __init__(self, model: Any, tokenizer: Any, name: str = ""):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.name = name or type(model).__name__
+        end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+        self.end_id = end if isinstance(end, int) and end >= 0 else tokenizer.eos_token_id
+        self._lock = threading.Lock()
+        self._prefix_ids: list[int] = []
+        self._prefix: tuple[Any, Any] | None = None  # (cache, logits after the prefix)
+        self.prefix_reused = False  # whether the last score() found its prefix cached
+
+    # ----- text to tokens ---------------------------------------------------------------
+    def prefix_ids(self, context: Sequence[Message] | str | None) -> list[int]:
+        """The tokens before the user's text: the conversation, then the user-turn header."""
+        messages = [*context_messages(context), {"role": "user", "content": _SLOT}]
+        text = self.tokenizer.apply_chat_template(messages, tokenize=False)
+        head = text[:text.index(_SLOT)]
+        return list(self.tokenizer(head, add_special_tokens=False)["input_ids"])
+
+    def text_ids(self, text: str) -> list[int]:
+        ids = self.tokenizer(written_form(text), add_special_tokens=False)["input_ids"]
+        return [*ids, self.end_id]
+
+    # ----- scoring ----------------------------------------------------------------------
+    def prepare(self, context: Sequence[Message] | str | None) -> None:
+        """Compute the context's cache now, so the next ``score`` with it only runs the
+        hypotheses."""
+        with self._lock:
+            self._cached_prefix(self.prefix_ids(context))
+
+    def score(self, texts: Sequence[str],
+              context: Sequence[Message] | str | None = None) -> list[HypothesisScore]:
+        """log P(text + end of turn | context) for each text, in one batched pass."""
+        if not texts:
+            return []
+        import torch
+
+        with self._lock, torch.inference_mode():
+            prefix = self.prefix_ids(context)
+            cache, logits = self._cached_prefix(prefix)
+            seqs = [self.text_ids(t) for t in texts]
+            # Tokens every hypothesis starts with: computed once (each keeps at least one).
+            shared = 0
+            while shared < min(len(s) for s in seqs) - 1 and \
+                    len({s[shared] for s in seqs}) == 1:
+                shared += 1
+            cache = copy.deepcopy(cache)
+            base = 0.0
+            if shared:
+                ids = torch.tensor([seqs[0][:shared]], dtype=torch.long)
+                out = self.model(input_ids=ids, cache=cache, use_cache=True)
+                steps = torch.cat([logits[None, None], out.logits[:, :-1]], dim=1)
+                logp = torch.log_softmax(steps.float(), dim=-1)[0]
+                base = float(logp[torch.arange(shared), ids[0]].sum())
+                logits = out.logits[0, -1]
+            rests = [s[shared:] for s in seqs]
+            width = max(len(r) for r in rests)
+            batch = torch.full((len(rests), width), self.end_id, dtype=torch.long)
+            for row, rest in enumerate(rests):
+                batch[row, :len(rest)] = torch.tensor(rest)
+            cache.batch_repeat_interleave(len(rests))
+            first = torch.log_softmax(logits.float(), dim=-1)
+            scores = []
+            if width > 1:
+                out = self.model(input_ids=batch[:, :-1], cache=cache,
+                                 use_cache=False)
+                logp = torch.log_softmax(out.logits.float(), dim=-1)
+            for row, rest in enumerate(rests):
+                total = base + float(first[rest[0]])
+                if len(rest) > 1:
+                    positions = torch.arange(len(rest) - 1)
+                    total += float(logp[row, positions, batch[row, 1:len(rest)]].sum())
+                scores.append(HypothesisScore(total, len(seqs[row])))
+            return scores
+
+    def _cached_prefix(self, prefix: list[int]) -> tuple[Any, Any]:
+        import torch
+        from transformers import DynamicCache
+
+        self.prefix_reused = self._prefix is not None and prefix == self._prefix_ids
+        if not self.prefix_reused:
+            cache = DynamicCache(config=self.model.config)
+            with torch.inference_mode():
+                out = self.model(input_ids=torch.tensor([prefix], dtype=torch.long),
+                                 cache=cache, use_cache=True, logits_to_keep=1)
+            self._prefix_ids, self._prefix = prefix, (cache, out.logits[0, -1])
+        assert self._prefix is not None
+        return self._prefix
+
+
+def load_hypothesis_scorer(model: str | Path | None = None,
+                           threads: int | None = 1) -> HypothesisScorer:
+    """The chat model (default: the embedded one, ``ChatSettings().model``) as a scorer on
+    the CPU in float32.
+
+    ``threads`` sets torch's process-wide thread count when given (ARCHITECTURE.md, CPU
+    thread budget: the caller decides)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from voicebot.lm.loading import model_folder
+    from voicebot.settings import ChatSettings
+
+    folder, _ = model_folder(model if model is not None else ChatSettings().model)
+    if threads:
+        torch.set_num_threads(threads)
+    net = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    scorer = HypothesisScorer(net, AutoTokenizer.from_pretrained(folder), "torch-cpu-float32")
+    scorer.score(["Hello."])  # warm-up: the first forward allocates
+    return scorer
