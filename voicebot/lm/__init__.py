@@ -10,6 +10,9 @@ The chat model's public API (heavy libraries load only when a model is loaded):
 
 Modules: ``chat`` (ChatModel protocol, LocalChatModel), ``loading`` (ids, folders,
 backend choice), ``prompt`` (system prompt + memory within the token budget),
+``context_policy`` (what of a long conversation a small model sees), ``user_facts``
+(the user's name, city, job, likes), ``identity`` (the bot keeps its name),
+``repeat_guard`` (no reply said twice), ``bench_dialogue`` (20-turn conversations),
 ``decoding`` (token choice, loop guard, streaming text), ``speech_shaping`` (clauses
 for TTS), ``onnx_export`` / ``onnx_quantize`` / ``onnx_backend`` (the CPU fast path),
 ``torch_backend`` (CUDA and any other causal LM), ``cli_chat`` and ``bench``.

@@ -155,7 +155,7 @@ CONVERSATIONS: dict[str, list[Turn]] = {
 LATE_FROM = 10  # turns 11-20 (0-based index 10 on)
 _WORD = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)?")
 _SENTENCE = re.compile(r"[^.!?…]+[.!?…]?")
-_OTHER_NAME = re.compile(r"\b(?:my name is|i'm called|i am called|call me)\s+([A-Z][a-z]+)")
+_OTHER_NAME = re.compile(r"(?i:\b(?:my name is|i'm called|i am called))\s+([A-Z][a-z]+)")
 _ROMANCE = {"je", "suis", "vous", "est", "les", "des", "une", "merci", "bonjour", "oui",
             "estoy", "usted", "gracias", "hola", "muy", "avec", "pour", "c'est"}
 

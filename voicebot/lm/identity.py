@@ -3,7 +3,7 @@
 SmolLM2-135M, told "You are Voicebot", still says "My name is Sarah", "My name is
 Emily", or takes the user's own name after "I'm Maria" (``voicebot bench dialogue``).
 ``IdentityKeeper`` is a logits processor: when the reply has just written "my name is"
-(or "I'm called", "call me"), the next tokens are forced to spell the configured name.
+(or "I'm called"), the next tokens are forced to spell the configured name.
 It costs one short decode per token and changes nothing else in the reply.
 """
 
@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 _YOU_ARE = re.compile(r"\byou are ([A-Z][\w-]*)")
-_TRIGGER = re.compile(r"(?:\bmy name is|\bmy name's|\bi'm called|\bi am called|\bcall me)\s*$",
+# Not "call me": "feel free to call me anytime" must stay as it is.
+_TRIGGER = re.compile(r"(?:\bmy name is|\bmy name's|\bi'm called|\bi am called)\s*$",
                       re.IGNORECASE)
 _TAIL_TOKENS = 6  # enough tokens to hold the trigger phrase
 
