@@ -65,3 +65,25 @@ def test_a_failing_scorer_leaves_the_ranking_to_the_rest(ngram_lm):
     nbest = [Hypothesis("four of close", -3.0), Hypothesis("four of clubs", -3.15)]
     assert rescore(nbest, ngram_lm, WITH_NEURAL, neural=_Broken(), context="Pick a card.").text \
         == rescore(nbest, ngram_lm, TUNED_WEIGHTS).text
+
+
+def test_the_session_gives_the_scorer_the_conversation():
+    """The pipeline's wiring: the conversation so far is the context of each n-best."""
+    from types import SimpleNamespace
+
+    from voicebot.pipeline.session import Engines
+    from voicebot.settings import Settings
+
+    seen = []
+
+    class Recording:
+        def score(self, texts, context=None):
+            seen.append(context)
+            return [SimpleNamespace(logprob=-1.0 - i, n_tokens=3) for i in range(len(texts))]
+
+    settings = Settings()
+    settings.asr.neural_weight = 0.3
+    history = [{"role": "assistant", "content": "What's your name?"}]
+    rescorer = Engines(scorer=Recording()).rescorer(settings, lambda: history)
+    ranked = rescorer([Hypothesis("Anneliese.", -3.0), Hypothesis("And at least.", -2.9)])
+    assert seen == [history] and ranked[0].text == "Anneliese."

@@ -53,12 +53,19 @@ class Engines:
     synthesizer: Any = None
     voice: str = ""  # the voice (id or path) the synthesizer speaks with
     problems: dict[str, str] = field(default_factory=dict)  # role -> one line for the user
+    scorer: Any = None  # the chat model as n-best scorer (lm.hypothesis_scorer), or None
 
-    def rescorer(self, settings: Settings) -> Callable[[list[Any]], list[Any]]:
+    def rescorer(self, settings: Settings, context: Callable[[], Any] | None = None
+                 ) -> Callable[[list[Any]], list[Any]]:
+        """``context()``: the conversation so far, for the neural term (its last message
+        is the bot's last reply)."""
         from voicebot.asr.rescoring import Weights, rescore
 
         weights = Weights.from_settings(settings.asr)
-        return lambda hypotheses: rescore(hypotheses, self.ngram, weights).hypotheses
+        return lambda hypotheses: rescore(
+            hypotheses, self.ngram, weights, neural=self.scorer,
+            context=context() if context is not None and self.scorer is not None
+            else None).hypotheses
 
     @property
     def can_reply(self) -> bool:
@@ -145,6 +152,18 @@ def load_rescoring_lm(settings: Settings) -> Any:
     return ngram_with_user_lm(settings.asr)
 
 
+def load_hypothesis_scorer(settings: Settings) -> Any:
+    """The chat model as n-best scorer, only when the neural rescoring weight is on (it
+    holds its own float32 copy of the weights, ~0.55 GB)."""
+    from voicebot.asr.rescoring import Weights
+
+    if not Weights.from_settings(settings.asr).neural:
+        return None
+    from voicebot.lm.hypothesis_scorer import load_hypothesis_scorer as load
+
+    return load(settings.chat.model, threads=None)  # runs after Whisper, on its threads
+
+
 def load_chat(settings: Settings, device: str = "auto") -> Any:
     from voicebot.lm.loading import load_chat_model
 
@@ -215,6 +234,8 @@ def load_engines(settings: Settings, progress: ProgressFn | None = None,
         if error is not None:
             engines.problems["ngram"] = (f"The rescoring language model could not be loaded "
                                          f"({error}); recognition works without it.")
+        engines.scorer, _ = attempt("the neural rescoring model",
+                                    lambda: load_hypothesis_scorer(settings))
     if "chat" in roles:
         load_or_keep("chat", "the chat model", lambda: load_chat(settings, device),
                      "the bot cannot answer.")
@@ -255,9 +276,12 @@ def build_conversation(settings: Settings, engines: Engines, *, player: Any,
     if engines.chat is None:
         raise ValueError("no chat model is loaded: a conversation cannot start")
     recognizer = engines.recognizer if mic is not None else None
-    return Conversation(
+    conversation = Conversation(
         chat=engines.chat, synthesizer=engines.synthesizer,
         player=player if engines.synthesizer is not None else None,
         splitter_factory=ClauseSplitter, recognizer=recognizer,
-        mic=mic if recognizer is not None else None, rescore=engines.rescorer(settings),
-        listener=listener, nbest=settings.asr.nbest)
+        mic=mic if recognizer is not None else None, listener=listener,
+        nbest=settings.asr.nbest)
+    # The neural term reads the conversation so far (the bot's last reply last).
+    conversation.rescore = engines.rescorer(settings, lambda: list(conversation.history))
+    return conversation
