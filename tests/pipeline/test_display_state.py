@@ -12,7 +12,9 @@ from voicebot.pipeline.state import TurnState
 def test_every_phase_has_its_own_pill_and_a_status(phase):
     look = shown(phase, can_talk=True)
     assert look.pill and look.colour.startswith("#") and look.status
-    assert look.status_bar == f"{look.pill.rstrip('…')}: {look.status}"
+    name = look.pill.rstrip("…")
+    assert look.status_bar.startswith(f"{name}") and look.status_bar.endswith(look.status)
+    assert look.status_bar.count(f"{name}:") <= 1  # never "Ready: Ready: ..."
     assert len({pill for pill, _ in LOOK.values()}) == len(Phase)
 
 
@@ -71,3 +73,23 @@ def test_a_language_mismatch_on_the_result_reaches_the_user():
     events.final_transcript(Turn(1, "voice", hypotheses=[heard]))
     events.final_transcript(Turn(2, "voice", hypotheses=[Hypothesis("hello there", -1.0)]))
     assert listener.notices == [message]
+
+
+def test_the_first_screen_says_how_to_talk_which_models_and_where_to_train():
+    from voicebot.pipeline.display_state import EngineNames, welcome_lines
+
+    loading = " ".join(welcome_lines(None))
+    assert "Loading the models" in loading
+    names = EngineNames(recognizer="whisper-tiny-en", chat="smollm2-135m-instruct",
+                        voice="piper-en-us-joe-medium")
+    ready = welcome_lines(names, can_talk=True)
+    assert ready[0].startswith("Hold the button or Space") and "type a message" in ready[0]
+    assert "listening with whisper-tiny-en" in ready[1]
+    assert "replying with smollm2-135m-instruct" in ready[1]
+    assert "speaking with piper-en-us-joe-medium" in ready[1]
+    assert "Training tab" in ready[2]
+    assert welcome_lines(names, can_talk=True, hands_free=True)[0].startswith(
+        "Just start speaking")
+    no_voice = welcome_lines(EngineNames(chat="smollm2-135m-instruct"))
+    assert no_voice[0].startswith("Type a message") and "replies as text only" in no_voice[1]
+    assert "did not load" in welcome_lines(EngineNames())[0]

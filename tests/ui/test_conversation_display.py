@@ -110,7 +110,7 @@ def test_loading_is_shown_until_the_engines_are_in(qtbot):
     qtbot.addWidget(tab)
     assert tab.state_label.text() == "Loading…"
     assert tab.status_label.text() == "Loading models…"
-    assert tab.state_text() == "Loading: Loading models…"
+    assert tab.state_text() == "Loading models…"  # the state's name is not said twice
     assert not tab.talk_button.isEnabled() and not tab.text_box.isEnabled()
     tab.use_engines(fake_engines(), memory_audio()[0])
     assert tab.state_label.text() == "Ready" and tab.talk_button.isEnabled()
@@ -157,7 +157,7 @@ def test_the_status_bar_says_what_the_tab_says(qtbot):
     qtbot.addWidget(win)
     bar = win.statusBar()
     tab = win.conversation_tab
-    assert bar.currentMessage() == tab.state_text() == "Loading: Loading models…"
+    assert bar.currentMessage() == tab.state_text() == "Loading models…"
     tab.use_engines(fake_engines(), memory_audio()[0])
     assert bar.currentMessage() == tab.state_text()
     assert bar.currentMessage().startswith("Ready: ")
@@ -165,3 +165,22 @@ def test_the_status_bar_says_what_the_tab_says(qtbot):
     bar.showMessage("Exported 3 turns", 50)
     qtbot.waitUntil(lambda: bar.currentMessage() == tab.state_text(), timeout=2000)
     win.close()
+
+
+def test_the_first_screen_names_the_models_and_gives_way_to_the_conversation(qtbot):
+    tab = ConversationTab(Settings(), load_models=False)
+    qtbot.addWidget(tab)
+    tab.show()
+    welcome = tab.chat_view.welcome
+    assert welcome.isVisible() and "Loading the models" in welcome.text()
+    tab.use_engines(fake_engines(), memory_audio()[0])
+    text = welcome.text()
+    assert welcome.isVisible() and "Hold the button or Space" in text
+    assert "listening with whisper-tiny-en" in text and "Training tab" in text
+    tab.text_box.setText("Hello there")
+    tab.send_text()
+    qtbot.waitUntil(lambda: len(tab.chat_view.bubbles) >= 2, timeout=5000)
+    assert not welcome.isVisible()
+    tab.clear_history()
+    assert welcome.isVisible()
+    tab.shutdown()

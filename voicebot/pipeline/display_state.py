@@ -78,7 +78,12 @@ class Shown:
 
     @property
     def status_bar(self) -> str:
-        return f"{self.pill.rstrip('…')}: {self.status}"
+        """The status line, led by the state's name unless it already starts with it
+        ("Ready: hold the button…", not "Ready: Ready: hold the button…")."""
+        name = self.pill.rstrip("…")
+        if self.status.lower().startswith(name.lower()):
+            return self.status
+        return f"{name}: {self.status}"
 
 
 def timing_text(breakdown: dict[str, float]) -> str:
@@ -121,3 +126,37 @@ def shown(phase: Phase, *, detail: str = "", timing: dict[str, float] | None = N
     turn_timing = "" if phase in NO_TURN else timing_text(timing or {})
     return Shown(phase, pill, colour, _status(phase, detail, can_talk, hands_free),
                  turn_timing)
+
+
+@dataclass(frozen=True)
+class EngineNames:
+    """What the first screen names: the model behind each part, or why it is missing."""
+
+    recognizer: str = ""  # "" = not loaded
+    chat: str = ""
+    voice: str = ""
+    problems: tuple[str, ...] = ()
+
+
+def welcome_lines(names: EngineNames | None, can_talk: bool = False,
+                  hands_free: bool = False) -> list[str]:
+    """The empty conversation's text: how to talk, which models are in use (or that they
+    are loading), and where a voice of one's own is made. Plain text, one paragraph each."""
+    if names is None:
+        return ["Loading the models (the first start converts them once, which takes "
+                "longer).",
+                "You can talk or type as soon as they are ready."]
+    if not names.chat:
+        how = "Replies need the chat model, which did not load (see the notice above)."
+    elif can_talk:
+        how = ("Just start speaking, or " + TYPE_HINT + "." if hands_free else
+               PTT_HINT[0].upper() + PTT_HINT[1:] + ", or " + TYPE_HINT + ".")
+    else:
+        how = TYPE_HINT[0].upper() + TYPE_HINT[1:] + " (no microphone: see Settings)."
+    parts = [f"listening with {names.recognizer}" if names.recognizer else
+             "no speech recognition",
+             f"replying with {names.chat}" if names.chat else "no chat model",
+             f"speaking with {names.voice}" if names.voice else "replies as text only"]
+    return [how, "Models: " + " · ".join(parts) + ".",
+            "To hear it speak in your own voice, open the Training tab: read a few "
+            "prompts aloud and train a voice of your own, on this computer."]

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
 USER_STYLE = "background:#2b6cb0; color:white; border-radius:12px; padding:8px 12px;"
 BOT_STYLE = "background:#edf2f7; color:#1a202c; border-radius:12px; padding:8px 12px;"
 META_STYLE = "color:#718096; font-size:11px;"
+WELCOME_STYLE = "color:#4a5568; font-size:14px; padding:24px;"
 
 
 class Bubble(QWidget):
@@ -73,12 +74,24 @@ class ChatView(QScrollArea):
         self.setFrameShape(QFrame.Shape.NoFrame)
         self._column_widget = QWidget()
         self._column = QVBoxLayout(self._column_widget)
-        self._column.addStretch(1)
+        # What an empty conversation shows: how to talk, the models, the Training tab.
+        self.welcome = QLabel("")
+        self.welcome.setWordWrap(True)
+        self.welcome.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.welcome.setStyleSheet(WELCOME_STYLE)
+        self._column.addStretch(1)  # few bubbles sit at the bottom, as in a chat
+        self._column.addWidget(self.welcome, 100)  # while shown, it takes the middle
         self.setWidget(self._column_widget)
         self.bubbles: list[Bubble] = []
 
+    def set_welcome(self, paragraphs: list[str]) -> None:
+        """The text shown while there are no bubbles (one paragraph per item)."""
+        self.welcome.setText("\n\n".join(paragraphs))
+        self.welcome.setVisible(not self.bubbles and bool(paragraphs))
+
     def add_bubble(self, text: str, from_user: bool) -> Bubble:
         bubble = Bubble(text, from_user)
+        self.welcome.hide()
         self._column.addWidget(bubble)
         self.bubbles.append(bubble)
         self.scroll_to_end()
@@ -89,6 +102,7 @@ class ChatView(QScrollArea):
             bubble.setParent(None)
             bubble.deleteLater()
         self.bubbles.clear()
+        self.welcome.setVisible(bool(self.welcome.text()))
 
     def scroll_to_end(self) -> None:
         # After layout has placed the new bubble, not before.

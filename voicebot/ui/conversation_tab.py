@@ -30,10 +30,18 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from voicebot.audio.resample import ASR_RATE
 from voicebot.pipeline.audio_ends import AudioEnds
 from voicebot.pipeline.conversation import Turn
-from voicebot.pipeline.display_state import Phase, Shown, timing_text
+from voicebot.pipeline.display_state import (
+    EngineNames,
+    Phase,
+    Shown,
+    timing_text,
+    welcome_lines,
+)
 from voicebot.pipeline.live_session import Session
+from voicebot.pipeline.session import voice_label
 from voicebot.settings import Settings
 from voicebot.ui import qt_fixes
 from voicebot.ui.chat_view import Bubble, ChatView
@@ -72,6 +80,7 @@ class ConversationTab(QWidget):
         self._ptt_key_held = False
         self._build()
         self._connect_bridge()
+        self.chat_view.set_welcome(welcome_lines(None))
         for record in self.session.saved_turns:
             self._show_record(record)
         QApplication.instance().installEventFilter(self)
@@ -142,6 +151,7 @@ class ConversationTab(QWidget):
         b.notice_signal.connect(self.show_notice)
         b.engines_ready_signal.connect(self._on_engines_ready)
         b.voice_changed_signal.connect(self.voice_changed)
+        b.voice_changed_signal.connect(lambda *_: self._update_welcome())
         b.turn_started_signal.connect(self._on_turn_started)
         b.partial_signal.connect(self._on_partial)
         b.final_signal.connect(self._on_final)
@@ -184,9 +194,23 @@ class ConversationTab(QWidget):
             if self.scope is None:
                 self.scope = AudioScope()
                 self.scope_holder.addWidget(self.scope)
-            self.scope.set_source(capture.ring(16000), 16000, stats=capture.stats)
+            self.scope.set_source(capture.ring(ASR_RATE), ASR_RATE, stats=capture.stats)
             self.scope.start()
+        self._update_welcome()
         self.engines_ready.emit()
+
+    def _update_welcome(self) -> None:
+        """The empty conversation names the models in use and says how to talk."""
+        engines, settings = self.session.engines, self.session.settings
+        if engines is None:
+            return
+        names = EngineNames(
+            recognizer=settings.asr.model if engines.recognizer is not None else "",
+            chat=settings.chat.model if engines.chat is not None else "",
+            voice=voice_label(engines.voice) if engines.synthesizer is not None else "",
+            problems=tuple(engines.problems.values()))
+        self.chat_view.set_welcome(welcome_lines(names, can_talk=self.session.can_talk,
+                                                 hands_free=self.session.hands_free is not None))
 
     def request_voice(self, voice: str) -> None:
         """Load ``voice`` beside the running conversation (``voice_changed`` reports)."""
