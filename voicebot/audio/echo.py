@@ -44,6 +44,9 @@ The pieces, all GUI-free:
   devices: ERLE fell to 5-13 dB for 2.5 s). Where the stamps ask for audio that has not
   been played yet (DAC times reported too early), the pairing backs off once by the
   shortfall: a constant extra delay instead of silence, which would let the echo through.
+  soxr hands the resampled reference out in blocks, up to ~40 ms after it was played, so
+  a microphone frame may wait up to :data:`MAX_WAIT_S` for its reference: the cleaned
+  ring runs that much behind the raw microphone at worst (typically 10-30 ms).
 """
 
 from __future__ import annotations
@@ -62,6 +65,11 @@ log = logging.getLogger(__name__)
 FRAME_S = 0.010  # AEC3 works on 10 ms frames
 LEAD_S = 0.020  # reference fed this much ahead of the microphone (causality margin)
 TOLERANCE_S = 0.040  # re-anchor the pairing when the timestamps disagree by more
+BACKOFF_MARGIN_S = 0.010  # extra delay taken when the stamps ask for unplayed audio
+# soxr hands out the resampled reference in blocks, up to ~40 ms after it was played:
+# a microphone frame waits this long for its reference before the pairing backs off.
+MAX_WAIT_S = 0.080
+STALLED_S = 0.5  # a player that has published nothing for this long is not waited for
 REFERENCE_SECONDS = 2.0  # played audio kept for the capture pump
 # Stamps the median runs over (0.6-1.3 s of 5-10 ms callbacks). Through PulseAudio the
 # capture's ADC stamps scatter by ±5 ms, and after an underrun the player's DAC stamps are
@@ -110,6 +118,11 @@ class Timeline:
     @property
     def ready(self) -> bool:
         return self._stamps.frames_written > 0
+
+    def last_time(self) -> float:
+        """The newest stamp's time (-inf before any)."""
+        latest = self._stamps.latest(1)
+        return float(latest[0, 1]) if len(latest) else float("-inf")
 
     def offset(self) -> float | None:
         """Median of ``time - index / rate`` over the recent stamps (None before any)."""
@@ -238,6 +251,7 @@ class EchoStream:
         self._far = np.zeros(self.frame, np.float32)
         self._position: float | None = None  # next reference sample to pair
         self._backoff = 0.0  # samples: learnt when the stamps ask for unplayed audio
+        self._margin = BACKOFF_MARGIN_S * self.rate
         self.realigns = 0  # times the pairing was re-anchored (after the first)
         self.frames = 0
         self.frames_with_reference = 0
@@ -273,17 +287,22 @@ class EchoStream:
             return np.zeros(0, np.float32)
         feed = self._current_feed()
         mic_offset = self.mic_timeline.offset()
-        near = pending[:frames * self.frame]
-        far = np.zeros(len(near), np.float32)
+        far = np.zeros(frames * self.frame, np.float32)
         if feed is not None and mic_offset is not None:
             end_time = self.mic_timeline.time_of(end_index, mic_offset)
             ref_offset = feed.reference.timeline.offset()
             for k in range(frames):
                 when = end_time - (len(pending) - k * self.frame) / self.rate
-                self._fill_far(feed, when, ref_offset, far[k * self.frame:(k + 1) * self.frame])
+                # A frame waits (at most MAX_WAIT_S) for its reference to be resampled.
+                may_wait = end_time - when < MAX_WAIT_S
+                if not self._fill_far(feed, when, ref_offset,
+                                      far[k * self.frame:(k + 1) * self.frame], may_wait):
+                    frames = k
+                    break
+        near = pending[:frames * self.frame]
         self._pending = pending[frames * self.frame:].copy()
         self.frames += frames
-        return self.canceller.process(near, far)
+        return self.canceller.process(near, far[:len(near)])
 
     def _current_feed(self) -> _ReferenceFeed | None:
         with self._lock:
@@ -300,31 +319,38 @@ class EchoStream:
         return feed
 
     def _fill_far(self, feed: _ReferenceFeed, when: float, ref_offset: float | None,
-                  out: np.ndarray) -> None:
+                  out: np.ndarray, may_wait: bool) -> bool:
+        """The reference for the microphone frame at ``when`` into ``out``; False to wait
+        for it (it was played but is still inside the resampler)."""
         if ref_offset is None:
             out.fill(0.0)
-            return
+            return True
         device_index = (when + self.lead_s - ref_offset) * feed.reference.rate
         target = (device_index - feed.origin) * self.rate / feed.reference.rate
         target -= self._backoff
+        position = self._position
+        if position is None or abs(position - target) > self.tolerance:
+            if position is not None:
+                self.realigns += 1
+            position = round(target)
         newest = feed.ring.frames_written - self.frame
-        if target > newest:
-            # The stamps say the reference for this moment has not been played yet: the
-            # device reports DAC times too early (PulseAudio's ALSA plugin can). Pair with
-            # older audio from now on (silence would let the echo through): a constant
-            # extra delay that AEC3's estimator absorbs once.
-            self.late_reference += 1
-            self._backoff += target - newest + self.tolerance
-            target = newest - self.tolerance
-        if self._position is None:
-            self._position = round(target)
-        elif abs(self._position - target) > self.tolerance:
-            self._position = round(target)
-            self.realigns += 1
+        if position > newest:
+            if may_wait:
+                return False
+            if when - feed.reference.timeline.last_time() < STALLED_S:
+                # The stamps say the reference for this moment has not been played yet:
+                # the device reports DAC times too early (PulseAudio's ALSA plugin can).
+                # Pair with older audio from now on (silence would let the echo through):
+                # a constant extra delay that AEC3's estimator absorbs once.
+                self.late_reference += 1
+                self._backoff += position - newest + self._margin
+                position = round(newest - self._margin)
+        self._position = position
         feed.copy(int(self._position), out)
         if feed.ring.frames_written >= self._position + self.frame:
             self.frames_with_reference += 1
         self._position += self.frame
+        return True
 
     def stats(self) -> dict:
         return {"frames": self.frames, "frames_with_reference": self.frames_with_reference,

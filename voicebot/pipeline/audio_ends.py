@@ -5,6 +5,12 @@ microphone: typing still works; no speaker: replies are shown as text) and says 
 one line. Without a sound system (GPU servers, tests) ``AudioEnds`` is made directly from
 ``voicebot.audio.memory_io``'s ``PacedMicrophone.ring`` and ``MemorySpeaker``.
 
+With a loudspeaker the microphone hears the bot: unless the settings say the user wears a
+headset (no processing wanted), the capture cancels the echo of what the player plays
+(``voicebot.audio.echo``, WebRTC AEC3) and ``echo_cancelling`` says so, which lets
+hands-free listen while the bot speaks. If the canceller cannot load, the reason is
+logged and hands-free ignores the microphone while the bot speaks, as before.
+
 ``close`` is bounded: closing a stream on a vanished device can hang inside PortAudio, so
 each device closes on its own daemon thread and is waited for only ``timeout`` seconds.
 """
@@ -30,6 +36,7 @@ class AudioEnds:
     mic: MicrophoneBuffer | None = None  # 16 kHz samples; None: typed turns only
     speaker: Speaker | None = None  # None: replies as text only
     capture: Any = None  # the Capture filling ``mic`` (level meters, stopped on close)
+    echo_cancelling: bool = False  # ``mic`` is cleaned of what ``speaker`` plays
     problems: list[str] = field(default_factory=list)  # one line each, for the user
 
     def close(self, timeout: float = 0.5) -> bool:
@@ -56,11 +63,16 @@ def open_devices(settings: Settings,
     audio thread) when an open device stops working."""
     from voicebot.audio.capture import Capture
     from voicebot.audio.devices import AudioDeviceError
+    from voicebot.audio.echo import load_echo_canceller
     from voicebot.audio.player import Player
 
     ends = AudioEnds()
+    canceller, why_not = None, "the headset setting asks for no processing"
+    if not settings.audio.headset_mode:
+        canceller, why_not = load_echo_canceller(ASR_RATE)
     try:
-        ends.capture = Capture(settings.audio.input_device, on_error=on_lost).start()
+        ends.capture = Capture(settings.audio.input_device, on_error=on_lost,
+                               echo_canceller=canceller).start()
         ends.mic = ends.capture.ring(ASR_RATE)
     except AudioDeviceError as exc:
         ends.problems.append(f"No microphone ({exc}); typing works")
@@ -68,4 +80,10 @@ def open_devices(settings: Settings,
         ends.speaker = Player(settings.audio.output_device, on_error=on_lost).open()
     except AudioDeviceError as exc:
         ends.problems.append(f"No speaker ({exc}); replies are shown as text")
+    if ends.capture is not None and ends.speaker is not None:
+        ends.echo_cancelling = ends.capture.set_echo_reference(ends.speaker.reference)
+        if not ends.echo_cancelling:
+            log.log(logging.INFO if settings.audio.headset_mode else logging.WARNING,
+                    "echo cancellation off (%s): hands-free ignores the microphone while "
+                    "the bot speaks", why_not)
     return ends

@@ -99,8 +99,9 @@ class Session:
             return None
         if self.hands_free is not None:
             self.hands_free.stop()
+        # With the echo cancelled the bot cannot hear itself: listen while it speaks.
         self.hands_free = HandsFree(self.conversation, self.audio.mic, vad=self.vad,
-                                    headset=headset,
+                                    headset=headset or self.audio.echo_cancelling,
                                     turn_end=TurnEndPolicy.from_settings(self.settings.audio)
                                     ).start()
         self._show_idle("")
