@@ -26,9 +26,14 @@ def frequency_ticks(mel: StreamingLogMel, pixels_per_band: float = 0.0) -> list[
     gap = MIN_TICK_GAP_BANDS
     if pixels_per_band > 0:
         gap = max(gap, MIN_TICK_GAP_PX / pixels_per_band)
+    # A label centred on the top edge is cut in half (8 kHz is the top at 16 kHz): keep
+    # each label half a label's height inside the plot.
+    top = mel.n_mels - (MIN_TICK_GAP_PX / 2 / pixels_per_band if pixels_per_band > 0 else 2)
     ticks: list[tuple[float, str]] = []
     for hz in sorted((hz for hz in TICK_HZ if hz <= mel.fmax), reverse=True):
         band = mel.band_of(hz) + 0.5
+        if band > top:
+            continue
         if not ticks or ticks[-1][0] - band >= gap:
             ticks.append((band, f"{hz // 1000}k" if hz >= 1000 else str(hz)))
     return ticks[::-1]
