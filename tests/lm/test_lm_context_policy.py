@@ -143,3 +143,9 @@ def test_a_restored_history_is_trimmed_and_keeps_the_facts():
     text = " ".join(m["content"] for m in restored)
     assert "\U0001F600" not in text and "Emily" not in text
     assert "Question number 59?" in text and "Question number 30?" not in text
+
+
+def test_a_reply_opening_in_french_is_generated_again():
+    assert feed(RepeatMemory(), "Bonjour, my name is Voicebot.") == ("", REGENERATE)
+    assert feed(RepeatMemory(), "Bien sûr, my friend!") == ("", REGENERATE)
+    assert feed(RepeatMemory(), "Elephants are big.") == ("Elephants are big.", KEEP)

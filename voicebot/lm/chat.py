@@ -104,6 +104,14 @@ class GenerationStats:
         return (self.new_tokens - 1) / max(self.decode_cpu_s, 1e-9)
 
 
+@dataclass(frozen=True)
+class _TurnContext:
+    memory: RepeatMemory
+    start: str | None = None  # the reply's first sentence, from the memory
+    name: str | None = None  # the bot's, from the system prompt
+    user_name: str | None = None
+
+
 class _Stop:
     """Either the caller's cancel token or the stream being closed early."""
 
@@ -159,20 +167,21 @@ class LocalChatModel:
             prompt = replace(prompt, truncated_user=True)  # shortened or replaced by a note
         return prompt
 
-    def answer_start(self, history: Sequence[Message]) -> str | None:
-        """The reply's first sentence when the user asks what the memory knows: their own
-        name, city, job or likes, or the bot's name (see ``user_facts.answer_start``)."""
+    def turn_context(self, history: Sequence[Message]) -> _TurnContext:
+        """What the reply to ``history`` must keep to besides the prompt: the replies it
+        must not repeat, its first sentence when the user asks what the memory knows
+        (their own name, city, job or likes, or the bot's name: ``user_facts``), the
+        names of the bot and of the user."""
         if self.policy is None or not history or history[-1].get("role") != "user":
-            return None
+            return _TurnContext(RepeatMemory())
         question = str(history[-1].get("content", ""))
-        return identity_answer(question, assistant_name(self.system_prompt)) or \
-            answer_start(question, self.policy.facts(normalise_history(history)))
-
-    def _repeat_memory(self, history: Sequence[Message], start: str | None) -> RepeatMemory:
-        if self.policy is None or start:
-            return RepeatMemory()  # a fact said again is right, not a stock sentence
+        facts = self.policy.facts(normalise_history(history))
+        name = assistant_name(self.system_prompt)
+        start = identity_answer(question, name) or answer_start(question, facts)
         replies = [str(m.get("content", "")) for m in history if m.get("role") == "assistant"]
-        return RepeatMemory(replies[-REPEAT_MEMORY_REPLIES:])
+        # A fact said again is right, not a stock sentence: no repeat memory then.
+        memory = RepeatMemory() if start else RepeatMemory(replies[-REPEAT_MEMORY_REPLIES:])
+        return _TurnContext(memory, start, name, facts.name)
 
     def warm_up(self) -> None:
         """Compute the system prompt once, so the first turn only computes the question."""
@@ -187,12 +196,11 @@ class LocalChatModel:
             return  # nothing was said: no reply, and no time spent on the model
         started = time.perf_counter()
         prompt = self.prompt_for(history)
-        start = self.answer_start(history)
-        memory = self._repeat_memory(history, start)
+        turn = self.turn_context(history)
         stop = _Stop(cancel)
         pieces: queue.SimpleQueue[Any] = queue.SimpleQueue()
         worker = threading.Thread(target=self._generate,
-                                  args=(prompt, stop, pieces, started, memory, start),
+                                  args=(prompt, stop, pieces, started, turn),
                                   name="chat-lm", daemon=True)
         worker.start()
         try:
@@ -213,8 +221,7 @@ class LocalChatModel:
         return "".join(self.stream(history, cancel)).strip()
 
     def _generate(self, prompt: Prompt, stop: _Stop, pieces: queue.SimpleQueue,
-                  started: float, memory: RepeatMemory | None = None,
-                  start: str | None = None) -> None:
+                  started: float, turn: _TurnContext | None = None) -> None:
         with self._lock:
             self.last_prompt = prompt
             self.generations += 1
@@ -223,7 +230,7 @@ class LocalChatModel:
                                     truncated_user=prompt.truncated_user)
             try:
                 stats = self._decode_without_repeats(prompt, stop, pieces, started, stats,
-                                                     memory or RepeatMemory(), start)
+                                                     turn or _TurnContext(RepeatMemory()))
             except BaseException as exc:
                 stats = replace(stats, stop_reason="error")
                 log.exception("chat model failed")
@@ -234,11 +241,10 @@ class LocalChatModel:
 
     def _decode_without_repeats(self, prompt: Prompt, stop: _Stop, pieces: queue.SimpleQueue,
                                 started: float, stats: GenerationStats,
-                                memory: RepeatMemory, start: str | None = None
-                                ) -> GenerationStats:
+                                turn: _TurnContext) -> GenerationStats:
         """``_decode``, again while the reply would repeat an earlier one (see the module
         docstring); nothing of a thrown-away try reaches the listener."""
-        name = assistant_name(self.system_prompt) if self.policy is not None else None
+        memory, start = turn.memory, turn.start
         banned: set[int] = set()
         for attempt in range(REPEAT_RETRIES + 1):
             options = self.options
@@ -248,9 +254,10 @@ class LocalChatModel:
                                   seed=(options.seed or 0) + attempt,
                                   logits_processors=(*options.logits_processors,
                                                      _ban_first(frozenset(banned))))
-            if name:
+            if turn.name:
                 options = replace(options, logits_processors=(
-                    *options.logits_processors, IdentityKeeper(self.tokenizer, name)))
+                    *options.logits_processors,
+                    IdentityKeeper(self.tokenizer, turn.name, turn.user_name)))
             if start:  # last, so it overrides the others while the answer is written
                 options = replace(options, logits_processors=(
                     *options.logits_processors,

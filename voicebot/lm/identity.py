@@ -4,7 +4,9 @@ SmolLM2-135M, told "You are Voicebot", still says "My name is Sarah", "My name i
 Emily", or takes the user's own name after "I'm Maria" (``voicebot bench dialogue``).
 ``IdentityKeeper`` is a logits processor: when the reply has just written "my name is"
 (or "I'm called"), the next tokens are forced to spell the configured name.
-It costs one short decode per token and changes nothing else in the reply.
+It also keeps the bot from taking the user's name ("I'm Maria." after "I'm Maria, by the
+way."): after "I'm" the user's name is not allowed. It costs one short decode per token
+and changes nothing else in the reply.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ _YOU_ARE = re.compile(r"\byou are ([A-Z][\w-]*)")
 # Not "call me": "feel free to call me anytime" must stay as it is.
 _TRIGGER = re.compile(r"(?:\bmy name is|\bmy name's|\bi'm called|\bi am called)\s*$",
                       re.IGNORECASE)
+_I_AM = re.compile(r"\bI(?:'m| am)\s*$")
 _TAIL_TOKENS = 6  # enough tokens to hold the trigger phrase
 
 
@@ -33,9 +36,12 @@ def assistant_name(system_prompt: str) -> str | None:
 class IdentityKeeper:
     """A logits processor (see ``decoding.LogitsProcessor``) for one reply."""
 
-    def __init__(self, tokenizer: Any, name: str):
+    def __init__(self, tokenizer: Any, name: str, user_name: str | None = None):
         self.tokenizer = tokenizer
         self.name = name
+        self.user_name_ids = sorted({
+            tokenizer.encode(spelled, add_special_tokens=False)[0]
+            for spelled in (user_name, " " + user_name)} if user_name else set())
         self.name_ids: list[int] = []
         self.forcing_from: int | None = None  # len(generated) when the name started
 
@@ -49,6 +55,9 @@ class IdentityKeeper:
         if not generated:
             return logits
         tail = self.tokenizer.decode(list(generated[-_TAIL_TOKENS:]), skip_special_tokens=True)
+        if self.user_name_ids and _I_AM.search(tail):
+            logits[self.user_name_ids] = -np.inf  # the bot is not the user
+            return logits
         if not _TRIGGER.search(tail):
             return logits
         # "my name is " may already end in a space: then the name comes without one.

@@ -13,7 +13,11 @@ the decoder and the listener:
 - a first sentence that ends up as a repeat (or a whole reply that does) is never handed
   out: the verdict is ``REGENERATE`` and the chat model tries again, sampling with another
   seed and the rejected first tokens banned, a bounded number of times;
-- a later sentence that ends up as a repeat ends the reply before it (``STOP``).
+- a later sentence that ends up as a repeat ends the reply before it (``STOP``);
+- a reply that opens in French or Spanish ("Bonjour, my name is ...", "Bien sûr, my
+  friend!", seen after "I live in Paris" and "My name is Ken and I live in Tokyo") is
+  generated again like a repeat. Banning the opening word's later tokens instead gave
+  "Bon, it's France!".
 
 Words are compared case-folded without punctuation, so "Hey, Sam!" and "hey sam" are the
 same reply.
@@ -29,6 +33,11 @@ KEEP, REGENERATE, STOP = "keep", "regenerate", "stop"
 
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 _SENTENCE_END = re.compile(r"[.!?…][\"')\]]*(?=\s|$)")
+
+# Opening words of a reply that has switched language (normalised).
+FOREIGN_OPENINGS = ("bonjour", "bien", "hola", "oui", "merci", "salut", "ciao", "gracias",
+                    "voilà", "hallo", "guten", "aujourd", "buenos", "buenas", "bonsoir", "el",
+                    "je", "bonne", "très")
 
 # Said instead when every try was a repeat; the first one not said before is used.
 VARIED_FALLBACKS = (
@@ -90,6 +99,26 @@ def _starts_any(prefix: str, known: set[str]) -> bool:
     return any(item.startswith(prefix) for item in known)
 
 
+def _first_word(text: str) -> tuple[str, bool]:
+    """The reply's first word (case-folded) and whether it is complete (something that
+    is not part of a word follows it)."""
+    folded = text.casefold()
+    match = _WORD.search(folded)
+    if not match:
+        return "", False
+    return match.group(), match.end() < len(folded)
+
+
+def _foreign_opening(text: str) -> bool:
+    word, done = _first_word(text)
+    return done and word in FOREIGN_OPENINGS
+
+
+def _may_open_foreign(text: str) -> bool:
+    word, done = _first_word(text)
+    return bool(word) and not done and any(o.startswith(word) for o in FOREIGN_OPENINGS)
+
+
 class RepeatFilter:
     """Between the decoder's text pieces and the listener (see the module docstring).
 
@@ -105,6 +134,8 @@ class RepeatFilter:
 
     def push(self, piece: str) -> tuple[str, str]:
         self.text += piece
+        if self.released == 0 and _foreign_opening(self.text):
+            return "", REGENERATE
         # Complete sentences first: each is judged once, when its end mark arrives.
         while True:
             match = _SENTENCE_END.search(self.text, self.sentence_start)
@@ -121,6 +152,8 @@ class RepeatFilter:
     def finish(self) -> tuple[str, str]:
         """The end of the reply: a whole reply said before, or a last sentence said
         before, is not handed out."""
+        if self.released == 0 and _foreign_opening(self.text + " "):
+            return "", REGENERATE
         if not self.memory:
             return self._release(len(self.text)), KEEP
         if normalised(self.text) in self.memory.replies:
@@ -149,6 +182,8 @@ class RepeatFilter:
         return REGENERATE if first else STOP
 
     def _holding(self) -> bool:
+        if self.released == 0 and _may_open_foreign(self.text):
+            return True
         if not self.memory:
             return False
         if self.released == 0 and _starts_any(normalised(self.text), self.memory.replies):
