@@ -48,6 +48,15 @@ class AudioSettings:
     turn_end_complete_ms: float = 250.0
     turn_end_incomplete_ms: float = 2000.0
     turn_end_threshold: float = 0.5  # P(finished) that ends the turn
+    # The partial transcript joins the model (voicebot.lm.turn_text): their P(finished)
+    # combined; below turn_end_threshold the wait grows to turn_end_incomplete_ms at
+    # turn_end_unfinished; turn_end_unknown_text while the transcript lags the speech; the
+    # model asked again every turn_end_recheck_ms of a long pause (0: once).
+    turn_end_model: bool = True  # False: the transcript and the silence decide alone
+    turn_end_text: bool = False
+    turn_end_unknown_text: float = 0.5
+    turn_end_unfinished: float = 0.5
+    turn_end_recheck_ms: float = 0.0
     silence_end_ms: float = 700.0
 
 

@@ -134,3 +134,18 @@ def test_without_the_model_the_silence_rule_decides(vad, caplog):
     waited = events[1][1] - (0.5 + len(audio) / RATE)
     assert 0.7 <= waited < 1.1, waited
     assert load_turn_end(TurnEndPolicy(learned=False)).model is None
+
+
+def test_the_wait_grows_as_the_turn_looks_less_finished():
+    two_step = TurnEndPolicy(complete_ms=250, incomplete_ms=2000, threshold=0.5)
+    assert two_step.wait_ms(0.5) == 250 and two_step.wait_ms(0.49) == 2000
+    policy = TurnEndPolicy(complete_ms=150, incomplete_ms=2000, threshold=0.8,
+                           unfinished=0.3, use_text=True)
+    waits = [policy.wait_ms(p) for p in (0.9, 0.8, 0.6, 0.4, 0.3, 0.1)]
+    assert waits[:2] == [150, 150] and waits[-2:] == [2000, 2000]
+    assert waits == sorted(waits) and 150 < waits[2] < waits[3] < 2000
+    # The model's and the text's log-odds add: a finished-sounding voice saying "... to the"
+    # is not finished; both saying finished is surer than either.
+    assert policy.combined(0.95, 0.01) < 0.3 < 0.95 < policy.combined(0.95, 0.9)
+    assert policy.combined(0.95, None) == 0.95
+    assert TurnEndPolicy().combined(0.95, 0.01) == 0.95  # the text off: the model alone

@@ -159,3 +159,38 @@ def test_hands_free_falls_back_to_the_silence_rule_when_the_model_cannot_load(
         activity = _monitor_activity(turn_end.TurnEndPolicy(silence_ms=650))
     assert activity.model is None and not activity.learned
     assert "model file damaged" in caplog.text and "650 ms" in caplog.text
+
+
+class _Recognizer:
+    last_partial = None
+
+
+class _ListeningConversation(_IdleConversation):
+    recognizer = _Recognizer()
+
+
+def test_hands_free_gives_the_policy_the_recognisers_partial_text():
+    """With the text on, the decider reads the recogniser's latest partial of the turn:
+    the n-gram's P(finished) of its words and the seconds it read."""
+    from voicebot.asr.recognizer import Partial
+    from voicebot.audio.turn_end import NoModel, TurnEndPolicy
+    from voicebot.pipeline.hands_free import HandsFree
+
+    conversation = _ListeningConversation()
+    monitor = HandsFree(conversation, _SilentMic(), vad=_DeafVad(),
+                        turn_end=TurnEndPolicy(use_model=False, use_text=True)).start()
+    try:
+        assert _wait(lambda: monitor.activity is not None
+                     and monitor.activity.text is not None, 20)
+    finally:
+        assert monitor.stop(2.0)
+    activity = monitor.activity
+    assert isinstance(activity.model, NoModel) and activity.text == monitor.partial_text
+    assert monitor.partial_text() is None  # no turn is listening
+    monitor._listening_turn = object()
+    assert monitor.partial_text() is None  # no partial yet
+    conversation.recognizer.last_partial = Partial("I want to go to", "the", 2.5)
+    unfinished, seconds = monitor.partial_text()
+    assert unfinished < 0.05 and seconds == 2.5
+    conversation.recognizer.last_partial = Partial("I want to go to", "the park.", 3.0)
+    assert monitor.partial_text()[0] > 0.8

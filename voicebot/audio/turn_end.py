@@ -40,7 +40,9 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,23 +130,76 @@ class SmartTurn:
         return float(np.clip(output.reshape(-1)[0], 0.0, 1.0))
 
 
+class NoModel:
+    """The model's place when only the text decides: no opinion (P = 0.5), no time."""
+
+    last_seconds = 0.0
+
+    def probability(self, audio: np.ndarray) -> float:
+        return 0.5
+
+
 @dataclass(frozen=True)
 class TurnEndPolicy:
     """When a pause ends a hands-free turn (the product defaults; the Session passes the
     user's from ``AudioSettings``)."""
 
     learned: bool = True  # False: the silence rule alone
+    use_model: bool = True  # False: the text and the silence decide, Smart Turn is not run
     complete_ms: float = 250.0  # silence before the model is asked; a finished turn ends
     incomplete_ms: float = 2000.0  # the longest wait when the model says "not finished"
     threshold: float = 0.5  # P(complete) at or above this ends the turn
     silence_ms: float = 700.0  # the silence rule, used without the model
+    # The partial transcript's P(finished) (``text`` of ``TurnEnd``) joins the model's.
+    use_text: bool = False
+    unknown_text: float = 0.5  # the text's P(finished) while it lags behind the speech
+    # Below ``threshold`` the wait grows linearly to ``incomplete_ms`` at ``unfinished``
+    # (= threshold: the two-step rule of the model alone).
+    unfinished: float = 0.5
+    recheck_ms: float = 0.0  # ask the model again after this much more silence (0: once)
+    model_weight: float = 1.0  # the model's log-odds count this much beside the text's
+    text_lag_ms: float = 150.0  # a partial that read up to this close to the pause is current
 
     @classmethod
     def from_settings(cls, audio: Any) -> TurnEndPolicy:
         """From an ``AudioSettings`` (handed in; this never reads the settings file)."""
-        return cls(learned=audio.turn_end_learned, complete_ms=audio.turn_end_complete_ms,
+        return cls(learned=audio.turn_end_learned, use_model=audio.turn_end_model,
+                   complete_ms=audio.turn_end_complete_ms,
                    incomplete_ms=audio.turn_end_incomplete_ms,
-                   threshold=audio.turn_end_threshold, silence_ms=audio.silence_end_ms)
+                   threshold=audio.turn_end_threshold, silence_ms=audio.silence_end_ms,
+                   use_text=audio.turn_end_text, unknown_text=audio.turn_end_unknown_text,
+                   unfinished=audio.turn_end_unfinished,
+                   recheck_ms=audio.turn_end_recheck_ms)
+
+    def combined(self, model: float, text: float | None) -> float:
+        """P(finished) from the model's and the text's (None: the model's alone): their
+        log-odds add (two independent opinions on an even prior)."""
+        if not self.use_text or text is None:
+            return model
+        return _sigmoid(self.model_weight * _logit(model) + _logit(text))
+
+    def wait_ms(self, finished: float) -> float:
+        """The silence that ends the turn when P(finished) is ``finished``."""
+        if finished >= self.threshold:
+            return self.complete_ms
+        if finished <= self.unfinished:
+            return self.incomplete_ms
+        share = (self.threshold - finished) / (self.threshold - self.unfinished)
+        return self.complete_ms + share * (self.incomplete_ms - self.complete_ms)
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-3), 1 - 1e-3)
+    return math.log(p / (1 - p))
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+# The latest partial transcript: (its P(finished), seconds of the turn's audio it read,
+# counted from PREROLL_S before the speech was detected, as the recogniser's turn starts).
+TextScore = Callable[[], "tuple[float, float] | None"]
 
 
 @dataclass
@@ -153,17 +208,23 @@ class TurnEnd(VoiceActivity):
 
     Give it the audio with ``hear(block)`` before the ``update`` calls for the block's
     frames, so that the model reads the turn up to the pause. Without a model, or with
-    ``policy.learned`` off, it is the silence rule with ``policy.silence_ms``.
+    ``policy.learned`` off, it is the silence rule with ``policy.silence_ms``. ``text``
+    (optional) gives the latest partial transcript's P(finished) and how many seconds of
+    the turn it read; it is called on every quiet frame once the model was asked, so it
+    must be cheap.
     """
 
     policy: TurnEndPolicy = field(default_factory=TurnEndPolicy)
-    model: SmartTurn | None = None
+    model: SmartTurn | NoModel | None = None
+    text: TextScore | None = None
     last_probability: float | None = None  # of the latest check (logs, benches)
+    last_text: float | None = None  # the text's P(finished) at the latest decision
     checks: int = 0  # how many times the model was asked
     _audio: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32), repr=False)
     _heard: int = 0  # samples heard in all
     _turn_start: int = 0  # the sample (of all heard) where the current turn starts
-    _asked: bool = False  # the model was asked during this pause
+    started_at: int = 0  # samples heard when the current turn's speech was detected
+    _asked_at: float | None = None  # the silence (ms) when the model was last asked
     _limit_ms: float = 0.0  # the silence that ends the turn in this pause
 
     def __post_init__(self) -> None:
@@ -176,7 +237,7 @@ class TurnEnd(VoiceActivity):
 
     def _reopen(self) -> None:
         """Speech (again): the next pause is judged afresh."""
-        self._asked = False
+        self._asked_at = None
         self._limit_ms = self.policy.incomplete_ms if self.learned else self.policy.silence_ms
 
     def reset(self) -> None:
@@ -198,20 +259,25 @@ class TurnEnd(VoiceActivity):
         if not self.in_speech:
             event = super().update(probability, frame_ms)
             if event is VadEvent.SPEECH_START:
+                self.started_at = self._heard
                 self._turn_start = self._heard - int((PREROLL_S + self.start_ms / 1000)
                                                      * ASR_RATE)
                 self._reopen()
             return event
         if probability >= self.threshold - 0.15:  # not quiet: the turn goes on
-            if self._asked:
+            if self._asked_at is not None:
                 self._reopen()
             self._run_ms = 0.0
             return None
         self._run_ms += frame_ms
-        if self.learned and not self._asked and self._run_ms >= self.policy.complete_ms:
-            self._asked = True
-            if self._finished():
-                return self._end()
+        if self.learned and self._run_ms >= self.policy.complete_ms:
+            recheck = self.policy.recheck_ms
+            if self._asked_at is None or (
+                    recheck > 0 and self._run_ms - self._asked_at >= recheck):
+                self._asked_at = self._run_ms
+                self._ask()
+            if self.model is not None:  # (still: a failing model leaves the silence rule)
+                self._decide()
         return self._end() if self._run_ms >= self._limit_ms else None
 
     def _end(self) -> VadEvent:
@@ -219,7 +285,7 @@ class TurnEnd(VoiceActivity):
         self._reopen()
         return VadEvent.SPEECH_END
 
-    def _finished(self) -> bool:
+    def _ask(self) -> None:
         assert self.model is not None
         try:
             self.last_probability = self.model.probability(self.turn_audio())
@@ -227,18 +293,38 @@ class TurnEnd(VoiceActivity):
             log.exception("end of turn: the model failed; the silence rule decides from now")
             self.model, self.last_probability = None, None
             self._limit_ms = self.policy.silence_ms
-            return False
+            return
         self.checks += 1
-        return self.last_probability >= self.policy.threshold
+
+    def _text_now(self) -> float | None:
+        """The text's P(finished), ``unknown_text`` while the partial lags the speech."""
+        if self.text is None or not self.policy.use_text:
+            return None
+        latest = self.text()
+        # The recogniser's turn starts PREROLL_S before the detection (hands-free).
+        speech_s = (self._heard - self.started_at) / ASR_RATE + PREROLL_S \
+            - self._run_ms / 1000
+        if latest is None or latest[1] < speech_s - self.policy.text_lag_ms / 1000:
+            return self.policy.unknown_text
+        return latest[0]
+
+    def _decide(self) -> None:
+        assert self.last_probability is not None
+        self.last_text = self._text_now()
+        finished = self.policy.combined(self.last_probability, self.last_text)
+        self._limit_ms = self.policy.wait_ms(finished)
 
 
 def load_turn_end(policy: TurnEndPolicy | None = None, model_path: str | Path | None = None,
                   threads: int = 1) -> TurnEnd:
     """The hands-free end-of-turn decider for ``policy``; the silence rule, with the reason
-    logged, when the model is off or cannot be loaded (hands-free never fails for it)."""
+    logged, when the model is off or cannot be loaded (hands-free never fails for it).
+    With ``use_model`` off it decides by the text alone (give it its ``text``)."""
     policy = policy or TurnEndPolicy()
-    model = None
-    if policy.learned:
+    model: SmartTurn | NoModel | None = None
+    if policy.learned and not policy.use_model:
+        model = NoModel()
+    elif policy.learned:
         try:
             model = SmartTurn(model_path, threads=threads)
         except Exception as exc:

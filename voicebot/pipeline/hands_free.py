@@ -7,7 +7,9 @@ speaks the microphone is ignored, so the bot never answers its own voice, unless
 user wears a headset: then speaking interrupts the bot, as the talk button does.
 
 When a pause ends the turn is ``turn_end``'s call (``voicebot.audio.turn_end``): the Smart
-Turn model, loaded on the monitor thread, or the silence rule if it cannot be loaded.
+Turn model, loaded on the monitor thread, or the silence rule if it cannot be loaded. With
+``use_text`` the recogniser's latest partial transcript joins it (``voicebot.lm.turn_text``:
+can the words end there?), read from the recogniser when the pause is judged.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ class HandsFree:
         self._listening_turn: Any = None
         self._quiet_until = 0.0
         self.turns_started = 0
+        self._text_score: Any = None  # voicebot.lm.turn_text.TextCompleteness
+        self._scored: tuple[str, float | None] = ("", None)  # the latest text, its score
 
     def start(self) -> HandsFree:
         self._stop.clear()
@@ -74,6 +78,8 @@ class HandsFree:
     def _run(self) -> None:
         if self.activity is None:
             self.activity = load_turn_end(self.turn_end)
+        if self.turn_end.use_text and getattr(self.activity, "text", False) is None:
+            self._load_text_score()
         reader = self.mic.reader()
         buffer = np.zeros(FRAME * 64, dtype=np.float32)
         while not self._stop.wait(POLL_S):
@@ -82,6 +88,31 @@ class HandsFree:
                 self._process(block)
             except Exception:  # never let the monitor die silently
                 log.exception("hands-free monitor failed; it keeps listening")
+
+    def _load_text_score(self) -> None:
+        from voicebot.lm.turn_text import load_text_completeness
+
+        try:
+            self._text_score = load_text_completeness()
+        except Exception as exc:  # the model alone decides then, or the silence rule
+            log.warning("end of turn: the text signal is off (%s)", exc)
+            if not self.turn_end.use_model:
+                self.activity.model = None
+                self.activity.reset()
+            return
+        self.activity.text = self.partial_text
+
+    def partial_text(self) -> tuple[float, float] | None:
+        """The recogniser's latest partial of this turn: (P(finished) of its words, seconds
+        of the turn it read); None before the first one."""
+        partial = getattr(self.conversation.recognizer, "last_partial", None)
+        if partial is None or self._listening_turn is None:
+            return None
+        text = partial.text
+        if text != self._scored[0]:
+            self._scored = (text, self._text_score.probability(text))
+        score = self._scored[1]
+        return None if score is None else (score, partial.audio_seconds)
 
     def _process(self, block: np.ndarray) -> None:
         if not self._mic_open() and self._listening_turn is None:
@@ -96,8 +127,9 @@ class HandsFree:
                 self._listening_turn = self.conversation.start_listening(PREROLL_S)
                 self.turns_started += 1
             elif event is VadEvent.SPEECH_END and self._listening_turn is not None:
-                log.info("hands-free: speech ended (P(finished) %s)",
-                         getattr(self.activity, "last_probability", None))
+                log.info("hands-free: speech ended (P(finished) %s, text %s)",
+                         getattr(self.activity, "last_probability", None),
+                         getattr(self.activity, "last_text", None))
                 if self._listening_turn is self.conversation.current_turn:
                     self.conversation.stop_listening()
                 self._listening_turn = None
