@@ -184,3 +184,47 @@ def test_the_first_screen_names_the_models_and_gives_way_to_the_conversation(qtb
     tab.clear_history()
     assert welcome.isVisible()
     tab.shutdown()
+
+
+def test_audio_rests_while_the_conversation_is_out_of_sight(qtbot):
+    """Push-to-talk, idle, on another tab or minimised: the streams are suspended (they
+    cost CPU doing nothing); back on screen, or when a turn starts, they run again."""
+    from voicebot.ui.main_window import MainWindow
+
+    win = MainWindow(Settings(), load_models=False)
+    qtbot.addWidget(win)
+    win.show()
+    tab = win.conversation_tab
+    tab.use_engines(fake_engines(), memory_audio()[0])
+    audio = tab.session.audio
+    assert not audio.suspended
+    win.tabs.setCurrentWidget(win.training_tab)
+    qtbot.waitUntil(lambda: audio.suspended, timeout=2000)
+    win.tabs.setCurrentWidget(tab)
+    qtbot.waitUntil(lambda: not audio.suspended, timeout=2000)
+    win.showMinimized()
+    qtbot.waitUntil(lambda: audio.suspended, timeout=2000)
+    turn = tab.session.submit_text("Hello")  # a turn (say, from a test) wakes it
+    assert not audio.suspended
+    qtbot.waitUntil(turn.finished.is_set, timeout=5000)
+    qtbot.waitUntil(lambda: audio.suspended, timeout=2000)  # idle and unseen again
+    win.showNormal()
+    qtbot.waitUntil(lambda: not audio.suspended, timeout=2000)
+    win.close()
+
+
+def test_hands_free_keeps_listening_out_of_sight(qtbot):
+    from voicebot.ui.main_window import MainWindow
+
+    settings = Settings()
+    settings.audio.hands_free = True
+    win = MainWindow(settings, load_models=False)
+    qtbot.addWidget(win)
+    win.show()
+    tab = win.conversation_tab
+    tab.session.vad = FakeVad()
+    tab.use_engines(fake_engines(), memory_audio()[0])
+    win.tabs.setCurrentWidget(win.training_tab)
+    qtbot.wait(200)
+    assert not tab.session.audio.suspended
+    win.close()

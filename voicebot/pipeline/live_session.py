@@ -71,6 +71,7 @@ class Session:
         self._loaded_from = model_settings(self.settings)
         self._recovery: threading.Thread | None = None
         self._recover_tries = 0
+        self._on_screen = True  # the view says when the conversation is out of sight
         log.info("session: started (hands-free %s, history %s)",
                  "on" if settings.audio.hands_free else "off",
                  f"{len(self.saved_turns)} turns" if persist else "not kept")
@@ -296,6 +297,7 @@ class Session:
         """Push-to-talk pressed; None when there is nothing to listen with."""
         if not self.can_talk or self._talking:
             return None
+        self._resume_audio()
         self._talking = True
         return self.conversation.start_listening()
 
@@ -306,7 +308,39 @@ class Session:
             self.conversation.stop_listening()
 
     def submit_text(self, text: str) -> Turn | None:
-        return self.conversation.submit_text(text) if self.conversation is not None else None
+        if self.conversation is None:
+            return None
+        self._resume_audio()
+        return self.conversation.submit_text(text)
+
+    # ----- idle audio ---------------------------------------------------------------------
+    def set_on_screen(self, on_screen: bool) -> None:
+        """The view is (not) visible. Out of sight and idle in push-to-talk mode, the
+        audio streams are suspended (``AudioEnds.suspend``); shown again, or when a turn
+        starts, they resume. Hands-free keeps listening: it is meant to work unseen."""
+        self._on_screen = on_screen
+        self._sync_audio()
+
+    def _sync_audio(self) -> None:
+        conversation = self.conversation
+        idle = conversation is None or conversation.state is TurnState.IDLE
+        if not self._on_screen and idle and self.hands_free is None and not self._closing:
+            if not self.audio.suspended and (self.audio.capture or self.audio.speaker):
+                self.audio.suspend()
+                log.info("session: audio suspended while out of sight")
+        else:
+            self._resume_audio()
+
+    def _resume_audio(self) -> None:
+        if not self.audio.suspended:
+            return
+        from voicebot.audio.devices import AudioDeviceError
+
+        try:
+            self.audio.resume()
+            log.info("session: audio resumed")
+        except AudioDeviceError as exc:
+            self._device_lost(exc)
 
     def stop(self) -> None:
         """Silence the bot and cancel the turn; the conversation goes on."""
@@ -335,6 +369,8 @@ class Session:
                     save_history(self.saved_turns)
                 except OSError as exc:
                     log.warning("could not save the history: %s", exc)
+        if not self._on_screen:
+            self._post(self._sync_audio)  # a reply that ended out of sight: now idle
         conversation = self.conversation
         with self._lock:
             if conversation is None or turn is not conversation.current_turn \

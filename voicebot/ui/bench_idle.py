@@ -12,8 +12,8 @@ whole process for ``--idle-seconds`` in three states:
 
 For each: ``cpu_percent`` (process CPU time over wall time, in % of one core, psutil),
 ``rss_mb`` at the end, and ``scope_redraws_per_s`` (frames the audio plots drew).
-With the virtual microphone its feeding thread runs in this process too (a few % of a
-core at most): its share is in every figure alike.
+The virtual devices run in a process of their own (``python -m
+voicebot.audio.virtual_device``), so their feeding thread is not counted as the app's.
 
 Qt, torch and the models are imported in :func:`run` only (the CLI loads
 :func:`add_arguments` for every `voicebot` invocation).
@@ -70,16 +70,53 @@ def _measure(app, seconds: float, scope) -> dict:
             "seconds": round(elapsed, 2)}
 
 
-def _start_mic(no_mic: bool):
+class _MicProcess:
+    """The virtual microphone and speaker in a process of their own, so that feeding the
+    microphone (a thread that wakes every few ms) is not counted as the app's idle cost."""
+
+    def __init__(self) -> None:
+        import subprocess
+        import sys
+
+        self.root = tempfile.mkdtemp(prefix="voicebot-idle-audio-")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "voicebot.audio.virtual_device", "--root", self.root],
+            stdout=subprocess.PIPE, text=True)
+        self.saved: dict[str, str | None] = {}
+        for line in self.proc.stdout:  # "export KEY='value'" lines, then a "# then" line
+            if line.startswith("export "):
+                key, _, value = line[len("export "):].strip().partition("=")
+                self.saved.setdefault(key, os.environ.get(key))
+                os.environ[key] = value.strip("'")
+            elif line.startswith("# then"):
+                break
+        if self.proc.poll() is not None:
+            raise RuntimeError("the virtual audio devices did not start")
+
+    def stop(self) -> None:
+        import shutil
+
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except Exception:
+            self.proc.kill()
+        for key, value in self.saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _start_mic(no_mic: bool) -> _MicProcess | None:
     if no_mic:
         return None
-    from voicebot.audio.virtual_device import VirtualAudio, pulseaudio_available
+    from voicebot.audio.virtual_device import pulseaudio_available
 
     if not pulseaudio_available():
         return None
-    virtual = VirtualAudio(speaker_seconds=1)
-    virtual.start()
-    return virtual
+    return _MicProcess()
 
 
 def run(args: argparse.Namespace) -> dict:

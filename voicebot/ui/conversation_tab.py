@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QApplication,
@@ -78,6 +78,7 @@ class ConversationTab(QWidget):
         self._user_bubbles: dict[int, Bubble] = {}
         self._bot_bubbles: dict[int, Bubble] = {}
         self._ptt_key_held = False
+        self._on_screen = True
         self._build()
         self._connect_bridge()
         self.chat_view.set_welcome(welcome_lines(None))
@@ -266,7 +267,19 @@ class ConversationTab(QWidget):
             if key_event.key() == Qt.Key.Key_Escape and kind == QEvent.Type.KeyPress:
                 self.stop_bot()
                 return True
+        if kind in (QEvent.Type.WindowStateChange, QEvent.Type.Show, QEvent.Type.Hide) \
+                and (watched is self or watched is self.window()):
+            QTimer.singleShot(0, self._sync_on_screen)  # after the state has changed
         return super().eventFilter(watched, event)
+
+    def _sync_on_screen(self) -> None:
+        """Out of sight (another tab, minimised, hidden), an idle push-to-talk session
+        stops its audio streams; shown again, they restart (Session.set_on_screen)."""
+        window = self.window()
+        on_screen = self.isVisible() and not (window is not None and window.isMinimized())
+        if on_screen != self._on_screen:
+            self._on_screen = on_screen
+            self.session.set_on_screen(on_screen)
 
     def _is_talk_key(self, event: QKeyEvent, watched: QObject) -> bool:
         if event.type() == QEvent.Type.KeyRelease and self._ptt_key_held:
