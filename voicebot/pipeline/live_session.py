@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 
 CLOSE_TIMEOUT_S = 1.5
 RECOVER_AFTER_S = 1.0  # a lost device is reopened after this pause
-RECOVER_TRIES = 3
+RECOVER_TRIES = 3  # quick tries, RECOVER_AFTER_S apart; then one every RECOVER_POLL_S
+RECOVER_POLL_S = 3.0
 
 
 class Session:
@@ -71,6 +72,7 @@ class Session:
         self._loaded_from = model_settings(self.settings)
         self._recovery: threading.Thread | None = None
         self._recover_tries = 0
+        self._lost_message = ""
         self._on_screen = True  # the view says when the conversation is out of sight
         log.info("session: started (hands-free %s, history %s)",
                  "on" if settings.audio.hands_free else "off",
@@ -421,31 +423,49 @@ class Session:
         if self._closing or (self._recovery is not None and self._recovery.is_alive()):
             return
         self._stop_conversation()
+        self._lost_message = message
         self._show(Phase.DEVICE_LOST, detail=message)
-        if self._recover_tries >= RECOVER_TRIES:
+        self._schedule_recovery()
+
+    def _schedule_recovery(self) -> None:
+        """Try to reopen the devices soon: quickly at first, then every few seconds for as
+        long as they stay away (a headset unplugged for a minute comes back by itself)."""
+        if self._closing:
             return
         self._recover_tries += 1
-        self._recovery = threading.Thread(target=self._wait_then_recover, name="recover-audio",
-                                          daemon=True)
+        pause = RECOVER_AFTER_S if self._recover_tries <= RECOVER_TRIES else RECOVER_POLL_S
+        self._recovery = threading.Thread(target=self._wait_then_recover, args=(pause,),
+                                          name="recover-audio", daemon=True)
         self._recovery.start()
 
-    def _wait_then_recover(self) -> None:
-        deadline = time.monotonic() + RECOVER_AFTER_S
+    def _wait_then_recover(self, pause: float) -> None:
+        deadline = time.monotonic() + pause
         while not self._closing and time.monotonic() < deadline:
             time.sleep(0.05)
         if not self._closing:
             self._post(self._recover)
 
     def _recover(self) -> None:
-        """Reopen the audio devices and go on with the same engines."""
+        """Reopen the audio devices and go on with the same engines; if neither opens,
+        say so and try again later."""
         if self._closing or self.engines is None:
             return
         self._show(Phase.RECOVERING)
         self.audio.close(0.5)
-        self.start(self.engines, open_devices(self.settings, on_lost=self._device_lost))
-        if self.audio.mic is not None or self.audio.speaker is not None:
-            log.info("session: audio devices reopened")
-            self._recover_tries = 0
+        try:
+            ends = open_devices(self.settings, on_lost=self._device_lost)
+        except Exception as exc:  # PortAudio itself in trouble (re-initialising, say)
+            ends = AudioEnds(problems=[f"{type(exc).__name__}: {exc}"])
+        if ends.mic is None and ends.speaker is None:
+            ends.close(0.5)
+            log.info("session: audio devices still gone (try %d): %s", self._recover_tries,
+                     "; ".join(ends.problems))
+            self._show(Phase.DEVICE_LOST, detail=self._lost_message)
+            self._schedule_recovery()
+            return
+        self.start(self.engines, ends)
+        log.info("session: audio devices reopened")
+        self._recover_tries = 0
 
     # ----- shutting down -------------------------------------------------------------
     def _stop_conversation(self, timeout: float = CLOSE_TIMEOUT_S) -> bool:
