@@ -434,9 +434,10 @@ class Session:
             return
         self._recover_tries += 1
         pause = RECOVER_AFTER_S if self._recover_tries <= RECOVER_TRIES else RECOVER_POLL_S
-        self._recovery = threading.Thread(target=self._wait_then_recover, args=(pause,),
-                                          name="recover-audio", daemon=True)
-        self._recovery.start()
+        recovery = threading.Thread(target=self._wait_then_recover, args=(pause,),
+                                    name="recover-audio", daemon=True)
+        recovery.start()
+        self._recovery = recovery  # only a started thread: close() joins it
 
     def _wait_then_recover(self, pause: float) -> None:
         deadline = time.monotonic() + pause
@@ -446,12 +447,12 @@ class Session:
             self._post(self._recover)
 
     def _recover(self) -> None:
-        """Reopen the audio devices and go on with the same engines; if neither opens,
-        say so and try again later."""
+        """Reopen the audio devices and go on with the same engines. While they stay
+        away the conversation goes on typed-only and the devices are tried again."""
         if self._closing or self.engines is None:
             return
-        self._show(Phase.RECOVERING)
-        self.audio.close(0.5)
+        if self.conversation is None:
+            self._show(Phase.RECOVERING)
         try:
             ends = open_devices(self.settings, on_lost=self._device_lost)
         except Exception as exc:  # PortAudio itself in trouble (re-initialising, say)
@@ -460,9 +461,13 @@ class Session:
             ends.close(0.5)
             log.info("session: audio devices still gone (try %d): %s", self._recover_tries,
                      "; ".join(ends.problems))
-            self._show(Phase.DEVICE_LOST, detail=self._lost_message)
+            if self.conversation is None:  # typing works meanwhile
+                self.audio.close(0.5)
+                self.start(self.engines, ends)
             self._schedule_recovery()
             return
+        self._stop_conversation()
+        self.audio.close(0.5)
         self.start(self.engines, ends)
         log.info("session: audio devices reopened")
         self._recover_tries = 0
