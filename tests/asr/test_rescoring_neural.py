@@ -87,3 +87,10 @@ def test_the_session_gives_the_scorer_the_conversation():
     rescorer = Engines(scorer=Recording()).rescorer(settings, lambda: history)
     ranked = rescorer([Hypothesis("Anneliese.", -3.0), Hypothesis("And at least.", -2.9)])
     assert seen == [history] and ranked[0].text == "Anneliese."
+
+
+def test_the_app_loads_the_scorer_only_when_asked():
+    from voicebot.pipeline.session import load_hypothesis_scorer
+    from voicebot.settings import Settings
+
+    assert load_hypothesis_scorer(Settings()) is None  # ~0.3 s a turn: opt-in

@@ -1,4 +1,5 @@
-"""Re-rank an n-best list with an n-gram LM: a log-linear combination of scores.
+"""Re-rank an n-best list with an n-gram LM (and optionally the chat model): a log-linear
+combination of scores.
 
     total = acoustic_weight * acoustic + lm_weight * lm + word_bonus * n_words
             + neural_weight * neural
@@ -7,14 +8,30 @@
 list's mean token count (so it keeps the scale of a whole hypothesis), ``lm`` the n-gram
 log-probability of its normalised words with sentence boundaries, ``n_words`` offsets
 the LM's preference for short outputs, ``neural`` is the chat model's log-probability of
-the hypothesis as the user's reply to the conversation so far (``voicebot.lm.
-hypothesis_scorer``), per token times the list's mean token count like ``acoustic``.
-All natural logs.
+the hypothesis (end of turn included) as the user's reply to the conversation so far
+(``voicebot.lm.hypothesis_scorer``), summed like ``lm``. All natural logs.
 
 The neural term is optional: ``rescore`` gets a scorer (anything with the
 ``HypothesisScorer.score(texts, context)`` signature) and the conversation from its
 caller; this layer never loads the chat model. It runs only when the merged list holds
-more than one word sequence. NEURAL_WEIGHT_NOTE below has its measurements.
+more than one word sequence.
+
+NEURAL_WEIGHT is measured by ``voicebot bench rescoring`` (Whisper tiny.en int8 5-best,
+n-gram weight 0.05): context sets where the conversation decides (answers to the bot's
+question, names said before, homophones; real recordings, Piper and hibari voices) and
+the plain sets with no conversation. It is the weight with the lowest context-set WER
+among those that make no plain set worse; the summed log-probability beat the per-token
+mean (which at 0.2 made the real-speech fragments 0.494 -> 0.573). At 0.2, WER without ->
+with: real-context 0.065 -> 0.054, piper-context 0.169 -> 0.120, hibari-context 0.072
+-> 0.072; plain: real-sentences 0.065 -> 0.065, real-commands 0.494 -> 0.449,
+hibari-sentences 0 -> 0, hibari-commands 0.061 -> 0.061, espeak-sentences 0.097 ->
+0.081, espeak-commands 0.183 -> 0.146 (real-commands, fragments cut out of sentences,
+is noisy: 11 choices change, most for the better). From 0.25 on it starts to hurt real
+speech (real-commands 0.506; real-sentences 0.076 at 0.3). Fixed by it: "for tickets."
+-> "4 tickets." after "How many tickets do you need?", "a phone." -> "a fawn" after "What
+do you call a baby deer?", "closest to my son" -> "closest to the sun". Its price: ~0.3 s
+per n-best on one thread of this 2-core CPU, so the app asks for it (the scorer passed
+in) only when its settings switch it on.
 
 Per token, because a summed log-probability prefers whatever ended early: Whisper's
 beam keeps hypotheses that stopped after a word or two ("Please" for "Please remind me
@@ -58,8 +75,8 @@ from voicebot.text.scoring import words_for_scoring
 
 log = logging.getLogger(__name__)
 
-# The neural weight chosen by ``voicebot bench rescoring`` (see NEURAL_WEIGHT_NOTE).
-NEURAL_WEIGHT = 0.0
+# The neural weight chosen by ``voicebot bench rescoring`` (see the module docstring).
+NEURAL_WEIGHT = 0.2
 
 
 @dataclass(frozen=True)
@@ -172,22 +189,15 @@ def total_score(acoustic: float, lm: float, n_words: int, weights: Weights,
             + weights.neural * neural)
 
 
-def normalized_neural(scores: Sequence[Any]) -> list[float]:
-    """Each neural log-probability per token, times the list's mean token count: the
-    scale of a whole hypothesis, without preferring the ones that stopped early."""
-    counts = [max(1, s.n_tokens) for s in scores]
-    mean = sum(counts) / len(counts) if counts else 0.0
-    return [s.logprob / n * mean for s, n in zip(scores, counts, strict=True)]
-
-
 def neural_scores(texts: Sequence[str], scorer: NeuralScorer | None, context: Any,
                   weights: Weights) -> list[float] | None:
-    """The normalised neural term of each text, or None when it is not needed (no scorer,
-    weight 0, a single text) or the scorer fails (logged: recognition goes on)."""
+    """The neural term of each text (its summed log-probability), or None when it is not
+    needed (no scorer, weight 0, a single text) or the scorer fails (logged: recognition
+    goes on)."""
     if scorer is None or not weights.neural or len(texts) < 2:
         return None
     try:
-        return normalized_neural(scorer.score(list(texts), context))
+        return [float(s.logprob) for s in scorer.score(list(texts), context)]
     except Exception:
         log.exception("neural rescoring failed; ranking without it")
         return None

@@ -11,7 +11,8 @@ up to and including the end-of-turn token, so a hypothesis that stops mid-phrase
 it. Each text is scored in its written form (``written_form``: capital first letter, an
 end mark), so that Whisper's random casing and punctuation do not decide.
 ``HypothesisScore`` keeps the summed log-probability and the token count;
-``voicebot.asr.rescoring`` decides the length normalisation.
+``voicebot.asr.rescoring`` uses the sum (the end-of-turn token charges a hypothesis that
+stops early; the per-token mean measured worse, see its docstring).
 
 Cost (the point of the design): one forward pass for the whole n-best.
 - The conversation prefix is computed once and its key/value cache kept for the next
@@ -21,7 +22,13 @@ Cost (the point of the design): one forward pass for the whole n-best.
 - The rest of every hypothesis runs as one batch over the shared cache (right-padded:
   causal attention never lets a padding token reach a real one).
 The cost is the number of distinct hypothesis tokens (a 135M model does several ms of
-arithmetic per token on one core), not overhead; ``voicebot bench rescoring`` measures it.
+arithmetic per token on one core), not overhead. Measured on this repository's 2-core CPU
+under a load of 2.5-4 from other jobs, 1 thread: a 5-best of names (28 tokens) 284-304 ms
+(min-median) with the conversation cached, 496-601 ms with its 49 tokens computed in the
+call; ``voicebot bench rescoring`` over 231 clips: median 320 ms per raw 5-best (516
+uncached), 271 ms for what rescoring really scores (median 2 distinct word sequences).
+Not milliseconds: a forward over ~30 tokens is the floor. (bfloat16, AMX here, was 1.7x
+faster but moved scores by up to 0.8 nats.)
 
 float32: torch's dynamic int8 quantisation was ~2x faster but useless here: it quantises
 activations per tensor, so a hypothesis' score moved by up to 8 nats with what else was in
@@ -38,23 +45,22 @@ model's cache or lock.
 from __future__ import annotations
 
 import copy
-import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger(__name__)
-
 Message = dict[str, str]
 # Stands for the user's text while the template is rendered, then split off.
 _SLOT = "\x00HYPOTHESIS\x00"
-# Conversation messages kept as context (the latest ones): the bot's last question is
-# what matters; older turns add cost, and names said earlier are the user LM's job.
-CONTEXT_MESSAGES = 4
+# Conversation messages kept as context (the latest ones: the user's last message and the
+# bot's reply): the bot's question is what matters. Every new context is computed on the
+# critical path unless ``prepare`` ran (~4-8 ms a token on 1 thread here), and names said
+# long ago are the user LM's job (``asr.adapt_vocab``).
+CONTEXT_MESSAGES = 2
 # Characters of each context message kept (its end: a reply ends with its question).
-CONTEXT_CHARS = 400
+CONTEXT_CHARS = 240
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ and of the plain sets (no conversation), the app's recogniser (Whisper tiny.en i
 (``voicebot.lm.hypothesis_scorer``, 1 CPU thread) scores its distinct word sequences once
 as the user's reply to the clip's conversation. Then the rescored WER is computed per set
 for each neural weight (n-gram weight and word bonus as shipped), for two length
-normalisations (per token like the acoustic score, or the plain sum). The chosen weight
+normalisations (the plain sum, what rescoring uses, or per token like the acoustic
+score). The chosen weight
 is the one with the lowest WER over the context sets among those that make no plain set
 worse than weight 0 (ties: the smaller).
 
@@ -26,8 +27,8 @@ from pathlib import Path
 
 PLAIN_SETS = ["real-sentences", "real-commands", "hibari-sentences", "hibari-commands",
               "espeak-sentences", "espeak-commands"]
-WEIGHTS = [0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0]
-NORMS = ("token", "sum")
+WEIGHTS = [0.0, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.5, 1.0]
+NORMS = ("sum", "token")
 PIPER_VOICE = "piper-en-us-joe-medium"
 
 
@@ -50,14 +51,20 @@ class _Score:
 
 
 class _Fixed:
-    """A scorer answering from scores computed once (the weight grid reuses them)."""
+    """A scorer answering from scores computed once (the weight grid reuses them).
+
+    "sum": the summed log-probability, what rescoring uses; "token": per token, times
+    the list's mean token count (as rescoring treats the acoustic score)."""
 
     def __init__(self, scores: dict[str, _Score], norm: str):
         self.scores, self.norm = scores, norm
 
     def score(self, texts, context=None):
-        return [self.scores[t] if self.norm == "token" else _Score(self.scores[t].logprob, 1)
-                for t in texts]
+        scores = [self.scores[t] for t in texts]
+        if self.norm == "sum":
+            return scores
+        mean = statistics.fmean(max(1, s.n_tokens) for s in scores)
+        return [_Score(s.logprob / max(1, s.n_tokens) * mean, s.n_tokens) for s in scores]
 
 
 def _ms(values: list[float]) -> dict:
@@ -199,7 +206,7 @@ def run(args: argparse.Namespace) -> dict:
 
     chosen = {norm: choose(norm) for norm in NORMS}
     norm = min(NORMS, key=lambda m: (sum(grid[m][str(chosen[m])][n]["errors"]
-                                         for n in context_names), m != "token"))
+                                         for n in context_names), m != "sum"))
     weight = chosen[norm]
     per_set = {}
     for name in items:
