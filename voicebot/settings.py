@@ -40,23 +40,26 @@ class AudioSettings:
     output_device: str = ""
     headset_mode: bool = False  # listen while the bot speaks (no echo to fear)
     hands_free: bool = False  # VAD decides when a turn starts and ends
-    # Hands-free end of turn (voicebot.audio.turn_end; `voicebot bench endpoint`): after
-    # turn_end_complete_ms of silence the Smart Turn model is asked; a finished turn ends
-    # there, an unfinished one after turn_end_incomplete_ms. Without the model (off, or it
-    # cannot load) a turn ends after silence_end_ms of silence.
+    # Hands-free end of turn (voicebot.audio.turn_end, voicebot.lm.turn_text; chosen by
+    # `voicebot bench endpoint`, seeds 17 and 29). After turn_end_complete_ms of silence
+    # the partial transcript's P(finished) (and Smart Turn's, with turn_end_model; their
+    # log-odds added, the model's weighted turn_end_model_weight) sets the wait: at or above
+    # turn_end_threshold the turn ends there, below it the wait grows to
+    # turn_end_incomplete_ms at turn_end_unfinished; a transcript that lags the speech by
+    # more than turn_end_text_lag_ms counts as turn_end_unknown_text; the model is asked
+    # again every turn_end_recheck_ms of a long pause (0: once). turn_end_learned off, or
+    # neither model nor transcript available: a turn ends after silence_end_ms of silence.
     turn_end_learned: bool = True
-    turn_end_complete_ms: float = 250.0
+    turn_end_model: bool = False  # Smart Turn: more cut-offs on the bench, not fewer
+    turn_end_text: bool = True
+    turn_end_complete_ms: float = 150.0
     turn_end_incomplete_ms: float = 2000.0
-    turn_end_threshold: float = 0.5  # P(finished) that ends the turn
-    # The partial transcript joins the model (voicebot.lm.turn_text): their P(finished)
-    # combined; below turn_end_threshold the wait grows to turn_end_incomplete_ms at
-    # turn_end_unfinished; turn_end_unknown_text while the transcript lags the speech; the
-    # model asked again every turn_end_recheck_ms of a long pause (0: once).
-    turn_end_model: bool = True  # False: the transcript and the silence decide alone
-    turn_end_text: bool = False
-    turn_end_unknown_text: float = 0.5
-    turn_end_unfinished: float = 0.5
+    turn_end_threshold: float = 0.8  # P(finished) that ends the turn at once
+    turn_end_unfinished: float = 0.3
+    turn_end_unknown_text: float = 0.1
+    turn_end_text_lag_ms: float = 300.0
     turn_end_recheck_ms: float = 0.0
+    turn_end_model_weight: float = 1.0
     silence_end_ms: float = 700.0
 
 

@@ -1,19 +1,28 @@
-"""A learned end of turn: Smart Turn v3.2 decides whether a pause ends the user's turn.
+"""The end of a hands-free turn: the words so far, Smart Turn v3.2, and the silence.
 
 The silence rule (``VoiceActivity``) ends a turn after a fixed pause: too short and a user
-who stops to think is cut off, too long and everyone waits in dead air. Smart Turn v3.2
-(Daily, BSD-2-Clause; the ``smart-turn-v3.2`` model, an int8 ONNX from the pipecat-ai
-wheel) is a Whisper-tiny encoder with a classifier head that reads the last 8 s of a turn
-and says how likely it is that the speaker has finished: wording, intonation and the
-shape of the last syllable, not the length of the pause.
+who stops to think is cut off, too long and everyone waits in dead air. ``TurnEnd`` turns
+two opinions on "has the user finished?" into a wait:
 
-``TurnEnd`` uses it as a policy on top of the VAD. Speech starts a turn exactly as
-with ``VoiceActivity``. When the VAD has heard ``complete_ms`` of silence the model reads
-the turn: a finished turn ends there; an unfinished one waits until ``incomplete_ms`` of
-silence (the cap), and speech that resumes before then reopens the turn (the next pause
-asks the model again). Without a model (it failed to load) the plain silence rule
-(``silence_ms``) decides. ``voicebot bench endpoint`` measures the cut-offs and the dead
-air of both.
+- the text: the streaming recogniser's latest partial transcript, free at the pause,
+  scored by ``voicebot.lm.turn_text`` (the n-gram's P(end of sentence | last words), words
+  that cannot end a sentence: "... go to the" 0.004, "... go to the park." 0.9). It reaches
+  this module as a number (``TurnEnd.text``, a callable: P(finished), seconds read), so
+  audio imports no asr or lm. A partial that read less than the turn up to the pause (by
+  more than ``text_lag_ms``: the recogniser decodes every 0.5 s of audio, ~0.1-0.25 s
+  each) says nothing about its end: it counts as ``unknown_text`` until a current one
+  comes, and each quiet frame looks again;
+- Smart Turn v3.2 (Daily, BSD-2-Clause; ``smart-turn-v3.2``, an int8 ONNX from the
+  pipecat-ai wheel): a Whisper-tiny encoder with a classifier head that reads the last 8 s
+  of the turn (``use_model``; ``NoModel`` stands in, no opinion and no time, without it).
+
+After ``complete_ms`` of silence the two are combined (log-odds added, the model's
+weighted ``model_weight``) into P(finished) and the wait set from it: at or above
+``threshold`` the turn ends now; below, the wait grows linearly to ``incomplete_ms`` at
+``unfinished`` (threshold = unfinished: the two-step rule of the model alone). Speech
+that resumes reopens the turn; ``recheck_ms`` asks the model again in a long pause.
+Without either opinion (the model failed to load, no partials) the plain silence rule
+(``silence_ms``) decides. Everything after the model is arithmetic: microseconds.
 
 The front end is our own (numpy; only the filterbank comes from librosa): Whisper's
 log-mel (16 kHz, 25 ms Hann windows every 10 ms, 80 Slaney mel bands, ``log10`` clamped
@@ -21,19 +30,42 @@ to 8 decades below the peak, scaled by ``(x + 4) / 4``) over exactly 8 s: a shor
 padded with zeros in front, a longer one keeps its last 8 s; the waveform is normalised to
 zero mean and unit variance first, as the model was trained (pipecat 1.14's
 ``LocalSmartTurnAnalyzerV3``). The model's one input is ``input_features`` (batch x 80 x
-800) and its output the probability (already a sigmoid) that the turn is complete.
+800) and its output the probability (already a sigmoid) that the turn is complete. One
+inference takes about 110 ms (p90 160-180 ms) on one thread of the 2-core test machine,
+on the hands-free monitor thread (``intra_op_num_threads = 1``), and counts as dead air.
 
-One inference over 8 s takes about 110 ms (p90 170 ms) on one thread of the 2-core test
-machine (``bench endpoint``); it runs on the hands-free monitor thread with
-``intra_op_num_threads = 1`` (the CPU budget of ARCHITECTURE.md), and counts as dead air.
+Measured with ``voicebot bench endpoint --json`` (63 streams with 300-1200 ms pauses
+spliced in at word gaps, 22 whole; the partials simulated from the app's own Whisper
+path; cut-offs of the paused streams, median and p90 dead air of all; seeds 17 and 29):
 
-Measured with ``voicebot bench endpoint`` (seed 17): the model answers quickly on finished
-turns (dead air median 410 ms against 746 ms for the 700 ms silence rule) but calls most
-clean word-boundary cuts of fluent speech finished too (all but a few Piper cuts; on
-LibriVox reading it separates some), so on pauses of 300-1200 ms it cuts 86% of the paused
-streams off against 65% for the silence rule. Its probability also moves with the length
-of the trailing silence it sees. Real mid-thought pauses (hesitation, continuation
-intonation, "um") are what it was trained on; the bench's spliced pauses are not.
+                                                   cut-offs     dead air median, p90 ms  whole
+                                                   s17   s29    s17         s29          s17/s29
+silence 700 ms (the old fallback)                  70%   62%    748, 777    736, 781     0 / 0
+silence 1000 ms                                    27%   32%    1068, 1097  1056, 1101   0 / 0
+silence 1200 ms                                    4.8%  6.3%   1260, 1289  1240, 1291   0 / 0
+Smart Turn alone, 250 ms, p 0.5 (the old default)  86%   79%    410, 517    396, 1830    0 / 0
+Smart Turn alone, 150 ms                           76%   70%    326, 1245   343, 1884    1 / 2
+Smart Turn + text, 250 ms, p 0.9, recheck 500      65%   60%    417, 747    410, 784     0 / 0
+Smart Turn (weight 0.5) + text, 150 ms, p 0.9      63%   62%    396, 1728   384, 1725    2 / 2
+text alone, 150 ms, p 0.8 (the default)            63%   57%    398, 2107   352, 2308    2 / 2
+text alone, 250 ms, p 0.7, lag 150 ms              49%   49%    398, 1819   472, 1866    1 / 1
+
+(the text rows: unfinished 0.3, a lagging text 0.1 (0.3 for the last), lag 300 ms unless
+said; the whole column counts the 22 whole sentences cut off.)
+
+The default is the rule with the fewest cut-offs whose median dead air is within 400 ms
+and whose cut-offs are no worse than the 700 ms silence rule's, on both seeds (the bench
+alone, on seed 17, would pick the last row, whose median is 472 ms on seed 29). Nothing
+comes near the issue's target (<= 5% at <= 400 ms): only the silence rule at 1200 ms
+keeps cut-offs near 5%; the silence rule at the default's cut-off rate (800 ms) leaves
+844 and 832 ms of dead air. The price of the default: a turn whose words the trigram
+does not expect to end there ("... while I work.", "... than he was?") waits up to 2 s
+(p90 2.1-2.3 s against 0.78 s), and a natural pause inside 2 of the 22 whole sentences
+ended them. Smart Turn
+calls most clean word-boundary cuts of fluent speech finished (0.9+ on nearly every Piper
+cut), so here it adds cut-offs and inference time; real mid-thought pauses (hesitation,
+continuation intonation, "um") are what it was trained on and the bench's spliced pauses
+are not, so it stays one setting away (``turn_end_model``).
 """
 
 from __future__ import annotations
@@ -141,8 +173,9 @@ class NoModel:
 
 @dataclass(frozen=True)
 class TurnEndPolicy:
-    """When a pause ends a hands-free turn (the product defaults; the Session passes the
-    user's from ``AudioSettings``)."""
+    """When a pause ends a hands-free turn. These defaults are Smart Turn alone, the
+    two-step rule; the product's default is ``AudioSettings``'s (the text alone, see the
+    module doc), which the Session passes with ``from_settings``."""
 
     learned: bool = True  # False: the silence rule alone
     use_model: bool = True  # False: the text and the silence decide, Smart Turn is not run
@@ -169,7 +202,9 @@ class TurnEndPolicy:
                    threshold=audio.turn_end_threshold, silence_ms=audio.silence_end_ms,
                    use_text=audio.turn_end_text, unknown_text=audio.turn_end_unknown_text,
                    unfinished=audio.turn_end_unfinished,
-                   recheck_ms=audio.turn_end_recheck_ms)
+                   recheck_ms=audio.turn_end_recheck_ms,
+                   text_lag_ms=audio.turn_end_text_lag_ms,
+                   model_weight=audio.turn_end_model_weight)
 
     def combined(self, model: float, text: float | None) -> float:
         """P(finished) from the model's and the text's (None: the model's alone): their
@@ -323,7 +358,7 @@ def load_turn_end(policy: TurnEndPolicy | None = None, model_path: str | Path | 
     policy = policy or TurnEndPolicy()
     model: SmartTurn | NoModel | None = None
     if policy.learned and not policy.use_model:
-        model = NoModel()
+        model = NoModel() if policy.use_text else None  # neither: the silence rule
     elif policy.learned:
         try:
             model = SmartTurn(model_path, threads=threads)

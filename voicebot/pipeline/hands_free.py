@@ -93,6 +93,8 @@ class HandsFree:
         from voicebot.lm.turn_text import load_text_completeness
 
         try:
+            if not hasattr(self.conversation.recognizer, "last_partial"):
+                raise RuntimeError("the recogniser shows no partial transcripts")
             self._text_score = load_text_completeness()
         except Exception as exc:  # the model alone decides then, or the silence rule
             log.warning("end of turn: the text signal is off (%s)", exc)
