@@ -94,3 +94,31 @@ def test_the_app_loads_the_scorer_only_when_asked():
     from voicebot.settings import Settings
 
     assert load_hypothesis_scorer(Settings()) is None  # ~0.3 s a turn: opt-in
+
+
+def test_the_session_prepares_the_next_context_when_a_turn_ends():
+    """After each turn the scorer computes the new conversation ahead of the next n-best."""
+    import threading
+
+    from voicebot.pipeline.session import Engines, build_conversation
+    from voicebot.settings import Settings
+
+    prepared, done = [], threading.Event()
+
+    class Preparing:
+        def prepare(self, context):
+            prepared.append(context)
+            done.set()
+
+    class Chat:
+        def stream(self, history, cancel=None):
+            yield "What's your name?"
+
+    engines = Engines(chat=Chat(), scorer=Preparing())
+    conversation = build_conversation(Settings(), engines, player=None)
+    turn = conversation.submit_text("Hello there.")
+    assert turn is not None and turn.finished.wait(10)
+    assert done.wait(10)
+    assert prepared[0][-1]["role"] == "assistant"
+    assert prepared[0] == conversation.history
+    conversation.close()

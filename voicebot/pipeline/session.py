@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -265,6 +266,30 @@ def load_engines(settings: Settings, progress: ProgressFn | None = None,
     return engines
 
 
+class _PreparesScorer:
+    """The conversation's listener, which also computes the neural scorer's context
+    (``HypothesisScorer.prepare``) when a turn has finished, so that the next n-best
+    costs only its own tokens (~0.2 s less between release and the reply)."""
+
+    def __init__(self, inner: ConversationListener, scorer: Any,
+                 history: Callable[[], Any]) -> None:
+        self.inner, self.scorer, self.history = inner, scorer, history
+
+    def __getattr__(self, name: str) -> Any:  # every other event goes to the listener
+        return getattr(self.inner, name)
+
+    def turn_finished(self, turn: Any) -> None:
+        self.inner.turn_finished(turn)
+        threading.Thread(target=self._prepare, args=(self.history(),),
+                         name="scorer-prepare", daemon=True).start()
+
+    def _prepare(self, history: Any) -> None:
+        try:
+            self.scorer.prepare(history)
+        except Exception:  # the next n-best computes it itself
+            log.exception("preparing the neural rescoring context failed")
+
+
 def build_conversation(settings: Settings, engines: Engines, *, player: Any,
                        mic: Any = None, listener: ConversationListener | None = None,
                        ) -> Conversation:
@@ -276,6 +301,9 @@ def build_conversation(settings: Settings, engines: Engines, *, player: Any,
     if engines.chat is None:
         raise ValueError("no chat model is loaded: a conversation cannot start")
     recognizer = engines.recognizer if mic is not None else None
+    if engines.scorer is not None:
+        listener = _PreparesScorer(listener or ConversationListener(), engines.scorer,
+                                   lambda: list(conversation.history))
     conversation = Conversation(
         chat=engines.chat, synthesizer=engines.synthesizer,
         player=player if engines.synthesizer is not None else None,
