@@ -84,14 +84,12 @@ class Weights:
     acoustic: float = 1.0
     lm: float = 0.05
     word_bonus: float = 0.0
-    neural: float = NEURAL_WEIGHT  # 0: the chat model is not asked
+    neural: float = 0.0  # 0: the chat model is not asked; NEURAL_WEIGHT when it is on
 
     @classmethod
     def from_settings(cls, asr_settings) -> Weights:
-        # (``neural_weight`` is optional in the settings: its default is measured here.)
         return cls(acoustic=asr_settings.acoustic_weight, lm=asr_settings.lm_weight,
-                   word_bonus=asr_settings.word_bonus,
-                   neural=getattr(asr_settings, "neural_weight", NEURAL_WEIGHT))
+                   word_bonus=asr_settings.word_bonus, neural=asr_settings.neural_weight)
 
 
 TUNED_WEIGHTS = Weights(acoustic=1.0, lm=0.05, word_bonus=0.0)

@@ -155,10 +155,10 @@ def load_rescoring_lm(settings: Settings) -> Any:
 
 def load_hypothesis_scorer(settings: Settings) -> Any:
     """The chat model as n-best scorer, only when the settings switch the neural term on
-    (``asr.neural_weight`` > 0; off where the settings do not have it): it holds its own
+    (``asr.neural_weight`` > 0; off by default): it holds its own
     float32 copy of the weights (~0.55 GB) and costs ~0.3 s per n-best on one thread of
     this 2-core CPU (``voicebot bench rescoring``), between release and the reply."""
-    if not getattr(settings.asr, "neural_weight", 0.0):
+    if not settings.asr.neural_weight:
         return None
     from voicebot.lm.hypothesis_scorer import load_hypothesis_scorer as load
 
