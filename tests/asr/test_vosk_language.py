@@ -14,7 +14,7 @@ HANGUL = re.compile(r"[\uac00-\ud7a3]")
 SHORT = "sense_and_sensibility_01_austen_64kb-0880.wav"  # 'he was not an ill disposed...'
 
 
-def _recognise(model, audio, **kwargs):
+def _recognize(model, audio, **kwargs):
     recognizer = VoskRecognizer(model, nbest=2, **kwargs)
     for i in range(0, len(audio), 3200):
         recognizer.feed(audio[i:i + 3200])
@@ -29,7 +29,7 @@ def test_catalog_languages():
 
 
 def test_english_speech_through_the_korean_model_is_flagged(vosk_model, short_clip):
-    recognizer, hyps = _recognise(vosk_model, short_clip)
+    recognizer, hyps = _recognize(vosk_model, short_clip)
     assert hyps and HANGUL.search(hyps[0].text)  # Vosk says Korean, confidently
     check = recognizer.last_language_check
     assert check is not None and check.mismatch and check.speech == "en"
@@ -41,7 +41,7 @@ def test_english_speech_through_the_korean_model_is_flagged(vosk_model, short_cl
 
 
 def test_korean_speech_through_the_korean_model_is_not_flagged(vosk_model, korean_speech):
-    recognizer, hyps = _recognise(vosk_model, korean_speech)
+    recognizer, hyps = _recognize(vosk_model, korean_speech)
     check = recognizer.last_language_check
     assert check is not None and not check.mismatch and check.message == ""
     assert check.speech == "not-en"
@@ -57,7 +57,7 @@ def test_every_english_recording_reads_as_english(clips):
 
 
 def test_no_check_without_a_known_language(vosk_model, short_clip):
-    recognizer, hyps = _recognise(vosk_model, short_clip, language=None)
+    recognizer, hyps = _recognize(vosk_model, short_clip, language=None)
     assert recognizer.last_language_check is None
     assert hyps and "language" not in hyps[0].extras
 
@@ -89,6 +89,6 @@ def test_transcribe_prints_the_mismatch(utterances, capsys):
 def test_an_english_model_on_korean_speech_is_flagged(vosk_model, korean_speech):
     """The other direction, with the Korean model standing in for an English one (the
     check reads only the declared language and the audio)."""
-    recognizer, _ = _recognise(vosk_model, korean_speech, language="en")
+    recognizer, _ = _recognize(vosk_model, korean_speech, language="en")
     check = recognizer.last_language_check
     assert check.mismatch and check.speech == "not-en" and "only knows English" in check.message

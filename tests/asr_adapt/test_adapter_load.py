@@ -50,7 +50,7 @@ def test_untrained_adapter_leaves_the_output_identical(zero_step_adapter, clip):
     merged = load_whisper_with_adapter(MODEL, zero_step_adapter, "cpu")
     assert merged is not base
     assert merged.model_dir == merged_model_dir(zero_step_adapter)
-    # Exactly equal: a zero LoRA update merges to the same floats, quantised the same.
+    # Exactly equal: a zero LoRA update merges to the same floats, quantized the same.
     assert _scores(merged, clip) == _scores(base, clip)
 
 
@@ -62,7 +62,7 @@ def test_trained_adapter_changes_the_output(adaptation_run, clip):
     differences = [abs(a[1] - b[1]) for a, b in zip(base_seqs, adapted_seqs, strict=False)]
     assert max(differences) > 1e-3 or base_seqs[0][0] != adapted_seqs[0][0]
     assert base_ns != adapted_ns
-    # The app's own quantised model carries the merged weights (int8 on CPU).
+    # The app's own quantized model carries the merged weights (int8 on CPU).
     assert "Quantized" in type(adapted.model.proj_out).__name__ or \
         "quantized" in type(adapted.model.proj_out).__module__
 

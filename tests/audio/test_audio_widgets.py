@@ -29,11 +29,11 @@ def _feed(scope, ring, audio, block=267):
 
 
 def _pixel_at(scope, plot, x, y):
-    """The colour drawn at view coordinates (x, y) of ``plot`` in a grab of the scope."""
+    """The color drawn at view coordinates (x, y) of ``plot`` in a grab of the scope."""
     scene_point = plot.getViewBox().mapViewToScene(QPointF(x, y))
     widget_point = plot.mapTo(scope, plot.mapFromScene(scene_point))
-    colour = scope.grab().toImage().pixelColor(widget_point)
-    return colour.red() + colour.green() + colour.blue()
+    color = scope.grab().toImage().pixelColor(widget_point)
+    return color.red() + color.green() + color.blue()
 
 
 def test_the_spectrogram_shows_a_1khz_tone_in_the_1khz_band(qtbot, scope):

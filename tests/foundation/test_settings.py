@@ -64,9 +64,9 @@ def test_bad_file_is_backed_up_and_reset(content, caplog):
 
 
 def test_unknown_keys_are_ignored_with_a_warning(caplog):
-    s = settings_from_dict({"schema_version": 1, "colour": "red", "tts": {"speed": 2}})
+    s = settings_from_dict({"schema_version": 1, "color": "red", "tts": {"speed": 2}})
     assert s == Settings()
-    assert "colour" in caplog.text and "speed" in caplog.text
+    assert "color" in caplog.text and "speed" in caplog.text
 
 
 def test_migration_hook_runs(monkeypatch):

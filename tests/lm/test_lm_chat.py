@@ -49,14 +49,14 @@ def test_replies_stream_in_pieces_through_a_worker_thread(chat_model):
 
 
 def test_a_fact_from_turn_one_is_in_the_prompt_of_turn_three(chat_model):
-    history = [user("My name is Ada and my favourite colour is green.")]
+    history = [user("My name is Ada and my favourite color is green.")]
     history.append(assistant(chat_model.reply(history)))
     history.append(user("What is the capital of Italy?"))
     history.append(assistant(chat_model.reply(history)))
-    history.append(user("What is my favourite colour?"))
+    history.append(user("What is my favourite color?"))
     reply = chat_model.reply(history)
     prompt_text = chat_model.tokenizer.decode(chat_model.last_prompt.ids)
-    assert "favourite colour is green" in prompt_text
+    assert "favourite color is green" in prompt_text
     assert prompt_text.index("green") < prompt_text.index("capital of Italy")
     assert reply
     # The cache of the earlier turns was reused, not computed again.
@@ -130,11 +130,11 @@ def test_a_ten_thousand_word_transcript_is_cut_and_still_answered(chat_model):
     chat_model = small_context(chat_model, 768)
     rambling = " ".join(["I walked to the market and bought some apples"] * 1000)
     assert len(rambling.split()) >= 9000
-    reply = chat_model.reply([user(rambling + " Anyway, what colour are apples?")])
+    reply = chat_model.reply([user(rambling + " Anyway, what color are apples?")])
     stats = chat_model.last_stats
     assert stats.truncated_user and reply
     assert stats.prompt_tokens + chat_model.max_reply_tokens <= chat_model.context_tokens
-    assert "what colour are apples?" in chat_model.last_prompt.messages[-1]["content"]
+    assert "what color are apples?" in chat_model.last_prompt.messages[-1]["content"]
 
 
 def test_a_model_that_only_says_end_of_turn_gets_the_fallback(chat_model):

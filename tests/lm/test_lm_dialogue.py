@@ -13,7 +13,7 @@ from voicebot.lm.bench_dialogue import (
     CONVERSATIONS,
     LONG_PASTE,
     is_right,
-    normalised,
+    normalized,
     other_name,
     run_conversation,
 )
@@ -47,7 +47,7 @@ def test_twenty_turns_recall_the_user(tom):
 
 
 def test_twenty_turns_never_repeat_a_reply(tom, chat_model):
-    replies = [normalised(row["reply"]) for row in tom]
+    replies = [normalized(row["reply"]) for row in tom]
     assert all(replies) and len(set(replies)) == len(replies), replies
     late = [row for row in tom[10:] if row["kind"] == "fact"]
     assert sum(row["right"] for row in late) >= len(late) - 2, late
@@ -82,7 +82,7 @@ def test_a_reply_that_would_repeat_is_generated_again(chat_model):
     question = "What is the capital of Italy?"
     first = chat_model.reply([user(question)])
     again = chat_model.reply([user(question), assistant(first), user(question)])
-    assert again and normalised(again) != normalised(first)
+    assert again and normalized(again) != normalized(first)
     assert chat_model.last_stats.regenerations >= 1
 
 

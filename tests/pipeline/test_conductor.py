@@ -41,7 +41,7 @@ def test_a_spoken_turn_goes_through_every_state(sessions, caplog):
     turn = speak(session, mic)
     assert turn.finished.wait(5)
     assert _wait(lambda: recorder.finished)
-    assert recorder.states == [S.LISTENING, S.RECOGNISING, S.THINKING, S.SPEAKING, S.IDLE]
+    assert recorder.states == [S.LISTENING, S.RECOGNIZING, S.THINKING, S.SPEAKING, S.IDLE]
     assert recorder.started == [turn]
     assert turn.user_text == "what is the capital of france" and len(turn.hypotheses) == 2
     assert turn.reply_text == "Paris is the capital. It is in France. It is big."
@@ -51,7 +51,7 @@ def test_a_spoken_turn_goes_through_every_state(sessions, caplog):
     assert session.saved_turns[-1]["reply"] == turn.reply_text
     phases = [shown.phase for shown in recorder.shown]
     phases = [p for i, p in enumerate(phases) if i == 0 or p is not phases[i - 1]]
-    assert phases[-5:] == [Phase.LISTENING, Phase.RECOGNISING, Phase.THINKING,
+    assert phases[-5:] == [Phase.LISTENING, Phase.RECOGNIZING, Phase.THINKING,
                            Phase.SPEAKING, Phase.READY]
     last = recorder.shown[-1]
     assert "first sound after" in last.timing and "recognised in" in last.timing
@@ -125,7 +125,7 @@ def test_an_empty_transcript_goes_back_to_idle(sessions):
     turn = speak(session, mic)
     assert turn.finished.wait(5)
     assert _wait(lambda: recorder.finished)
-    assert recorder.states == [S.LISTENING, S.RECOGNISING, S.IDLE]
+    assert recorder.states == [S.LISTENING, S.RECOGNIZING, S.IDLE]
     assert chat.calls == 0 and turn.user_text == ""
     assert session.shown.phase is Phase.READY and session.saved_turns == []
 

@@ -97,7 +97,7 @@ def test_spoken_question_gets_a_spoken_answer(engines, question_audio, virtual_a
     assert {"capital", "france"} <= heard, turn.user_text
     assert listener.partials, "no partial transcript while speaking"
     assert turn.reply_text.strip(), "empty reply"
-    assert listener.states[:4] == [TurnState.LISTENING, TurnState.RECOGNISING,
+    assert listener.states[:4] == [TurnState.LISTENING, TurnState.RECOGNIZING,
                                    TurnState.THINKING, TurnState.SPEAKING]
     assert listener.states[-1] is TurnState.IDLE
     timing = turn.timing.breakdown()

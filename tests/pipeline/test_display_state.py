@@ -11,7 +11,7 @@ from voicebot.pipeline.state import TurnState
 @pytest.mark.parametrize("phase", list(Phase))
 def test_every_phase_has_its_own_pill_and_a_status(phase):
     look = shown(phase, can_talk=True)
-    assert look.pill and look.colour.startswith("#") and look.status
+    assert look.pill and look.color.startswith("#") and look.status
     name = look.pill.rstrip("…")
     assert look.status_bar.startswith(f"{name}") and look.status_bar.endswith(look.status)
     assert look.status_bar.count(f"{name}:") <= 1  # never "Ready: Ready: ..."

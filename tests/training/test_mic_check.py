@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from voicebot.audio.wav_io import read_wav
-from voicebot.training.mic_check import analyse
+from voicebot.training.mic_check import analyze
 
 from .conftest import white_noise
 
@@ -17,7 +17,7 @@ def spoken(utterances):
 
 
 def test_a_good_setup_gets_a_go_ahead(spoken):
-    check = analyse(white_noise(2, 0.0005), spoken)
+    check = analyze(white_noise(2, 0.0005), spoken)
     assert check.ok and check.snr_db > 25 and not check.clipped
     assert "Sounds good" in check.text()
 
@@ -29,7 +29,7 @@ def test_a_good_setup_gets_a_go_ahead(spoken):
 ], ids=["clipping", "too-quiet", "noisy-room"])
 def test_problems_get_advice(spoken, quiet_level, gain, expected):
     noise = white_noise(len(spoken) / 22050, quiet_level, seed=5)[:len(spoken)]
-    check = analyse(white_noise(2, quiet_level), np.clip(spoken * gain + noise, -1, 1))
+    check = analyze(white_noise(2, quiet_level), np.clip(spoken * gain + noise, -1, 1))
     assert not check.ok
     assert any(expected in line for line in check.advice), check.advice
 

@@ -214,11 +214,11 @@ def test_copy_synthesis_of_real_speech_is_understood(speech, v1, vocoder_graphs,
     original_wer, _ = _wer(recognizer, speech)
     mels = [mv.mel_v1(audio) for _, audio in speech]
     fp32 = [(ref, _vocode(v1[0], mel)) for (ref, _), mel in zip(speech, mels, strict=True)]
-    quantised = [(ref, int8.run(None, {"mel": mel[None]})[0].reshape(-1))
+    quantized = [(ref, int8.run(None, {"mel": mel[None]})[0].reshape(-1))
                  for (ref, _), mel in zip(speech, mels, strict=True)]
     for (_, audio), mel in zip(fp32, mels, strict=True):
         assert audio.shape == (mel.shape[1] * 256,)
-    for name, pairs in (("fp32", fp32), ("int8", quantised)):
+    for name, pairs in (("fp32", fp32), ("int8", quantized)):
         wer, heard = _wer(recognizer, pairs)
         assert wer <= max(0.1, original_wer + 0.05), f"{name}: WER {wer:.2f} {heard}"
 

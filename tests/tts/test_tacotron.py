@@ -77,18 +77,18 @@ def test_onnx_engine_matches_torch_engine(tacotron_voices):
 
 @pytest.mark.parametrize("precision", ["int8", "int4"])
 def test_quantised_decoder_stays_close_to_fp32(tacotron_voices, precision):
-    """The quantised decoder is an approximation; with random weights it must stay near."""
-    fp32, quantised = tacotron_voices["onnx-fp32"], tacotron_voices[f"onnx-{precision}"]
-    assert quantised.backend.decoder_precision == precision
+    """The quantized decoder is an approximation; with random weights it must stay near."""
+    fp32, quantized = tacotron_voices["onnx-fp32"], tacotron_voices[f"onnx-{precision}"]
+    assert quantized.backend.decoder_precision == precision
     ids = fp32.text_ids(TEXT)
     fp32.backend.start(ids)
-    quantised.backend.start(ids)
+    quantized.backend.start(ids)
     masks = (np.ones((1, 256), np.float32),) * 2
     memory = np.zeros(80, np.float32)
     exact, approx = [], []
     for _ in range(10):
         frames, _ = fp32.backend.step(memory, masks)
-        frames_q, _ = quantised.backend.step(memory, masks)
+        frames_q, _ = quantized.backend.step(memory, masks)
         exact.append(frames)
         approx.append(frames_q)
         memory = frames[-80:]  # the same frame input to both; the states drift apart

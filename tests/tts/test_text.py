@@ -1,4 +1,4 @@
-"""The voice's text front end: a whole text -> normalised pieces (no models)."""
+"""The voice's text front end: a whole text -> normalized pieces (no models)."""
 
 from __future__ import annotations
 

@@ -100,7 +100,7 @@ def test_every_state_change_leaves_the_indicators_consistent(qtbot, tab_and_mic,
     assert tab.status_label.text() == "No microphone (unplugged); typing works"
     assert not tab.talk_button.isEnabled() and tab.text_box.isEnabled()
 
-    assert {Phase.LISTENING, Phase.RECOGNISING, Phase.THINKING, Phase.SPEAKING,
+    assert {Phase.LISTENING, Phase.RECOGNIZING, Phase.THINKING, Phase.SPEAKING,
             Phase.READY, Phase.INTERRUPTED, Phase.ERROR, Phase.DEVICE_LOST,
             Phase.RECOVERING} <= set(painted.phases)
 

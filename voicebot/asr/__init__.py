@@ -11,7 +11,7 @@ Public API (heavy modules load only when used):
 - ``rescoring``: ``rescore(nbest, lm, weights) -> RescoredNBest``, ``Weights``,
   ``TUNED_WEIGHTS``, ``tune_weights``. N-gram LMs are in ``voicebot.lm.ngram`` and
   ``voicebot.lm.ngram_build``.
-- ``wer`` (text normalised by ``voicebot.text.scoring``), ``evaluate`` (manifests, the
+- ``wer`` (text normalized by ``voicebot.text.scoring``), ``evaluate`` (manifests, the
   pocketsphinx test recordings), ``audio_input`` (what audio the engines accept).
 - ``commands`` (`voicebot transcribe`, `voicebot asr-eval`), ``bench`` (`voicebot bench asr`).
 

@@ -10,7 +10,7 @@ The file is a flat little-endian record stream (binary version 6 here):
 where ``string`` is a u16 length (including a trailing NUL) followed by UTF-8 bytes.
 dtype ids follow CTranslate2's DataType enum: float32, int8, int16, int32, float16,
 bfloat16. Quantised weights come with a ``<name>_scale`` variable; ``dequantize`` turns
-them back into float32 (quantised = round(float * scale), per row for int8).
+them back into float32 (quantized = round(float * scale), per row for int8).
 """
 
 from __future__ import annotations

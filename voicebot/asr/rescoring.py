@@ -6,7 +6,7 @@ combination of scores.
 
 ``acoustic`` is the engine's log-probability of the hypothesis per token, times the
 list's mean token count (so it keeps the scale of a whole hypothesis), ``lm`` the n-gram
-log-probability of its normalised words with sentence boundaries, ``n_words`` offsets
+log-probability of its normalized words with sentence boundaries, ``n_words`` offsets
 the LM's preference for short outputs, ``neural`` is the chat model's log-probability of
 the hypothesis (end of turn included) as the user's reply to the conversation so far
 (``voicebot.lm.hypothesis_scorer``), summed like ``lm``. All natural logs.

@@ -80,7 +80,7 @@ CONTEXT_SENTENCES: list[tuple[tuple[tuple[str, str], ...], str]] = [
     ((("assistant", "And what should I call you?"),), "Call me Rowena."),
     ((("assistant", "Which city were you born in?"),), "Worcester."),
     ((("assistant", "What's your dog called?"),), "Her name is Biscuit."),
-    ((("assistant", "Which colour do you like best?"),), "Teal."),
+    ((("assistant", "Which color do you like best?"),), "Teal."),
     ((("assistant", "What would you like to drink?"),), "Two cups of tea, please."),
     ((("assistant", "How many tickets do you need?"),), "Four tickets."),
     ((("assistant", "Which fruit should I add to the list?"),), "Pears."),

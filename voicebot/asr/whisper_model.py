@@ -61,7 +61,7 @@ class EncodedAudio:
 
 @dataclass
 class DecodeResult:
-    sequences: list[DecodedSequence]  # best first (length-normalised score)
+    sequences: list[DecodedSequence]  # best first (length-normalized score)
     no_speech_prob: float
 
 

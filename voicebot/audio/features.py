@@ -106,7 +106,7 @@ class StreamingLogMel:
                                   max_frames_per_push=max_frames_per_push)
         self.n_mels = n_mels
         self.fmax = fmax or sample_rate / 2
-        # Slaney-normalised triangles would scale the bands by their width; a display and
+        # Slaney-normalized triangles would scale the bands by their width; a display and
         # an ASR front end want a tone to read the same in every band, so norm=None.
         self.filterbank = librosa.filters.mel(sr=sample_rate, n_fft=self.stft.n_fft,
                                               n_mels=n_mels, fmin=fmin, fmax=self.fmax,

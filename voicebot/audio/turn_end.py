@@ -27,7 +27,7 @@ Without either opinion (the model failed to load, no partials) the plain silence
 The front end is our own (numpy; only the filterbank comes from librosa): Whisper's
 log-mel (16 kHz, 25 ms Hann windows every 10 ms, 80 Slaney mel bands, ``log10`` clamped
 to 8 decades below the peak, scaled by ``(x + 4) / 4``) over exactly 8 s: a shorter turn is
-padded with zeros in front, a longer one keeps its last 8 s; the waveform is normalised to
+padded with zeros in front, a longer one keeps its last 8 s; the waveform is normalized to
 zero mean and unit variance first, as the model was trained (pipecat 1.14's
 ``LocalSmartTurnAnalyzerV3``). The model's one input is ``input_features`` (batch x 80 x
 800) and its output the probability (already a sigmoid) that the turn is complete. One

@@ -183,14 +183,14 @@ def is_right(reply: str, expect: Sequence[str]) -> bool:
     return any(word in found for word in expect)
 
 
-def normalised(text: str) -> str:
+def normalized(text: str) -> str:
     return " ".join(words(text))
 
 
 def long_sentences(reply: str, min_words: int = 5) -> set[str]:
     out = set()
     for sentence in _SENTENCE.findall(reply):
-        key = normalised(sentence)
+        key = normalized(sentence)
         if len(key.split()) >= min_words:
             out.add(key)
     return out
@@ -251,7 +251,7 @@ def score(conversations: dict[str, list[Turn]],
         sentences_seen: set[str] = set()
         for turn, record in zip(turns, records, strict=True):
             reply = record["reply"]
-            key = normalised(reply)
+            key = normalized(reply)
             replies += 1
             if key in seen:
                 repeated += 1

@@ -48,8 +48,8 @@ from voicebot.lm.backend import Backend
 from voicebot.lm.context_policy import DEFAULT_POLICY, ContextPolicy
 from voicebot.lm.decoding import GenerationOptions, LoopGuard, TextStream, choose_token
 from voicebot.lm.identity import IdentityKeeper, assistant_name, identity_answer
-from voicebot.lm.prompt import Message, Prompt, build_prompt, normalise_history
-from voicebot.lm.repeat_guard import KEEP, REGENERATE, RepeatFilter, RepeatMemory, normalised
+from voicebot.lm.prompt import Message, Prompt, build_prompt, normalize_history
+from voicebot.lm.repeat_guard import KEEP, REGENERATE, RepeatFilter, RepeatMemory, normalized
 from voicebot.lm.user_facts import answer_start
 
 log = logging.getLogger(__name__)
@@ -180,7 +180,7 @@ class LocalChatModel:
         if self.policy is None or not history or history[-1].get("role") != "user":
             return _TurnContext(RepeatMemory())
         question = str(history[-1].get("content", ""))
-        facts = self.policy.facts(normalise_history(history))
+        facts = self.policy.facts(normalize_history(history))
         name = assistant_name(self.system_prompt)
         start = identity_answer(question, name) or answer_start(question, facts)
         replies = [str(m.get("content", "")) for m in history if m.get("role") == "assistant"]
@@ -369,7 +369,7 @@ class LocalChatModel:
         if reason in ("end", "length", "loop") and not text.text.strip():
             if first_token_s is None:
                 first_token_s = time.perf_counter() - started
-            pieces.put(FALLBACK_REPLY if normalised(FALLBACK_REPLY) not in repeat.memory.replies
+            pieces.put(FALLBACK_REPLY if normalized(FALLBACK_REPLY) not in repeat.memory.replies
                        else repeat.memory.fallback())
         decode_cpu_s = None if first_token_cpu is None else time.thread_time() - first_token_cpu
         stats = replace(stats, new_tokens=len(generated), first_token_s=first_token_s,

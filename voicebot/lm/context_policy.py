@@ -36,8 +36,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from voicebot.lm.prompt import TRUNCATION_MARK, Message, normalise_history
-from voicebot.lm.repeat_guard import normalised
+from voicebot.lm.prompt import TRUNCATION_MARK, Message, normalize_history
+from voicebot.lm.repeat_guard import normalized
 from voicebot.lm.user_facts import UserFacts, extract_facts, states_a_fact
 
 RESTORED_EXCHANGES = 20
@@ -126,7 +126,7 @@ class ContextPolicy:
             if kind in (SYMBOLS, SCRIPT):
                 continue
             if reply is not None:
-                key = normalised(reply["content"])
+                key = normalized(reply["content"])
                 if reply_is_bad(reply["content"], own_name) or key in later_replies:
                     continue
                 later_replies.add(key)
@@ -173,7 +173,7 @@ class ContextPolicy:
               ) -> tuple[str, list[Message]]:
         """(system prompt with the user's facts, the messages to render) for ``history``,
         which ends with the user's new message."""
-        messages = normalise_history(history)
+        messages = normalize_history(history)
         if not messages or messages[-1]["role"] != "user":
             return system_prompt, messages  # build_prompt says what is wrong
         older, last = messages[:-1], messages[-1]
@@ -200,7 +200,7 @@ def restored_messages(messages: Sequence[Message], keep: int = RESTORED_EXCHANGE
     """A history read back from disk, cleaned like the prompt's: the last ``keep``
     exchanges, plus older ones where the user stated a fact about themselves."""
     policy = policy or DEFAULT_POLICY
-    cleaned = policy.clean(_exchanges(normalise_history(messages)), own_name)
+    cleaned = policy.clean(_exchanges(normalize_history(messages)), own_name)
     first_kept = max(0, len(cleaned) - keep)
     out: list[Message] = []
     for index, (user, reply) in enumerate(cleaned):

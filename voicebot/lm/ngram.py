@@ -9,7 +9,7 @@ Two formats:
 Both score a word sequence as a sentence: ``<s>`` before the first word, ``</s>`` after
 the last, every word conditioned on up to order-1 previous words (backing off as the
 model says). Words the model does not know cost ``oov_logprob`` each (the ARPA model's
-own ``<unk>`` probability when it has one). Words are expected already normalised
+own ``<unk>`` probability when it has one). Words are expected already normalized
 (``voicebot.text.scoring.words_for_scoring``): lower case, numbers spelled out.
 All scores are natural logarithms.
 """

@@ -33,7 +33,7 @@ def _sentences(texts: Iterable[str]) -> list[list[str]]:
 
 
 def build_arpa(texts: Iterable[str], order: int = 3) -> str:
-    """ARPA text of an n-gram model of the given sentences (normalised for scoring)."""
+    """ARPA text of an n-gram model of the given sentences (normalized for scoring)."""
     if order < 1:
         raise ValueError("order must be at least 1")
     sentences = _sentences(texts)

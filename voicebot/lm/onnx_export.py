@@ -7,10 +7,10 @@ built here runs ~800, most of them ONNX Runtime's fused kernels, with 4- or 8-bi
 
 The graph is written node by node with onnx.helper (no torch exporter), because its
 shape is what makes it fast:
-- per layer: RMSNorm, one quantised matmul for q/k/v, ``GroupQueryAttention`` (rotary
+- per layer: RMSNorm, one quantized matmul for q/k/v, ``GroupQueryAttention`` (rotary
   embedding, grouped-query attention and the key/value cache in one kernel), the output
   projection, ``SkipSimplifiedLayerNormalization`` (residual add + RMSNorm), one
-  quantised matmul for gate/up, SiLU (``QuickGelu`` with alpha 1), down projection;
+  quantized matmul for gate/up, SiLU (``QuickGelu`` with alpha 1), down projection;
 - the key/value cache is one preallocated buffer per layer that ONNX Runtime appends to
   in place (the backend binds each past input and present output to the same memory),
   so a token costs the same whether the conversation is 100 or 2000 tokens long, minus

@@ -124,7 +124,7 @@ def approximate_matmul(x: str, out: str, weight: np.ndarray, base: str) -> tuple
 
 
 def quantized_matmul(x: str, out: str, weight: np.ndarray, base: str) -> tuple[list, list, int]:
-    """ONNX nodes computing ``out = x @ weight`` ([K, N]) with quantised weights:
+    """ONNX nodes computing ``out = x @ weight`` ([K, N]) with quantized weights:
     (nodes, initializers, bits). Node and initializer names start with ``base``."""
     from onnx import helper, numpy_helper
 
@@ -185,6 +185,6 @@ def quantize_matmuls(model: Any) -> dict[str, int]:
     graph.initializer.extend([*kept, *added])
     if not any(opset.domain == "com.microsoft" for opset in model.opset_import):
         model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
-    log.info("quantised %d matmuls to 4 bits (exact grid) and %d to 8 bits",
+    log.info("quantized %d matmuls to 4 bits (exact grid) and %d to 8 bits",
              counts["4bit"], counts["8bit"])
     return counts

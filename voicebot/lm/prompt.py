@@ -40,7 +40,7 @@ def _render(tokenizer: Any, messages: Sequence[Message]) -> list[int]:
     return list(ids)
 
 
-def normalise_history(history: Sequence[Message]) -> list[Message]:
+def normalize_history(history: Sequence[Message]) -> list[Message]:
     """Only user/assistant turns with text; a system message in the history is ignored
     (the configured system prompt wins) and roles are checked."""
     out = []
@@ -63,7 +63,7 @@ def build_prompt(tokenizer: Any, system_prompt: str, history: Sequence[Message],
     Raises PromptTooLongError when the system prompt leaves no room for a user message,
     and ValueError when the history does not end with a user message.
     """
-    turns = normalise_history(history)
+    turns = normalize_history(history)
     if not turns or turns[-1]["role"] != "user":
         raise ValueError("the conversation must end with a user message")
     system = [{"role": "system", "content": system_prompt.strip()}] if system_prompt.strip() \

@@ -34,7 +34,7 @@ KEEP, REGENERATE, STOP = "keep", "regenerate", "stop"
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 _SENTENCE_END = re.compile(r"[.!?…][\"')\]]*(?=\s|$)")
 
-# Opening words of a reply that has switched language (normalised).
+# Opening words of a reply that has switched language (normalized).
 FOREIGN_OPENINGS = ("bonjour", "bien", "hola", "oui", "merci", "salut", "ciao", "gracias",
                     "voilà", "hallo", "guten", "aujourd", "buenos", "buenas", "bonsoir", "el",
                     "je", "bonne", "très")
@@ -48,7 +48,7 @@ VARIED_FALLBACKS = (
 )
 
 
-def normalised(text: str) -> str:
+def normalized(text: str) -> str:
     return " ".join(_WORD.findall(text.casefold()))
 
 
@@ -63,7 +63,7 @@ def sentences(text: str) -> list[str]:
 
 
 class RepeatMemory:
-    """What was said before: whole replies and their longer sentences, normalised."""
+    """What was said before: whole replies and their longer sentences, normalized."""
 
     def __init__(self, replies: Iterable[str] = ()):
         self.replies: set[str] = set()
@@ -72,12 +72,12 @@ class RepeatMemory:
             self.add(reply)
 
     def add(self, reply: str) -> None:
-        key = normalised(reply)
+        key = normalized(reply)
         if not key:
             return
         self.replies.add(key)
         for sentence in sentences(reply):
-            words = normalised(sentence)
+            words = normalized(sentence)
             if len(words.split()) >= MIN_SENTENCE_WORDS:
                 self.sentences.add(words)
 
@@ -86,13 +86,13 @@ class RepeatMemory:
 
     def fallback(self) -> str:
         for line in VARIED_FALLBACKS:
-            if normalised(line) not in self.replies:
+            if normalized(line) not in self.replies:
                 return line
         return VARIED_FALLBACKS[0]
 
 
 def _starts_any(prefix: str, known: set[str]) -> bool:
-    """Whether the normalised ``prefix`` (its last word maybe unfinished) starts one of
+    """Whether the normalized ``prefix`` (its last word maybe unfinished) starts one of
     ``known``."""
     if not prefix:
         return bool(known)
@@ -156,7 +156,7 @@ class RepeatFilter:
             return "", REGENERATE
         if not self.memory:
             return self._release(len(self.text)), KEEP
-        if normalised(self.text) in self.memory.replies:
+        if normalized(self.text) in self.memory.replies:
             return "", REGENERATE
         tail = self.text[self.sentence_start:]
         if tail.strip():
@@ -169,14 +169,14 @@ class RepeatFilter:
         """A repeated sentence: regenerate, or end the reply after the sentences before
         it (unless those, alone, are a reply said before)."""
         if verdict == STOP:
-            if normalised(self.text[:self.sentence_start]) in self.memory.replies \
+            if normalized(self.text[:self.sentence_start]) in self.memory.replies \
                     and self.released == 0:
                 return "", REGENERATE
             return self._release(self.sentence_start), STOP
         return "", verdict
 
     def _judge_sentence(self, sentence: str) -> str:
-        if normalised(sentence) not in self.memory.sentences:
+        if normalized(sentence) not in self.memory.sentences:
             return KEEP
         first = self.released == 0 and not self.text[:self.sentence_start].strip()
         return REGENERATE if first else STOP
@@ -186,9 +186,9 @@ class RepeatFilter:
             return True
         if not self.memory:
             return False
-        if self.released == 0 and _starts_any(normalised(self.text), self.memory.replies):
+        if self.released == 0 and _starts_any(normalized(self.text), self.memory.replies):
             return True
-        current = normalised(self.text[self.sentence_start:])
+        current = normalized(self.text[self.sentence_start:])
         return bool(current) and _starts_any(current, self.memory.sentences)
 
     def _release(self, end: int) -> str:

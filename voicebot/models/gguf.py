@@ -28,8 +28,8 @@ def gguf_to_safetensors(gguf_file: Path, out_dir: Path) -> None:
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
     quantized = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name,
                                                      dtype=torch.float32)
-    # A model loaded from GGUF refuses save_pretrained (it is flagged as quantised even
-    # though its weights are de-quantised), so copy the weights into a plain model built
+    # A model loaded from GGUF refuses save_pretrained (it is flagged as quantized even
+    # though its weights are de-quantized), so copy the weights into a plain model built
     # from the same config, minus the GGUF quantisation entry.
     config = copy.deepcopy(quantized.config)
     if hasattr(config, "quantization_config"):

@@ -209,7 +209,7 @@ class Conversation:
                 return
             turn.timing.mark("ptt_release")
             turn.released.set()
-            self._set_state(TurnState.RECOGNISING, turn)
+            self._set_state(TurnState.RECOGNIZING, turn)
 
     def submit_text(self, text: str) -> Turn | None:
         """Typed fallback: a turn that starts from text. Blank text is ignored."""
@@ -287,7 +287,7 @@ class Conversation:
 
     def _run_voice_turn(self, turn: Turn, reader: Any) -> None:
         try:
-            if self._recognise(turn, reader) and not turn.cancelled:
+            if self._recognize(turn, reader) and not turn.cancelled:
                 self._reply(turn)
         except Exception as exc:  # a broken engine ends the turn, never the app
             self._fail(turn, exc)
@@ -302,7 +302,7 @@ class Conversation:
         finally:
             self._finish(turn)
 
-    def _recognise(self, turn: Turn, reader: Any) -> bool:
+    def _recognize(self, turn: Turn, reader: Any) -> bool:
         """Feed the microphone to the recognizer until release; False if nothing heard."""
         max_samples = int(MAX_UTTERANCE_S * self.recognizer.sample_rate)
         fed = 0

@@ -19,7 +19,7 @@ class Phase(enum.Enum):
     READY = "ready"  # push-to-talk: waiting for the button (or a typed message)
     WAITING = "waiting"  # hands-free: waiting for the user to start speaking
     LISTENING = "listening"
-    RECOGNISING = "recognising"
+    RECOGNIZING = "recognising"
     THINKING = "thinking"
     SPEAKING = "speaking"
     INTERRUPTED = "interrupted"  # the last reply was stopped or talked over
@@ -31,18 +31,18 @@ class Phase(enum.Enum):
 # A turn's own states, as phases.
 TURN_PHASE = {
     TurnState.LISTENING: Phase.LISTENING,
-    TurnState.RECOGNISING: Phase.RECOGNISING,
+    TurnState.RECOGNIZING: Phase.RECOGNIZING,
     TurnState.THINKING: Phase.THINKING,
     TurnState.SPEAKING: Phase.SPEAKING,
 }
 
-# pill text, pill colour
+# pill text, pill color
 LOOK: dict[Phase, tuple[str, str]] = {
     Phase.LOADING: ("Loading…", "#718096"),
     Phase.READY: ("Ready", "#718096"),
     Phase.WAITING: ("Waiting", "#2b6cb0"),
     Phase.LISTENING: ("Listening…", "#c53030"),
-    Phase.RECOGNISING: ("Recognising…", "#dd6b20"),
+    Phase.RECOGNIZING: ("Recognising…", "#dd6b20"),
     Phase.THINKING: ("Thinking…", "#6b46c1"),
     Phase.SPEAKING: ("Speaking…", "#2f855a"),
     Phase.INTERRUPTED: ("Interrupted", "#975a16"),
@@ -72,7 +72,7 @@ class Shown:
 
     phase: Phase
     pill: str
-    colour: str
+    color: str
     status: str
     timing: str
 
@@ -105,7 +105,7 @@ def _status(phase: Phase, detail: str, can_talk: bool, hands_free: bool) -> str:
         Phase.WAITING: detail or f"Hands-free: {hint}.",
         Phase.LISTENING: ("Listening: pause when you are done." if hands_free else
                           "Listening: let go when you are done."),
-        Phase.RECOGNISING: "Working out what you said…",
+        Phase.RECOGNIZING: "Working out what you said…",
         Phase.THINKING: "Thinking of a reply (Esc stops it)…",
         Phase.SPEAKING: "Speaking (talk to interrupt, Esc stops it)…",
         Phase.INTERRUPTED: f"Stopped. {hint[0].upper()}{hint[1:]}.",
@@ -122,9 +122,9 @@ def shown(phase: Phase, *, detail: str = "", timing: dict[str, float] | None = N
     """What to show for ``phase``. ``detail``: the loading step, the problem, or a
     message replacing the ready hint; ``timing``: the current (or last) turn's breakdown;
     ``can_talk``: a microphone and a recognizer work; ``hands_free``: VAD starts turns."""
-    pill, colour = LOOK[phase]
+    pill, color = LOOK[phase]
     turn_timing = "" if phase in NO_TURN else timing_text(timing or {})
-    return Shown(phase, pill, colour, _status(phase, detail, can_talk, hands_free),
+    return Shown(phase, pill, color, _status(phase, detail, can_talk, hands_free),
                  turn_timing)
 
 

@@ -70,9 +70,9 @@ class HandsFree:
     def _mic_open(self) -> bool:
         """May what the microphone hears now start (or interrupt) a turn?"""
         state = self.conversation.state
-        if state in (TurnState.THINKING, TurnState.SPEAKING, TurnState.RECOGNISING):
+        if state in (TurnState.THINKING, TurnState.SPEAKING, TurnState.RECOGNIZING):
             self._quiet_until = time.monotonic() + ECHO_GUARD_S
-            return self.headset and state is not TurnState.RECOGNISING
+            return self.headset and state is not TurnState.RECOGNIZING
         return time.monotonic() >= self._quiet_until
 
     def _run(self) -> None:

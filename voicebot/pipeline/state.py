@@ -8,7 +8,7 @@ import enum
 class TurnState(enum.Enum):
     IDLE = "idle"
     LISTENING = "listening"
-    RECOGNISING = "recognising"
+    RECOGNIZING = "recognising"
     THINKING = "thinking"
     SPEAKING = "speaking"
 
@@ -17,8 +17,8 @@ class TurnState(enum.Enum):
 # back to IDLE (cancel, an empty transcript, an error, the end of the reply).
 ALLOWED: dict[TurnState, set[TurnState]] = {
     TurnState.IDLE: {TurnState.LISTENING, TurnState.THINKING},  # THINKING: typed text
-    TurnState.LISTENING: {TurnState.RECOGNISING, TurnState.IDLE, TurnState.LISTENING},
-    TurnState.RECOGNISING: {TurnState.THINKING, TurnState.IDLE, TurnState.LISTENING},
+    TurnState.LISTENING: {TurnState.RECOGNIZING, TurnState.IDLE, TurnState.LISTENING},
+    TurnState.RECOGNIZING: {TurnState.THINKING, TurnState.IDLE, TurnState.LISTENING},
     TurnState.THINKING: {TurnState.SPEAKING, TurnState.IDLE, TurnState.LISTENING,
                          TurnState.THINKING},
     TurnState.SPEAKING: {TurnState.IDLE, TurnState.LISTENING, TurnState.THINKING},

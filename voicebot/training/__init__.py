@@ -4,7 +4,7 @@
   (``python -m voicebot.training.prompts``).
 - ``quality``: ``TakeChecker().check(samples, rate) -> TakeCheck`` (clipping, SNR, level,
   length, speech present via Silero VAD, cut-offs; trims silence at the edges).
-- ``mic_check``: ``analyse(quiet, speaking) -> MicCheck`` with advice.
+- ``mic_check``: ``analyze(quiet, speaking) -> MicCheck`` with advice.
 - ``recorder``: ``TakeRecorder`` records takes at 22.05 kHz from a capture device.
 - ``dataset``: ``VoiceDataset`` (LJSpeech layout in ``user_dirs().voices/<name>``, takes
   written atomically, ``summary()``), ``trained_voices()``.

@@ -283,7 +283,7 @@ class VoiceDataset:
 
 
 def read_metadata(path: Path) -> list[tuple[str, str]]:
-    """(id, text) rows of an LJSpeech metadata.csv; the normalised column wins if given."""
+    """(id, text) rows of an LJSpeech metadata.csv; the normalized column wins if given."""
     rows = []
     for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines():
         if not line.strip():

@@ -2,7 +2,7 @@
 
 Two layouts are understood:
 
-- LJSpeech: ``metadata.csv`` (``id|text[|normalised text]``) with ``wavs/<id>.wav`` (or
+- LJSpeech: ``metadata.csv`` (``id|text[|normalized text]``) with ``wavs/<id>.wav`` (or
   ``<id>.wav`` beside the metadata);
 - pairs: ``<name>.wav`` with ``<name>.txt`` holding its transcript.
 

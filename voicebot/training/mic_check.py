@@ -43,7 +43,7 @@ def _rms_dbfs(samples: np.ndarray) -> float:
     return dbfs(float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))))
 
 
-def analyse(quiet: np.ndarray, speaking: np.ndarray) -> MicCheck:
+def analyze(quiet: np.ndarray, speaking: np.ndarray) -> MicCheck:
     """Judge a stretch recorded in silence and one recorded while speaking."""
     quiet = np.asarray(quiet, dtype=np.float32)
     speaking = np.asarray(speaking, dtype=np.float32)

@@ -134,7 +134,7 @@ def align(expected: list[str], heard: list[str]) -> list[tuple[str, str]]:
 
 
 def compare(prompt: str, heard: str) -> TakeTranscript:
-    """How the words heard differ from the prompt's (normalised for scoring)."""
+    """How the words heard differ from the prompt's (normalized for scoring)."""
     expected, got = words_for_scoring(prompt), words_for_scoring(heard)
     diffs: list[WordDiff] = []
     errors = 0

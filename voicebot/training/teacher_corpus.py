@@ -349,7 +349,7 @@ def synthesize(folder: Path, texts: list[str], text_to_ids: Callable[[str], list
 
     ``on_progress`` gets {done, total, minutes, eta_s} after every shard.
     ``text_to_ids`` is the student's tokenizer; it runs on the text front end's
-    normalised text (what ``TacotronVoice`` feeds it at inference).
+    normalized text (what ``TacotronVoice`` feeds it at inference).
     """
     from concurrent.futures import ThreadPoolExecutor
 

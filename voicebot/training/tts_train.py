@@ -22,7 +22,7 @@ around them is ours, so checkpointing, cancelling and resuming are simple and ex
   process (``--base-minutes`` / ``--base-steps`` make it smaller). ``--scratch`` uses
   none of them.
 - Voices trained here predict the V1 mel (``voicebot.tts.mel_v1``) that the embedded
-  HiFi-GAN V1 was trained on; a Coqui base keeps its own normalised dB mel.
+  HiFi-GAN V1 was trained on; a Coqui base keeps its own normalized dB mel.
 - Every 10th take of metadata.csv is held out (``voicebot.training.heldout``), never
   trained on, and listed in ``<out>/heldout.json``.
 - Reduced models (``voicebot.training.tacotron_size``) keep their small weights in the
@@ -139,12 +139,12 @@ def init_distributed(device_type: str) -> Dist:
 class Item:
     id: str
     ids: np.ndarray  # token ids
-    mel: np.ndarray  # (frames, mels), normalised as the model expects
+    mel: np.ndarray  # (frames, mels), normalized as the model expects
 
 
 def mel_function(config, audio_processor):
     """audio -> (frames, mels) in the mel kind the model predicts: the V1 mel for voices
-    made here, Coqui's own (normalised dB) for a Coqui base."""
+    made here, Coqui's own (normalized dB) for a Coqui base."""
     from voicebot.tts.mel_v1 import is_v1_audio, mel_v1
 
     if is_v1_audio(config.audio):
@@ -369,7 +369,7 @@ def build_model(options: TrainOptions, resume_state: dict | None, base: Path | N
 def init_output_bias(model, items: list[Item]) -> None:
     """Start the frame projection at the corpus's mean log-mel per channel.
 
-    The V1 mel is not normalised (about -6 on average, silence at -11.5), so a model
+    The V1 mel is not normalized (about -6 on average, silence at -11.5), so a model
     starting at 0 spends its first ~60 steps only learning that offset (MSE ~44 -> ~6,
     measured), with the attention untouched meanwhile; starting at the mean skips that.
     """

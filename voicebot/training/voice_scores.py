@@ -6,7 +6,7 @@
   is read "three dollars"), scored with ``voicebot.asr.wer`` after the scoring
   normaliser. 0 = every word understood; noise gives 1.0 (every word deleted).
 - ``similarity``: resemblance to the user. resemblyzer's GE2E speaker encoder embeds the
-  user's held-out takes (one utterance-averaged, L2-normalised embedding: the user's
+  user's held-out takes (one utterance-averaged, L2-normalized embedding: the user's
   voice print) and each sentence the voice says; ``similarity`` is the mean cosine
   between the voice's utterances and that print. ``base_similarity`` is the same figure
   for the starting (base) voice on the same sentences, so "did training bring it closer
@@ -146,7 +146,7 @@ class SpeakerEncoder:
         return embedding if np.isfinite(embedding).all() else np.zeros(256, np.float32)
 
     def voice_print(self, takes: Sequence[tuple[np.ndarray, int]]) -> np.ndarray:
-        """The utterance-averaged, re-normalised embedding of several takes."""
+        """The utterance-averaged, re-normalized embedding of several takes."""
         if not takes:
             raise ScoringError("no reference takes to compare the voice with")
         return unit(np.mean([self.embed(samples, rate) for samples, rate in takes], axis=0))

@@ -204,7 +204,7 @@ def _tacotron_result(args) -> dict:
                 "rtf_cpu": fp32_paragraph["rtf_cpu"]}
         return result
 
-    # The exact (fp32) decoder too, so the gain of the quantised decoder is visible alone.
+    # The exact (fp32) decoder too, so the gain of the quantized decoder is visible alone.
     exact = TacotronVoice.from_checkpoints(tts_dir, vocoder_dir, engine="onnx",
                                            threads=args.tts_threads, max_decoder_steps=steps,
                                            stop_threshold=NEVER_STOP, max_frames_per_id=None,

@@ -10,7 +10,7 @@ acoustic model trained on it needs no renormalisation at all:
 - magnitude ``sqrt(re^2 + im^2 + 1e-9)``, Slaney-style mel basis (librosa's default)
   of 80 bands over 0-8000 Hz, natural log of ``max(mel, 1e-5)``.
 
-Coqui-format voices (a downloaded Tacotron2) predict a dB-scaled, usually normalised mel:
+Coqui-format voices (a downloaded Tacotron2) predict a dB-scaled, usually normalized mel:
 ``coqui_to_v1`` undoes Coqui's normalisation and dB scale exactly and ``v1_to_coqui`` is
 its inverse. When the Coqui voice's filterbank differs from V1's (Coqui's LJSpeech
 models use 50-7600 Hz), the bands are mapped by least squares (``_band_map``,
@@ -198,7 +198,7 @@ def _db_scale(fields: Mapping[str, Any]) -> tuple[float, float]:
 
 
 def coqui_denormalize(mel: np.ndarray, fields: Mapping[str, Any]) -> np.ndarray:
-    """Coqui's normalised mel -> its dB mel (``AudioProcessor.denormalize`` for range
+    """Coqui's normalized mel -> its dB mel (``AudioProcessor.denormalize`` for range
     normalisation; mean-variance stats files are read by Coqui's own AudioProcessor)."""
     mel = np.asarray(mel, dtype=np.float64)
     if not fields.get("signal_norm", True):

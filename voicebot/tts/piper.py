@@ -1,7 +1,7 @@
 """Piper (VITS) ONNX voices on onnxruntime-gpu, with espeak-ng phonemes.
 
 A Piper voice is an ``.onnx`` file plus ``.onnx.json`` holding its phoneme-to-id map,
-sample rate, espeak voice and inference scales. Text is normalised and split by
+sample rate, espeak voice and inference scales. Text is normalized and split by
 ``voicebot.tts.text``; each piece is phonemised, mapped to ids and synthesised in one
 call (VITS is not autoregressive, so a short first piece means early first audio).
 """
@@ -164,7 +164,7 @@ class PiperVoice:
     # --- text -> ids -----------------------------------------------------------------
 
     def phonemes(self, text: str) -> str:
-        """IPA for one piece of normalised text, with its clause punctuation kept."""
+        """IPA for one piece of normalized text, with its clause punctuation kept."""
         parts = _CLAUSE_PUNCTUATION.split(text)
         out = []
         for i in range(0, len(parts), 2):

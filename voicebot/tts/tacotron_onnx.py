@@ -40,8 +40,8 @@ VOCODER_PRECISIONS = ("int8", "fp32")
 # depends on what else runs (others' work evicts the weights from the shared L3 cache).
 # Quantised weights read less:
 # - "int4": 4-bit weights in blocks of 32 along the input (MatMulNBits; activations are
-#   quantised per block too), 9 MB a step: the CPU default. With random weights its
-#   frames follow fp32 more closely than "int8" does (whose activations are quantised
+#   quantized per block too), 9 MB a step: the CPU default. With random weights its
+#   frames follow fp32 more closely than "int8" does (whose activations are quantized
 #   per tensor), and it is ~1.2-1.5x faster than "int8";
 # - "int8": dynamic int8 quantisation of the MatMuls (per output channel), 18 MB a step;
 # - "fp32": the exact graph (used on CUDA, where bandwidth is ample).

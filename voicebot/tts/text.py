@@ -1,10 +1,10 @@
-"""The voice's text front end: a text -> normalised pieces, ready for phonemes.
+"""The voice's text front end: a text -> normalized pieces, ready for phonemes.
 
 A voice synthesises what it is given. The chat side hands it pieces already cut
 (``voicebot.lm.speech_shaping``; the conversation passes ``split_first=False``: nothing
 is cut again). A whole text given directly (``voicebot say``, previews, scoring runs) is
 cut here by the same rule, ``voicebot.text.split``, so it comes out in the pieces the
-chat side would have made of it. Each piece is then normalised
+chat side would have made of it. Each piece is then normalized
 (``voicebot.text.spoken``) when reached: ``pieces`` is lazy, and a 5,000-character text
 never turns into one huge phoneme sequence or one huge audio array.
 """
@@ -44,7 +44,7 @@ def _bounded(text: str) -> list[str]:
 
 
 def _spoken(part: str) -> str:
-    """``part`` normalised, with the clause mark it was cut after (a pause the voice
+    """``part`` normalized, with the clause mark it was cut after (a pause the voice
     makes) kept: ``normalize`` trims leading and trailing punctuation."""
     spoken = normalize(part)
     mark = part[-1:]

@@ -167,7 +167,7 @@ class ConversationTab(QWidget):
     def _show(self, shown: Shown) -> None:
         self.state_label.setText(shown.pill)
         self.state_label.setStyleSheet(
-            f"background:{shown.colour}; color:white; border-radius:10px; padding:4px 10px;"
+            f"background:{shown.color}; color:white; border-radius:10px; padding:4px 10px;"
             "font-weight:bold;")
         self.status_label.setText(shown.status)
         self.status_label.setStyleSheet(

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 from voicebot.audio.devices import AudioDeviceError
 from voicebot.audio.resample import ASR_RATE, TRAINING_RATE
 from voicebot.training.dataset import VoiceDataset
-from voicebot.training.mic_check import analyse
+from voicebot.training.mic_check import analyze
 from voicebot.training.quality import TakeCheck, TakeChecker
 from voicebot.training.recorder import TakeRecorder
 from voicebot.training.take_transcript import TakeTranscript
@@ -114,7 +114,7 @@ class MicCheckPage(QWidget):
         self.finish_check(self._quiet, speaking)
 
     def finish_check(self, quiet: np.ndarray, speaking: np.ndarray) -> None:
-        self.result = analyse(quiet, speaking)
+        self.result = analyze(quiet, speaking)
         self.instruction.setText("")
         icon = "✔" if self.result.ok else "⚠"
         self.result_label.setText(f"{icon} {self.result.text()}")

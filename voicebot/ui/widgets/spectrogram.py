@@ -1,4 +1,4 @@
-"""A scrolling log-mel spectrogram: an ImageItem with a fixed colour map and dB range."""
+"""A scrolling log-mel spectrogram: an ImageItem with a fixed color map and dB range."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from voicebot.audio.features import StreamingLogMel
 from voicebot.ui.widgets.waveform import AXIS_WIDTH
 
 SECONDS = 5.0
-# Fixed levels keep colours comparable over time (auto-levels would make silence look
+# Fixed levels keep colors comparable over time (auto-levels would make silence look
 # like speech). 0 dB is a full-scale sine; -100 dB is the power floor of the features.
 DB_RANGE = (-90.0, -10.0)
 COLOR_MAP = "inferno"
@@ -112,15 +112,15 @@ class MelSpectrogramPlot(pg.PlotWidget):
         if n == 0:
             return
         index = np.clip((frames - self.db_range[0]) * self._scale, 0, 255).astype(np.uint8)
-        colours = self._lut[index.T]  # n_mels x n x 4
+        colors = self._lut[index.T]  # n_mels x n x 4
         cap = self.n_frames
         start = self._frames % cap
         first = min(n, cap - start)
         for offset in (0, cap):
             self._db[start + offset:start + offset + first] = frames[:first]
             self._db[offset:offset + n - first] = frames[first:]
-            self._rgba[:, start + offset:start + offset + first] = colours[:, :first]
-            self._rgba[:, offset:offset + n - first] = colours[:, first:]
+            self._rgba[:, start + offset:start + offset + first] = colors[:, :first]
+            self._rgba[:, offset:offset + n - first] = colors[:, first:]
         self._frames += n
         self._dirty = True
 
