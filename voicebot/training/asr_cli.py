@@ -21,6 +21,8 @@ import json
 import logging
 from pathlib import Path
 
+from voicebot.settings import load_settings
+
 log = logging.getLogger(__name__)
 
 TARGETS = ("asr", "asr-vocab")
@@ -56,7 +58,8 @@ def run_asr(args: argparse.Namespace) -> int:
     stop = StopFlag()
     stop.install()  # before torch loads: a cancel during the import must count
     options = AsrTrainOptions(
-        data=args.data, out=args.out, resume=args.resume, model=args.model,
+        data=args.data, out=args.out, resume=args.resume,
+        model=args.model or load_settings().asr.model,  # the entry point hands it down
         max_steps=args.max_steps, batch_size=args.batch_size, lr=args.lr, rank=args.rank,
         checkpoint_every=args.checkpoint_every, device=args.device, threads=args.threads,
         seed=args.seed)

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from voicebot.audio.resample import ASR_RATE
+from voicebot.settings import AsrSettings
 from voicebot.training import progress
 from voicebot.training.run_folder import (
     DeviceError,
@@ -202,7 +203,7 @@ def _train_locked(options: AsrTrainOptions, out: Path, stop) -> int:
             # A resumed run keeps its own model and rank whatever the command line says.
             saved = state["options"]
             options.model, options.rank = saved["model"], int(saved["rank"])
-        model_id = options.model or _settings_model()
+        model_id = options.model or AsrSettings().model
         if not model_id.startswith("whisper"):
             raise AsrTrainingError(f"{model_id} is not a Whisper model; only Whisper adapts")
         takes = load_takes(options.data)
@@ -321,10 +322,3 @@ def _train_locked(options: AsrTrainOptions, out: Path, stop) -> int:
         raise
     finally:
         log_file.close()
-
-
-def _settings_model() -> str:
-    from voicebot.settings import load_settings
-
-    return load_settings().asr.model
-
