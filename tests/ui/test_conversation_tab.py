@@ -48,7 +48,9 @@ def test_typed_message_gets_a_reply_and_is_saved(qtbot, window):
     user, bot = tab.chat_view.bubbles[-2:]
     assert user.from_user and user.text() == "Hello, who are you?"
     assert not bot.from_user and bot.text().strip()
-    assert "total" in bot.meta_label.text()  # the latency breakdown is shown
+    # The latency breakdown is shown once the GUI thread has handled the turn's end (the
+    # turn's finished event is set on the worker thread, the bubble is painted after).
+    qtbot.waitUntil(lambda: "total" in bot.meta_label.text(), timeout=5000)
     assert TurnState.THINKING in states and TurnState.SPEAKING in states
     assert tab.state_label.text() == "Ready"
     saved = load_history()
