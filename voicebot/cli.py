@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable
 
 from voicebot import APP_DISPLAY_NAME, __version__
+from voicebot.logging_setup import setup_logging
 from voicebot.models.errors import ModelError
 
 EXIT_NOT_IMPLEMENTED = 3
@@ -80,7 +81,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from voicebot.logging_setup import setup_logging
 
     setup_logging(logging.DEBUG if args.verbose else logging.INFO)
     if args.self_test:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from voicebot import __version__
+from voicebot.models.store import ModelStore
 from voicebot.paths import user_dirs
 
 
@@ -124,7 +125,6 @@ def check_audio() -> dict[str, Any]:
 
 
 def check_models() -> dict[str, Any]:
-    from voicebot.models.store import ModelStore
 
     store = ModelStore()
     rows = store.status()

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 
+from voicebot.asr.factory import recognizer_from_settings
+from voicebot.asr.lora import AdapterError, load_whisper_with_adapter, read_adapter
 from voicebot.asr.recognizer import PartialCallback, Recognizer
 
 log = logging.getLogger(__name__)
@@ -16,7 +18,6 @@ log = logging.getLogger(__name__)
 
 def settings_adapter(asr_settings) -> str:
     """The adapter the settings switch on, or "" (none, or one made for another model)."""
-    from voicebot.asr.lora import AdapterError, read_adapter
 
     path = getattr(asr_settings, "adapter", "") or ""
     if not path or asr_settings.engine != "whisper":
@@ -37,7 +38,6 @@ def create_adapted_recognizer(model_id: str, adapter: str, *, nbest: int = 5,
                               on_partial: PartialCallback | None = None, device: str = "auto",
                               streaming: bool = True, word_timings: bool = False) -> Recognizer:
     """A Whisper recogniser whose model has the adapter merged in."""
-    from voicebot.asr.lora import load_whisper_with_adapter
     from voicebot.asr.whisper_engine import WhisperRecognizer
 
     return WhisperRecognizer(load_whisper_with_adapter(model_id, adapter, device),
@@ -48,7 +48,6 @@ def create_adapted_recognizer(model_id: str, adapter: str, *, nbest: int = 5,
 def recognizer_from_settings_adapted(asr_settings, on_partial: PartialCallback | None = None,
                                      device: str = "auto") -> Recognizer:
     """``factory.recognizer_from_settings`` plus the settings' adapter when it is on."""
-    from voicebot.asr.factory import recognizer_from_settings
 
     adapter = settings_adapter(asr_settings)
     if not adapter:
@@ -64,7 +63,6 @@ def eval_with_adapter(args, utterances, setup) -> dict:
     adapted recogniser differs only in its model.
     """
     from voicebot.asr.evaluate import evaluate
-    from voicebot.asr.lora import read_adapter
 
     info = read_adapter(args.adapter)
     if args.model is None:

@@ -15,6 +15,9 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
+from voicebot.asr.factory import ngram_from_settings
+from voicebot.lm.ngram import load_ngram
+from voicebot.lm.ngram_build import InterpolatedLM, write_arpa
 from voicebot.paths import user_dirs
 
 log = logging.getLogger(__name__)
@@ -59,15 +62,12 @@ def gather_user_text(prompts: Iterable[str] = (), word_list: str | Path | None =
 
 def build_user_lm(texts: Iterable[str], path: str | Path, order: int = 3) -> Path:
     """Write the user's ARPA LM to ``path``; ValueError when the text has no words."""
-    from voicebot.lm.ngram_build import write_arpa
 
     return write_arpa(list(texts), path, order=order)
 
 
 def adapted_lm(general, user_lm: str | Path, weight: float = DEFAULT_WEIGHT):
     """The general LM interpolated with the user LM file (an ``NGramLM``)."""
-    from voicebot.lm.ngram import load_ngram
-    from voicebot.lm.ngram_build import InterpolatedLM
 
     return InterpolatedLM(general, load_ngram(user_lm), weight)
 
@@ -96,7 +96,6 @@ def refresh_user_lm(history: Iterable[dict], prompts: Iterable[str] = (),
 def ngram_with_user_lm(asr_settings, user_lm: str | Path | None = None,
                        weight: float = DEFAULT_WEIGHT):
     """The settings' rescoring LM, interpolated with the user LM when one exists."""
-    from voicebot.asr.factory import ngram_from_settings
 
     general = ngram_from_settings(asr_settings)
     user_lm = Path(user_lm) if user_lm else default_user_lm_path()

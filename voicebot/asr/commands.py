@@ -7,7 +7,10 @@ import json
 import sys
 from pathlib import Path
 
-from voicebot.asr.factory import ENGINES
+from voicebot.asr.factory import ENGINES, create_recognizer, default_model_for, ngram_from_settings
+from voicebot.asr.rescoring import TuningItem, Weights, rescore, tune_weights
+from voicebot.asr.vosk_language import language_notice
+from voicebot.settings import load_settings
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -46,9 +49,6 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _setup(args):
-    from voicebot.asr.factory import create_recognizer, default_model_for, ngram_from_settings
-    from voicebot.asr.rescoring import Weights
-    from voicebot.settings import load_settings
 
     asr = load_settings().asr
     engine = args.engine or asr.engine
@@ -65,8 +65,6 @@ def _setup(args):
 def run_transcribe(args: argparse.Namespace) -> int:
     from voicebot.asr.audio_input import read_audio_file
     from voicebot.asr.evaluate import recognize_file
-    from voicebot.asr.rescoring import rescore
-    from voicebot.asr.vosk_language import language_notice
     from voicebot.audio.resample import ASR_RATE
 
     status = 0
@@ -108,7 +106,6 @@ def run_transcribe(args: argparse.Namespace) -> int:
 
 
 def _tune(report, lm) -> dict:
-    from voicebot.asr.rescoring import TuningItem, Weights, rescore, tune_weights
 
     # Rescore once with LM weight 1 to fill lm_score; the grid search re-weighs it.
     items = [TuningItem(r.utterance.reference,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from voicebot.asr.recognizer import PartialCallback, Recognizer
+from voicebot.lm.ngram import load_catalog_ngram
 
 ENGINES = ("whisper", "vosk")
 
@@ -49,6 +50,5 @@ def ngram_from_settings(asr_settings):
     """The rescoring LM, or None when the settings name none."""
     if not asr_settings.ngram_model:
         return None
-    from voicebot.lm.ngram import load_catalog_ngram
 
     return load_catalog_ngram(asr_settings.ngram_model)

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from voicebot.models.conversions import converted
+
 log = logging.getLogger(__name__)
 
 ADAPTER_META = "voicebot-adapter.json"
@@ -128,7 +130,6 @@ def merged_model_dir(adapter: str | Path, model_id: str | None = None) -> Path:
     """The transformers folder of ``model_id`` with the adapter merged in (cached)."""
     from voicebot.asr.whisper_convert import CONVERTER_VERSION
     from voicebot.asr.whisper_engine import converted_model_dir
-    from voicebot.models.conversions import converted
 
     info = read_adapter(adapter)
     model_id = model_id or info.base_model

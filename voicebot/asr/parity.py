@@ -24,7 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
+from voicebot.asr.factory import ngram_from_settings
+from voicebot.asr.rescoring import Weights, rescore
+from voicebot.asr.wer import count_errors
 from voicebot.audio.resample import ASR_RATE
+from voicebot.settings import AsrSettings
+from voicebot.text.scoring import words_for_scoring
 
 CHUNK = 320  # 20 ms at 16 kHz, what the app's capture delivers
 PATHS = ("fp32_greedy_hf", "fp32_beam5_hf", "fp32_greedy", "int8_greedy", "app_final",
@@ -33,7 +38,6 @@ PATHS = ("fp32_greedy_hf", "fp32_beam5_hf", "fp32_greedy", "int8_greedy", "app_f
 
 def repetition_insertions(reference: str, hypothesis: str) -> int:
     """Immediately repeated words or spans in the hypothesis beyond the reference's."""
-    from voicebot.text.scoring import words_for_scoring
 
     def repeats(words: list[str]) -> int:
         count = 0
@@ -67,7 +71,6 @@ class HfReference:
 
 
 def _recognize(recognizer, audio: np.ndarray, streaming: bool, lm, weights) -> str:
-    from voicebot.asr.rescoring import rescore
 
     if streaming:
         for start in range(0, len(audio), CHUNK):
@@ -83,12 +86,8 @@ def evaluate_sets(manifests: dict[str, Path], paths=PATHS, old_encoder: bool = F
 
     from voicebot.asr.audio_input import read_audio_file
     from voicebot.asr.evaluate import read_manifest
-    from voicebot.asr.factory import ngram_from_settings
-    from voicebot.asr.rescoring import Weights
-    from voicebot.asr.wer import count_errors
     from voicebot.asr.whisper_engine import WhisperRecognizer, converted_model_dir
     from voicebot.asr.whisper_model import WhisperModel
-    from voicebot.settings import AsrSettings
 
     torch.set_num_threads(1)
     model_dir = converted_model_dir("whisper-tiny-en")

@@ -70,6 +70,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from voicebot.asr.recognizer import Hypothesis
+from voicebot.asr.wer import ErrorCounts, count_errors
 from voicebot.lm.ngram import NGramLM, sentence_logprob
 from voicebot.text.scoring import words_for_scoring
 
@@ -252,7 +253,6 @@ class TuningItem:
 def tune_weights(items: Iterable[TuningItem], lm_weights: Sequence[float],
                  word_bonuses: Sequence[float]) -> tuple[Weights, float]:
     """Grid search for the weights with the lowest WER (ties: smallest LM weight)."""
-    from voicebot.asr.wer import ErrorCounts, count_errors
 
     items = list(items)
     # Errors of every hypothesis are fixed; only the choice changes with the weights.

@@ -46,6 +46,8 @@ import numpy as np
 
 from voicebot.asr.audio_input import read_audio_file, to_recognizer_audio
 from voicebot.audio.resample import ASR_RATE
+from voicebot.paths import user_dirs
+from voicebot.text.scoring import words_for_scoring
 
 # Bump when what a set contains changes, so cached sets are rebuilt.
 TESTSETS_VERSION = 1
@@ -149,7 +151,6 @@ SYNTH_NOISE = 1e-3  # -60 dBFS
 
 
 def default_dir() -> Path:
-    from voicebot.paths import user_dirs
 
     return user_dirs().cache / "asr-testsets" / f"v{TESTSETS_VERSION}"
 
@@ -186,7 +187,6 @@ def _write_manifest(path: Path, rows: list[tuple[Path, str]]) -> Path:
 def aligned_words(model, audio: np.ndarray, reference: str):
     """Whisper's cross-attention timings of the reference words in ``audio``."""
     from voicebot.asr.whisper_timing import word_timings
-    from voicebot.text.scoring import words_for_scoring
 
     words = reference.split()
     tokens = model.tokenizer.encode(" " + " ".join(words), add_special_tokens=False)

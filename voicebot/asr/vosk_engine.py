@@ -29,7 +29,9 @@ import numpy as np
 
 from voicebot.asr.audio_input import sanitize
 from voicebot.asr.recognizer import Hypothesis, Partial, PartialCallback, WordTiming
+from voicebot.asr.vosk_language import check_language
 from voicebot.audio.resample import ASR_RATE
+from voicebot.models import resolve
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +39,6 @@ log = logging.getLogger(__name__)
 @functools.lru_cache(maxsize=2)
 def load_vosk_model(model_id: str = "vosk-ko"):
     from vosk import Model, SetLogLevel
-
-    from voicebot.models import resolve
 
     SetLogLevel(-1)  # Kaldi's logging goes to stderr and cannot be routed to ours
     path: Path = resolve(model_id)
@@ -135,7 +135,6 @@ class VoskRecognizer:
         self.last_language_check = None
         if not (self.check_language and hyps and self._audio):
             return hyps
-        from voicebot.asr.vosk_language import check_language
 
         check = check_language(np.concatenate(self._audio), self.language, self.model_id)
         self.last_language_check = check

@@ -25,6 +25,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from voicebot.models.catalog import load_catalog
+from voicebot.models.errors import ModelError
+
 log = logging.getLogger(__name__)
 
 PROBE_MODEL = "whisper-tiny-en"
@@ -58,8 +61,6 @@ def language_name(code: str) -> str:
 
 def model_language(model_id: str) -> str | None:
     """The catalog language of a model, without region ("en-US" -> "en"); None if unknown."""
-    from voicebot.models.catalog import load_catalog
-    from voicebot.models.errors import ModelError
 
     try:
         language = load_catalog().get(model_id).language
@@ -72,7 +73,6 @@ def model_language(model_id: str) -> str | None:
 def english_logprob(audio: np.ndarray, sample_rate: int = 16000) -> tuple[float, float] | None:
     """(mean log-probability per token, no-speech probability) of the English probe, or
     None when the probe model is not installed."""
-    from voicebot.models.errors import ModelError
 
     try:
         from voicebot.asr.whisper_engine import load_whisper

@@ -26,6 +26,8 @@ from voicebot.asr.recognizer import Hypothesis, Partial, PartialCallback, WordTi
 from voicebot.asr.whisper_model import WhisperModel
 from voicebot.asr.whisper_timing import word_timings
 from voicebot.audio.resample import ASR_RATE
+from voicebot.models import resolve
+from voicebot.models.conversions import converted
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +58,6 @@ NO_SPEECH_AVG_LOGPROB = -1.0
 def converted_model_dir(model_id: str) -> Path:
     """The transformers folder for a catalog Whisper model, converted once and cached."""
     from voicebot.asr.whisper_convert import CONVERTER_VERSION, convert_ct2_whisper
-    from voicebot.models import resolve
-    from voicebot.models.conversions import converted
 
     source = resolve(model_id)
     if (source / "model.safetensors").is_file():

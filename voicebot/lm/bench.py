@@ -34,6 +34,10 @@ from typing import Any
 
 import numpy as np
 
+from voicebot.lm.onnx_backend import default_threads
+from voicebot.lm.speech_shaping import ClauseSplitter
+from voicebot.settings import load_settings
+
 BENCH_QUESTION = "Can you tell me a little about the history of Paris?"
 
 
@@ -82,7 +86,6 @@ def _busy_cores(count: int) -> Iterator[None]:
 
 
 def _fast_run(model: Any, history: list[dict[str, str]], warm: bool) -> dict[str, float]:
-    from voicebot.lm.speech_shaping import ClauseSplitter
 
     if warm:
         model.warm_up()  # cache = system prompt (+ a different question): as in the app
@@ -146,7 +149,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from transformers.utils import logging as hf_logging
 
     from voicebot.lm.loading import load_chat_model
-    from voicebot.lm.onnx_backend import default_threads
 
     hf_logging.disable_progress_bar()
     threads = args.lm_threads or default_threads()
@@ -198,6 +200,5 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _default_model() -> str:
-    from voicebot.settings import load_settings
 
     return load_settings().chat.model

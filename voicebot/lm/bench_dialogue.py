@@ -37,6 +37,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from voicebot.lm.decoding import GenerationOptions
+from voicebot.lm.onnx_backend import default_threads
+from voicebot.settings import load_settings
+
 # 5,000 characters pasted into the chat: a run of ordinary prose.
 LONG_PASTE = ("The quarterly report covers revenue, costs and the outlook for the next year. "
               * 70)[:5000]
@@ -291,9 +295,7 @@ def score(conversations: dict[str, list[Turn]],
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from transformers.utils import logging as hf_logging
 
-    from voicebot.lm.decoding import GenerationOptions
     from voicebot.lm.loading import load_chat_model
-    from voicebot.lm.onnx_backend import default_threads
 
     hf_logging.disable_progress_bar()
     conversations = {name: turns for name, turns in CONVERSATIONS.items()
@@ -348,6 +350,5 @@ def run_on(model: Any, conversations: dict[str, list[Turn]],
 
 
 def _default_model() -> str:
-    from voicebot.settings import load_settings
 
     return load_settings().chat.model

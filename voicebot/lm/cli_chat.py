@@ -20,7 +20,9 @@ import time
 from dataclasses import asdict
 from typing import Any
 
+from voicebot.lm.decoding import GenerationOptions
 from voicebot.lm.loading import BACKENDS
+from voicebot.lm.speech_shaping import ClauseSplitter
 from voicebot.settings import load_settings
 
 
@@ -45,7 +47,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _load(args: argparse.Namespace) -> Any:
     from transformers.utils import logging as hf_logging
 
-    from voicebot.lm.decoding import GenerationOptions
     from voicebot.lm.loading import load_chat_model
 
     hf_logging.disable_progress_bar()  # weight-loading bars would mix with the reply
@@ -67,7 +68,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _one_shot(args: argparse.Namespace) -> int:
-    from voicebot.lm.speech_shaping import ClauseSplitter
 
     if not args.text.strip():
         # Nothing was said: like the app, do not even load the model.
@@ -146,7 +146,6 @@ def _interactive(args: argparse.Namespace) -> int:
 
 def _answer_json(model: Any, history: list[dict[str, str]]) -> str:
     """One reply as one JSON line: the text, the speakable clauses, the timings."""
-    from voicebot.lm.speech_shaping import ClauseSplitter
 
     splitter = ClauseSplitter()
     reply, speakable, first_clause_s = "", [], None

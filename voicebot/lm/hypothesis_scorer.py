@@ -51,6 +51,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from voicebot.lm.loading import model_folder
+from voicebot.settings import ChatSettings
+
 Message = dict[str, str]
 # Stands for the user's text while the template is rendered, then split off.
 _SLOT = "\x00HYPOTHESIS\x00"
@@ -201,9 +204,6 @@ def load_hypothesis_scorer(model: str | Path | None = None,
     thread budget: the caller decides)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from voicebot.lm.loading import model_folder
-    from voicebot.settings import ChatSettings
 
     folder, _ = model_folder(model if model is not None else ChatSettings().model)
     if threads:

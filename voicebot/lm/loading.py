@@ -18,6 +18,9 @@ from typing import Any
 
 from voicebot.lm.chat import LocalChatModel
 from voicebot.lm.decoding import GenerationOptions
+from voicebot.lm.onnx_export import unsupported_reason
+from voicebot.lm.torch_backend import TorchBackend
+from voicebot.models import resolve
 from voicebot.settings import ChatSettings
 
 log = logging.getLogger(__name__)
@@ -33,7 +36,6 @@ def model_folder(model: str | Path) -> tuple[Path, str | None]:
             raise FileNotFoundError(f"{path} is not a transformers model folder "
                                     "(no config.json)")
         return path.resolve(), None
-    from voicebot.models import resolve
 
     return resolve(str(model)), str(model)
 
@@ -57,8 +59,6 @@ def choose_backend(folder: Path, backend: str = "auto", device: str = "auto") ->
         return "torch"
     from transformers import AutoConfig
 
-    from voicebot.lm.onnx_export import unsupported_reason
-
     reason = unsupported_reason(AutoConfig.from_pretrained(folder))
     if reason:
         log.info("chat model runs on torch (CPU): no ONNX fast path because %s", reason)
@@ -73,7 +73,6 @@ def load_backend(folder: Path, model_id: str | None, backend: str, device: str =
 
         return OnnxBackend(exported_decoder(folder, model_id), threads=threads,
                            capacity=context_tokens)
-    from voicebot.lm.torch_backend import TorchBackend
 
     return TorchBackend(folder, device="cpu" if device == "auto" and backend == "torch"
                         and not _cuda_available() else device, threads=threads,

@@ -23,6 +23,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from voicebot.models import resolve
+
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 LN10 = math.log(10.0)
 # A word the LM never saw (in Whisper's output usually a misheard fragment like "sposed")
@@ -212,6 +214,5 @@ def _looks_like_arpa(path: Path) -> bool:
 
 def load_catalog_ngram(model_id: str = "pocketsphinx-en-us-lm") -> NGramLM:
     """The LM a settings id names, through the model store."""
-    from voicebot.models import resolve
 
     return load_ngram(resolve(model_id))

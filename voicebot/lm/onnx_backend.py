@@ -25,6 +25,8 @@ import numpy as np
 from voicebot.cancel import CancelToken
 from voicebot.lm import onnx_export
 from voicebot.lm.backend import prefill, reusable_prefix
+from voicebot.models import resolve
+from voicebot.models.conversions import converted
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +48,6 @@ def _weight_files(model_dir: Path) -> list[Path]:
 
 def exported_decoder(model_dir: Path, model_id: str | None = None) -> Path:
     """The folder with the ONNX export of ``model_dir``, exporting it the first time."""
-    from voicebot.models.conversions import converted
 
     if model_id is None:  # a local folder: name its cache after the folder and its path
         digest = hashlib.sha1(str(model_dir.resolve()).encode()).hexdigest()[:8]
@@ -58,7 +59,6 @@ def exported_decoder(model_dir: Path, model_id: str | None = None) -> Path:
 
 def prepare_cpu_decoder(model_id: str) -> Path:
     """Build (once) the CPU decoder of a catalog chat model; used by `models prepare`."""
-    from voicebot.models import resolve
 
     return exported_decoder(resolve(model_id), model_id)
 

@@ -39,6 +39,8 @@ from typing import Any
 
 import numpy as np
 
+from voicebot.lm.onnx_quantize import approximate_matmul, four_bit_grid, quantized_matmul
+
 log = logging.getLogger(__name__)
 
 SUPPORTED_MODEL_TYPES = ("llama", "qwen2")
@@ -122,8 +124,6 @@ class _GraphBuilder:
         """``x @ W.T (+ b)`` for the torch Linear layers' weights stacked along outputs."""
         import torch
 
-        from voicebot.lm.onnx_quantize import quantized_matmul
-
         weight = torch.cat([lin.weight for lin in linears]).detach().float().numpy().T
         has_bias = any(lin.bias is not None for lin in linears)
         product = f"{out}_nobias" if has_bias else out
@@ -151,7 +151,6 @@ class _GraphBuilder:
         than the 8-bit head was); only the tail keeps 4-bit ones: mean KL divergence from
         the float model 0.016, as with the 8-bit head (0.075 with no exact pass).
         """
-        from voicebot.lm.onnx_quantize import approximate_matmul, four_bit_grid
 
         weight = np.ascontiguousarray(head.weight.detach().float().numpy().T)
         shape_2d = self.constant("logits_shape", np.array([1, -1], np.int64))

@@ -20,6 +20,7 @@ import numpy as np
 
 from voicebot.cancel import CancelToken
 from voicebot.lm.backend import prefill, reusable_prefix
+from voicebot.lm.cuda_graph import graphed_decoder
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,6 @@ class TorchBackend:
                  capacity: int = 2048):
         import torch
         from transformers import AutoModelForCausalLM
-
-        from voicebot.lm.cuda_graph import graphed_decoder
 
         self.device, self.dtype = pick_torch_device(device)
         if threads and self.device == "cpu":

@@ -24,7 +24,7 @@ import functools
 import math
 import re
 
-from voicebot.lm.ngram import BOS, EOS, NGramLM
+from voicebot.lm.ngram import BOS, EOS, NGramLM, load_catalog_ngram
 from voicebot.text.scoring import words_for_scoring
 
 MIDPOINT = -2.5  # ln P(</s> | last words) at which the text says 50:50
@@ -71,6 +71,5 @@ class TextCompleteness:
 @functools.cache
 def load_text_completeness(model_id: str = "pocketsphinx-en-us-lm") -> TextCompleteness:
     """The text signal over the catalog n-gram ``model_id`` (loaded once, ~0.2 s)."""
-    from voicebot.lm.ngram import load_catalog_ngram
 
     return TextCompleteness(load_catalog_ngram(model_id))

@@ -17,6 +17,7 @@ from typing import Any
 from voicebot.models.catalog import KINDS
 from voicebot.models.download import Progress
 from voicebot.models.errors import ModelError
+from voicebot.models.store import ModelStore
 
 EXIT_FAILED = 1
 EXIT_CANCELLED = 130
@@ -70,7 +71,6 @@ def _json_flag(parser: argparse.ArgumentParser, text: str = "print JSON") -> Non
 
 
 def run(args: argparse.Namespace) -> int:
-    from voicebot.models.store import ModelStore
 
     try:
         store = ModelStore()

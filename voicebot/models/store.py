@@ -33,7 +33,9 @@ from voicebot.models.errors import (
     UnknownModelError,
     not_installed_message,
 )
+from voicebot.models.gguf import CONVERSION_NAME, CONVERTER_VERSION, gguf_to_safetensors
 from voicebot.models.hashing import HashCache, sha256_file
+from voicebot.models.importer import import_model
 from voicebot.models.installed import read_marker
 from voicebot.paths import user_dirs
 
@@ -145,7 +147,6 @@ class ModelStore:
         return path
 
     def _converted_chat_model(self, entry: ModelEntry, gguf_file: Path) -> Path:
-        from voicebot.models.gguf import CONVERSION_NAME, CONVERTER_VERSION, gguf_to_safetensors
 
         return conversions.converted(
             entry.id, CONVERSION_NAME, [gguf_file],
@@ -155,7 +156,6 @@ class ModelStore:
     def _conversion_ready(self, entry: ModelEntry, root: Path) -> bool | None:
         if entry.convert != "gguf-to-safetensors":
             return None
-        from voicebot.models.gguf import CONVERSION_NAME, CONVERTER_VERSION
 
         target = conversions.conversion_dir(entry.id, CONVERSION_NAME, self.models_dir)
         return conversions.is_current(target, [(root / entry.main).resolve()],
@@ -259,7 +259,6 @@ class ModelStore:
         return self.resolve(model_id, converted=False)
 
     def import_model(self, source: Path, model_id: str, kind: str | None = None) -> Path:
-        from voicebot.models.importer import import_model
 
         return import_model(source, model_id, models_dir=self.models_dir,
                             catalog=self.catalog, kind=kind, hashes=self.hashes)

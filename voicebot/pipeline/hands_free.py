@@ -23,6 +23,7 @@ import numpy as np
 
 from voicebot.audio.turn_end import TurnEndPolicy, load_turn_end
 from voicebot.audio.vad import FRAME, SileroVad, VadEvent, VoiceActivity
+from voicebot.lm.turn_text import load_text_completeness
 from voicebot.pipeline.conversation import Conversation
 from voicebot.pipeline.state import TurnState
 
@@ -90,7 +91,6 @@ class HandsFree:
                 log.exception("hands-free monitor failed; it keeps listening")
 
     def _load_text_score(self) -> None:
-        from voicebot.lm.turn_text import load_text_completeness
 
         try:
             if not hasattr(self.conversation.recognizer, "last_partial"):

@@ -21,7 +21,10 @@ import json
 import logging
 from pathlib import Path
 
+from voicebot.asr.adapt_vocab import build_user_lm, gather_user_text
+from voicebot.pipeline.history import load_history
 from voicebot.settings import load_settings
+from voicebot.training.run_folder import StopFlag
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +53,6 @@ def run_asr(args: argparse.Namespace) -> int:
     if args.target == "asr-vocab":
         return _run_vocab(args)
     from voicebot.training.asr_train import AsrTrainingError, AsrTrainOptions, train_asr
-    from voicebot.training.run_folder import StopFlag
 
     if args.max_steps is not None and args.max_steps < 0:
         log.error("--max-steps must not be negative")
@@ -71,8 +73,6 @@ def run_asr(args: argparse.Namespace) -> int:
 
 
 def _run_vocab(args: argparse.Namespace) -> int:
-    from voicebot.asr.adapt_vocab import build_user_lm, gather_user_text
-    from voicebot.pipeline.history import load_history
     from voicebot.training.dataset import prompt_texts
 
     try:

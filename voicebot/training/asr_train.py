@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from voicebot.asr.lora import add_lora, save_adapter, text_tokens, whisper_loss
+from voicebot.asr.wer import ErrorCounts, count_errors
 from voicebot.audio.resample import ASR_RATE
 from voicebot.settings import AsrSettings
 from voicebot.training import progress
@@ -126,8 +128,6 @@ def heldout_wer(wm, takes: list[Take]) -> dict:
     """Greedy WER of the model as it is now on ``takes``."""
     import torch
 
-    from voicebot.asr.wer import ErrorCounts, count_errors
-
     # The adapter changed the encoder: the cached silence encoding is stale.
     wm._silence, wm._silence_kv = None, None
     counts = ErrorCounts()
@@ -186,7 +186,6 @@ def _train_locked(options: AsrTrainOptions, out: Path, stop) -> int:
     import torch
     from peft import get_peft_model_state_dict, set_peft_model_state_dict
 
-    from voicebot.asr.lora import add_lora, save_adapter, text_tokens, whisper_loss
     from voicebot.asr.whisper_engine import converted_model_dir
     from voicebot.asr.whisper_model import WhisperModel
 

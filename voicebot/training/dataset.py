@@ -33,6 +33,8 @@ import numpy as np
 from voicebot.atomic_write import write_text_atomic
 from voicebot.audio.resample import TRAINING_RATE
 from voicebot.audio.wav_io import write_wav_atomic
+from voicebot.paths import user_dirs
+from voicebot.training.heldout import split_heldout
 
 SAMPLE_RATE = TRAINING_RATE
 # Below these the Train button waits. Training always adapts a base voice (a downloaded
@@ -65,7 +67,6 @@ def check_voice_name(name: str) -> str:
 
 
 def voices_dir() -> Path:
-    from voicebot.paths import user_dirs
 
     return user_dirs().voices
 
@@ -264,7 +265,6 @@ class VoiceDataset:
     def summary(self, *, min_minutes: float = MIN_MINUTES, min_takes: int = MIN_TAKES,
                 coverage: bool = True) -> DatasetSummary:
         """What training would use: the takes not flagged as misread."""
-        from voicebot.training.heldout import split_heldout
 
         usable = self.training_takes()
         minutes = sum(t.duration_s for t in usable) / 60.0

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from voicebot.paths import assets_dir
+from voicebot.tts.espeak import phonemize
 
 STRESS_AND_MARKS = str.maketrans("", "", "ˈˌ-‿")
 # espeak's en-us units written with more than one character; matched longest first.
@@ -73,7 +74,6 @@ def split_phonemes(ipa_word: str) -> list[str]:
 
 def phonemize_words(text: str, voice: str = "en-us") -> list[list[str]]:
     """Phoneme units per word of ``text`` (clause breaks dropped)."""
-    from voicebot.tts.espeak import phonemize
 
     return [split_phonemes(word) for word in phonemize(text, voice).split() if word]
 

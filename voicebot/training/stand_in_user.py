@@ -32,7 +32,9 @@ from pathlib import Path
 import numpy as np
 
 from voicebot.atomic_write import write_text_atomic
+from voicebot.paths import user_dirs
 from voicebot.training.dataset import SAMPLE_RATE, DatasetError, VoiceDataset
+from voicebot.training.prompts import load_prompts
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +69,6 @@ def hibari_version() -> str:
 
 def default_folder(seed: int = 0) -> Path:
     """Where the stand-in user's takes are cached (the user cache dir)."""
-    from voicebot.paths import user_dirs
 
     return user_dirs().cache / "stand-in-user" / f"hibari-{hibari_version()}-{VOICE}-{seed}"
 
@@ -81,7 +82,6 @@ def build_stand_in(folder: Path | None = None, *, minutes: float | None = None,
 
     ``on_take(done, total)`` is called after each prompt (for progress lines).
     """
-    from voicebot.training.prompts import load_prompts
 
     prompts = load_prompts(language)
     folder = Path(folder) if folder is not None else default_folder(seed)

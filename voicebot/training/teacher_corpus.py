@@ -24,6 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from voicebot.atomic_write import atomic_path
+from voicebot.models import resolve
+from voicebot.text.spoken import normalize
+from voicebot.tts.mel_v1 import HOP_LENGTH, SAMPLE_RATE, mel_v1
 
 log = logging.getLogger(__name__)
 
@@ -295,13 +298,11 @@ class CorpusItem:
 
 
 def seconds_of(items: list[CorpusItem]) -> float:
-    from voicebot.tts.mel_v1 import HOP_LENGTH, SAMPLE_RATE
 
     return sum(len(it.mel) for it in items) * HOP_LENGTH / SAMPLE_RATE
 
 
 def piper_model_file(voice: str = PIPER_VOICE) -> Path:
-    from voicebot.models import resolve
 
     root = resolve(voice)
     return root if root.suffix == ".onnx" else next(Path(root).glob("*.onnx"))
@@ -352,9 +353,6 @@ def synthesize(folder: Path, texts: list[str], text_to_ids: Callable[[str], list
     normalized text (what ``TacotronVoice`` feeds it at inference).
     """
     from concurrent.futures import ThreadPoolExecutor
-
-    from voicebot.text.spoken import normalize
-    from voicebot.tts.mel_v1 import SAMPLE_RATE, mel_v1
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from voicebot.atomic_write import atomic_path, write_json_atomic
+from voicebot.tts.espeak import coqui_phonemizer_in_process
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +79,6 @@ def setup_tacotron2(config):
     """Coqui's ``setup_model``, with its espeak phonemizer run in-process (40x faster,
     same ids: ``voicebot.tts.espeak.coqui_phonemizer_in_process``)."""
     from TTS.tts.models import setup_model
-
-    from voicebot.tts.espeak import coqui_phonemizer_in_process
 
     model = setup_model(config)
     coqui_phonemizer_in_process(model.tokenizer)

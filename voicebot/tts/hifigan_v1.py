@@ -22,7 +22,10 @@ import numpy as np
 import torch
 
 from voicebot.atomic_write import atomic_path
+from voicebot.models import resolve
+from voicebot.text.spoken import normalize
 from voicebot.tts.mel_v1 import N_MELS, SAMPLE_RATE, mel_v1, v1_audio_config
+from voicebot.tts.voices import DEFAULT_VOICE
 
 log = logging.getLogger(__name__)
 
@@ -125,10 +128,7 @@ CALIBRATION_SENTENCES = (
 
 def calibration_mels(max_frames: int = 200) -> list[np.ndarray]:
     """V1 mels (80, <= max_frames) of the calibration sentences spoken by Piper."""
-    from voicebot.models import resolve
-    from voicebot.text.spoken import normalize
     from voicebot.tts.piper import PiperVoice
-    from voicebot.tts.voices import DEFAULT_VOICE
 
     # The whole graph, not the streaming split: nothing to convert first.
     voice = PiperVoice(resolve(DEFAULT_VOICE), streaming=False)

@@ -22,6 +22,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from voicebot.models.conversions import converted
 from voicebot.tts.conv_layout import convs_to_2d
 
 log = logging.getLogger(__name__)
@@ -114,7 +115,6 @@ def split_voice(model_path: Path, model_id: str | None = None) -> SplitVoice:
 
     Cached by the model store's conversion cache (rebuilt when the voice file changes).
     """
-    from voicebot.models.conversions import converted
 
     model_path = Path(model_path)
     folder = converted(model_id or f"piper-{model_path.stem}", CONVERSION_NAME, [model_path],

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from voicebot.tts.mel_v1 import v1_audio_config
+
 TACOTRON_DIR = "tacotron2-random"
 TACOTRON_V1_DIR = "tacotron2-random-v1mel"
 HIFIGAN_DIR = "hifigan-v2-random"
@@ -23,8 +25,6 @@ HIFIGAN_DIR = "hifigan-v2-random"
 def tacotron2_config(max_decoder_steps: int = 10000, v1_mel: bool = False):
     from TTS.config.shared_configs import BaseAudioConfig
     from TTS.tts.configs.tacotron2_config import Tacotron2Config
-
-    from voicebot.tts.mel_v1 import v1_audio_config
 
     # Characters (no phonemizer subprocess), r=2 and DDC as in Coqui's LJSpeech model.
     config = Tacotron2Config(use_phonemes=False, text_cleaner="english_cleaners", r=2,

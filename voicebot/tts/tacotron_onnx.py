@@ -23,9 +23,12 @@ from pathlib import Path
 import numpy as np
 
 from voicebot.atomic_write import atomic_path
+from voicebot.models.conversions import converted
 from voicebot.paths import ensure
 from voicebot.tts import onnx_runtime
+from voicebot.tts import tacotron_parts as parts
 from voicebot.tts.conv_layout import convs_to_2d
+from voicebot.tts.mel_v1 import is_v1_audio
 from voicebot.tts.tacotron_parts import STATE_NAMES, vocoder_hop
 
 log = logging.getLogger(__name__)
@@ -89,8 +92,6 @@ def export_hifigan(generator, path: Path, channels: int = 80) -> Path:
 def export_tacotron2(model, folder: Path) -> dict[str, Path]:
     """Export encoder, decoder step and postnet of ``model`` into ``folder``."""
     import torch
-
-    from voicebot.tts import tacotron_parts as parts
 
     parts.check_supported(model)
     model = model.float().eval()
@@ -206,7 +207,6 @@ def _export_vocoder(generator, v1: bool, folder: Path) -> None:
 def exported_vocoder(generator, v1: bool, vocoder_file: Path) -> Path:
     """The folder of the vocoder's ONNX graphs (built once per vocoder file); ``v1``:
     the generator is HiFi-GAN V1 (then an int8 graph is made too)."""
-    from voicebot.models.conversions import converted
 
     return converted(_conversion_id("vocoder", vocoder_file), "onnx", [vocoder_file],
                      functools.partial(_export_vocoder, generator, v1),
@@ -259,9 +259,7 @@ class OnnxBackend:
         ``vocoder_config`` (the Coqui config ``hifigan_v1.load_vocoder`` returns) says
         whether the vocoder is V1 (then an int8 graph is made too); None: not V1.
         """
-        from voicebot.models.conversions import converted
         from voicebot.tts.coqui_checkpoint import find_checkpoint
-        from voicebot.tts.mel_v1 import is_v1_audio
 
         tts_file = find_checkpoint(tts_checkpoint)
         vocoder_file = find_checkpoint(vocoder_checkpoint)

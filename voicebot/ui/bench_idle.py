@@ -27,6 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from voicebot.paths import HOME_ENV, MODELS_ENV, user_dirs
+from voicebot.settings import Settings
+
 STATES = ("visible", "other_tab", "minimized")
 
 
@@ -120,7 +123,6 @@ def _start_mic(no_mic: bool) -> _MicProcess | None:
 
 
 def run(args: argparse.Namespace) -> dict:
-    from voicebot.paths import HOME_ENV, MODELS_ENV, user_dirs
 
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     os.environ.setdefault(MODELS_ENV, str(user_dirs().models))
@@ -135,7 +137,6 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def _run(args: argparse.Namespace, virtual) -> dict:
-    from voicebot.settings import Settings
     from voicebot.ui.app import create_app
     from voicebot.ui.main_window import MainWindow
 

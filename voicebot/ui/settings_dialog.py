@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from voicebot.models.store import ModelStore
 from voicebot.settings import Settings
 from voicebot.ui.widgets.level_meter import LevelMeter
 
@@ -44,7 +45,6 @@ LEVEL_TEST_SECONDS = 3.0
 
 
 def model_rows() -> list[dict[str, Any]]:
-    from voicebot.models.store import ModelStore
 
     try:
         return ModelStore().status()
@@ -69,7 +69,6 @@ class DownloadWorker(QObject):
                          daemon=True).start()
 
     def _run(self) -> None:
-        from voicebot.models.store import ModelStore
 
         def report(p) -> None:
             eta = f", {p.eta:.0f} s left" if p.eta is not None else ""
