@@ -189,3 +189,22 @@ def test_a_lost_device_is_shown_and_reopened(sessions, monkeypatch):
     assert _wait(lambda: session.shown.phase is Phase.READY)
     assert Phase.RECOVERING in [s.phase for s in recorder.shown]
     assert session.shown.status == "No microphone (still gone)" and session.can_type
+
+
+def test_a_microphone_at_another_rate_than_the_recognizer_is_refused():
+    """Where capture meets recognition the rates are checked: 22.05 kHz samples fed to a
+    16 kHz recognizer would be misheard, not rejected."""
+    from voicebot.audio.memory_io import MemorySpeaker
+    from voicebot.audio.resample import ASR_RATE, TRAINING_RATE
+    from voicebot.audio.ring_buffer import RingBuffer
+    from voicebot.lm.speech_shaping import ClauseSplitter
+    from voicebot.pipeline.conversation import Conversation
+
+    def build(rate):
+        return Conversation(chat=FakeChat(), synthesizer=FakeVoice(), player=MemorySpeaker(),
+                            splitter_factory=ClauseSplitter, recognizer=FakeRecognizer(),
+                            mic=RingBuffer(rate, sample_rate=rate))
+
+    with pytest.raises(ValueError, match="22050 Hz audio but the recognizer expects 16000"):
+        build(TRAINING_RATE)
+    build(ASR_RATE).close()

@@ -121,7 +121,8 @@ class Capture:
         self.latency = latency
         self.on_error = on_error
         self.rings: dict[int, RingBuffer] = {
-            int(rate): RingBuffer(int(rate * buffer_seconds)) for rate in output_rates}
+            int(rate): RingBuffer(int(rate * buffer_seconds), sample_rate=int(rate))
+            for rate in output_rates}
         # Raw device frames: enough for the pump to fall behind by a second without loss.
         self._raw = RingBuffer(int(self.samplerate), channels=self.channels)
         self._raw_reader = self._raw.reader()

@@ -25,7 +25,7 @@ class PacedMicrophone:
 
     def __init__(self, rate: int = ASR_RATE, seconds: float = 30.0) -> None:
         self.rate = rate
-        self.ring = RingBuffer(int(rate * seconds))
+        self.ring = RingBuffer(int(rate * seconds), sample_rate=rate)
 
     def say(self, samples: np.ndarray) -> threading.Thread:
         """Write ``samples`` block by block at the real-time rate, in the background."""

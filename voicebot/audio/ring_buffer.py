@@ -32,11 +32,14 @@ class RingBuffer:
     """
 
     def __init__(self, capacity: int, channels: int | None = None,
-                 dtype: np.dtype | type = np.float32) -> None:
+                 dtype: np.dtype | type = np.float32, sample_rate: int | None = None) -> None:
         if capacity <= 0:
             raise ValueError(f"ring buffer capacity must be positive, got {capacity}")
         self.capacity = int(capacity)
         self.channels = channels
+        # The rate of the audio it holds, when the writer says (a reader of a microphone
+        # ring can then check it is the rate it expects).
+        self.sample_rate = sample_rate
         shape = (2 * self.capacity,) if channels is None else (2 * self.capacity, channels)
         self._data = np.zeros(shape, dtype=dtype)
         # Total frames ever written. Only the writer changes it, after the data is stored.

@@ -69,6 +69,7 @@ class MicrophoneBuffer(Protocol):
     """A ring buffer of 16 kHz samples (``voicebot.audio.ring_buffer.RingBuffer``)."""
 
     capacity: int
+    sample_rate: int | None  # checked against the recognizer's where they meet
 
     @property
     def frames_written(self) -> int: ...
@@ -157,7 +158,14 @@ class Conversation:
                  rescore: Callable[[list[Any]], list[Any]] | None = None,
                  listener: ConversationListener | None = None, nbest: int = 5) -> None:
         """``mic`` is a 16 kHz ``RingBuffer`` filled by a running ``Capture``; without a
-        recognizer and mic only typed turns are possible."""
+        recognizer and mic only typed turns are possible. A mic whose rate is not the
+        recognizer's is refused here, where the two meet (the samples would be misheard,
+        not rejected)."""
+        mic_rate = getattr(mic, "sample_rate", None)
+        if recognizer is not None and mic_rate is not None \
+                and mic_rate != recognizer.sample_rate:
+            raise ValueError(f"the microphone ring holds {mic_rate} Hz audio but the "
+                             f"recognizer expects {recognizer.sample_rate} Hz")
         self.chat = chat
         self.synthesizer = synthesizer
         self.player = player
