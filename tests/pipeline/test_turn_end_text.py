@@ -39,6 +39,7 @@ def spoken():
     from voicebot.tts.voices import load_voice
 
     voice = load_voice()
+    voice.set_noise(0.0, 0.0)  # the same speech every run (a noisy take was heard otherwise)
     recognizer = WhisperRecognizer(load_whisper("whisper-tiny-en", "cpu"), nbest=1)
     vad = SileroVad()
     result = {}
@@ -69,6 +70,8 @@ def _quiet(seconds: float, seed: int = 0) -> np.ndarray:
 
 def test_text_marks_a_sentence_cut_at_the_as_unfinished(text):
     assert text.probability(UNFINISHED) < 0.05
+    # Whisper writes a word cut off mid-way with a dash (heard for UNFINISHED's Piper take).
+    assert text.probability("I want to go to the f-") < 0.05
     assert text.probability(FINISHED) > 0.8
     assert text.probability("and") < 0.05 and text.probability("tell me a joke") > 0.8
     assert text.probability("") is None
@@ -128,3 +131,4 @@ def test_the_text_alone_waits_on_the_and_ends_after_park(spoken, text):
     assert waited >= 1.5 and activity.last_probability == 0.5
     waited, _ = _end_after(FINISHED, spoken, text, TEXT_ONLY)
     assert waited < 0.5, waited
+

@@ -10,7 +10,9 @@ P(the sentence can end here):
 - a trailing word that cannot end an English sentence (articles, prepositions,
   conjunctions, possessives, auxiliaries: "and", "the", "to", "of", "because", "my") caps
   it near zero, whatever the LM says;
-- Whisper's own trailing comma, dash or ellipsis says the voice went on; they halve it.
+- Whisper's own trailing comma, dash or ellipsis says the voice went on; they halve it;
+- a word cut off mid-way ("I want to go to the f-": Whisper writes the fragment with a
+  dash) caps it near zero like a word that cannot end a sentence.
 
 It is a logistic of the end-of-sentence log-probability (``MIDPOINT``, ``SLOPE``: set by
 reading, not fitted to the bench) and costs a few dictionary look-ups (microseconds). The
@@ -31,6 +33,7 @@ MIDPOINT = -2.5  # ln P(</s> | last words) at which the text says 50:50
 SLOPE = 2.0  # per nat
 NEVER_FINAL_P = 0.02  # P(finished) after a word that cannot end a sentence
 TRAILING_CONTINUES = re.compile(r"(,|-|\u2014|\u2013|\.\.\.|\u2026)\s*$")
+CUT_WORD = re.compile(r"\w[-\u2014\u2013]\s*$")  # "f-": the speaker stopped mid-word
 
 # Words after which a sentence spoken to a chatbot hardly ever ends: articles, conjunctions,
 # possessives, contractions, "to", "of". Prepositions that end questions ("where are you
@@ -61,7 +64,7 @@ class TextCompleteness:
         if not words:
             return None
         p = 1.0 / (1.0 + math.exp(-SLOPE * (self.eos_logprob(words) - MIDPOINT)))
-        if words[-1] in NEVER_FINAL:
+        if words[-1] in NEVER_FINAL or CUT_WORD.search(text):
             p = min(p, NEVER_FINAL_P)
         if TRAILING_CONTINUES.search(text):
             p *= 0.5
