@@ -109,3 +109,62 @@ def test_a_gap_inside_an_utterance_does_not_restart_its_timing(player):
     player.play(tone(440, 0.05, 22_050), 22_050, last=True)
     assert player.first_sample_time == first
     assert player.wait_done(1)
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """(start, length) of each run of True in ``mask``."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
+    return [(int(a), int(b - a)) for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
+def test_pause_keeps_the_queue_and_resume_goes_on_without_a_click(virtual_audio, player):
+    start = virtual_audio.speaker_frames()
+    player.play(tone(440, 1.0, 22_050), 22_050, last=True)
+    assert wait_for(lambda: player.first_sample_time is not None, 1)
+    time.sleep(0.2)
+    player.pause()
+    time.sleep(0.1)  # the fade and the device's buffer
+    left = player.queued_seconds
+    quiet_from = virtual_audio.speaker_frames()
+    time.sleep(0.4)
+    assert player.paused and player.playing and not player.wait_done(0.05)
+    assert player.queued_seconds == left  # paused: nothing read from the queue
+    quiet, _ = virtual_audio.speaker_audio(quiet_from)
+    assert len(quiet) and np.abs(quiet).max() < SILENCE
+    player.resume()
+    assert not player.paused and player.wait_done(3)
+    time.sleep(0.2)
+    played, _ = virtual_audio.speaker_audio(start)
+    sounding = np.abs(played) > SILENCE
+    first, last = _sounding(played)[[0, -1]]
+    # One silence inside the tone (the pause; zero crossings are a sample or two), and
+    # all of the second of tone heard, less the few ms the fade-out took.
+    # (An underrun under load would add a gap of a few ms: not counted.)
+    gaps = [(first + a, n) for a, n in _runs(~sounding[first:last])
+            if n > 0.1 * SPEAKER_RATE]
+    assert len(gaps) == 1 and gaps[0][1] > 0.4 * SPEAKER_RATE
+    assert 0.98 * SPEAKER_RATE < np.count_nonzero(sounding) <= 1.0 * SPEAKER_RATE
+    # Faded out and in: no step at either edge larger than the tone's own slope.
+    tone_slope = 0.5 * 2 * np.pi * 440 / SPEAKER_RATE
+    for edge in (gaps[0][0], gaps[0][0] + gaps[0][1]):
+        around = played[edge - 480:edge + 480]
+        assert np.abs(np.diff(around)).max() < 1.5 * tone_slope
+
+
+def test_stop_while_paused_drops_the_queue_and_the_next_reply_plays(virtual_audio, player):
+    player.play(tone(440, 2.0, 22_050), 22_050)
+    assert wait_for(lambda: player.first_sample_time is not None, 1)
+    player.pause()
+    time.sleep(0.1)
+    since = virtual_audio.speaker_frames()
+    assert player.stop() is True
+    assert not player.playing and not player.paused
+    time.sleep(0.2)
+    after_stop, _ = virtual_audio.speaker_audio(since)
+    assert np.abs(after_stop).max() < SILENCE  # no blip of the dropped audio
+    start = virtual_audio.speaker_frames()
+    player.play(tone(660, 0.2, 16_000), 16_000, last=True)
+    assert player.wait_done(2)
+    time.sleep(0.1)
+    played, _ = virtual_audio.speaker_audio(start)
+    assert 0.15 < len(_sounding(played)) / SPEAKER_RATE < 0.25

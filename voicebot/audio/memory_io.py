@@ -4,7 +4,8 @@
 audio device exists. The microphone is a ring buffer filled at the real-time rate by a
 thread; the speaker "plays" at the real-time rate and stamps the first sample when it is
 handed over, so the device's own output latency (tens of milliseconds on a real sound
-card) is not in the figures.
+card) is not in the figures. Like the Player, the speaker can be paused: queued audio
+waits (and still counts as playing) until ``resume()``.
 """
 
 from __future__ import annotations
@@ -50,7 +51,12 @@ class MemorySpeaker:
         self.first_sample_time: float | None = None
         self._in_utterance = False
         self._done_at = 0.0
+        self._paused_left: float | None = None  # seconds still queued when paused
         self.samples_played = 0
+        self.pauses = 0
+        # play() runs on the speech thread, pause()/resume() on the conversation's: one
+        # lock so that no queued second is lost between them.
+        self._lock = threading.Lock()
 
     @property
     def output_latency(self) -> float:
@@ -58,14 +64,24 @@ class MemorySpeaker:
 
     @property
     def playing(self) -> bool:
+        if self._paused_left is not None:
+            return self._paused_left > 0
         return time.monotonic() < self._done_at
+
+    @property
+    def paused(self) -> bool:
+        return self._paused_left is not None
 
     def play(self, chunk: np.ndarray, rate: float, last: bool = False) -> None:
         now = time.monotonic()
         if not self._in_utterance:
             self._in_utterance = True
             self.first_sample_time = now
-        self._done_at = max(self._done_at, now) + len(chunk) / float(rate)
+        with self._lock:
+            if self._paused_left is not None:
+                self._paused_left += len(chunk) / float(rate)
+            else:
+                self._done_at = max(self._done_at, now) + len(chunk) / float(rate)
         self.samples_played += len(chunk)
         if last:
             self._in_utterance = False
@@ -73,9 +89,23 @@ class MemorySpeaker:
     def finish(self) -> None:
         self._in_utterance = False
 
+    def pause(self) -> None:
+        with self._lock:
+            if self._paused_left is None:
+                self._paused_left = max(0.0, self._done_at - time.monotonic())
+                self.pauses += 1
+
+    def resume(self) -> None:
+        with self._lock:
+            left, self._paused_left = self._paused_left, None
+            if left is not None:
+                self._done_at = time.monotonic() + left
+
     def stop(self, timeout: float = 0.05) -> bool:
         self._in_utterance = False
-        self._done_at = 0.0
+        with self._lock:
+            self._done_at = 0.0
+            self._paused_left = None
         return True
 
     def wait_done(self, timeout: float | None = None) -> bool:

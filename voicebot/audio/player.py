@@ -8,8 +8,15 @@ queued in a preallocated ring buffer; the PortAudio callback only copies from it
 
 ``stop()`` (barge-in) asks the callback to fade the queued audio out over ``fade_ms`` and
 to drop the rest; it returns once that happened, so silence reaches the speaker one
-output latency later. The time the first sample of an utterance reached the
-digital-to-analogue converter is computed from the stream's ``outputBufferDacTime`` (or
+output latency later. ``pause()`` (the user talking over the reply, before it is known
+whether they mean to interrupt) fades out the same way but keeps the queue: the callback
+plays silence without reading it, play() goes on queueing, and ``resume()`` fades back in
+from the next queued sample, so the reply goes on where it stopped (less the few
+milliseconds of the fade). A paused player with queued audio still counts as ``playing``:
+``wait_done`` waits through the pause, which is what a reply waiting for its end needs.
+
+The time the first sample of an utterance reached the digital-to-analogue converter is
+computed from the stream's ``outputBufferDacTime`` (or
 ``currentTime`` plus the stream latency where the host API does not report it) and given
 in ``time.monotonic()`` seconds: :attr:`Player.first_sample_time`.
 
@@ -86,6 +93,9 @@ class Player:
         self._stop_requested = 0  # caller: incremented by stop()
         self._stops_done = 0  # callback: catches up with _stop_requested after the fade
         self._fade_pos = 0  # callback
+        self._paused = False  # caller: pause() / resume() / stop()
+        self._pause_pos = 0  # callback: frames of the pause fade-out done (len: silent)
+        self._fade_in_pos = len(self._fade)  # callback: frames of a resume's fade-in done
         self._in_utterance = False  # caller
         self._awaiting_first = False  # caller sets, callback clears
         self._first_frame = 0  # caller: queue index where the current utterance starts
@@ -141,7 +151,12 @@ class Player:
 
     @property
     def playing(self) -> bool:
+        """Audio is queued (and will be heard, after a pause if the player is paused)."""
         return self._reader.available > 0
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
 
     # ----- feeding --------------------------------------------------------------
     def play(self, chunk: np.ndarray, rate: float, last: bool = False) -> None:
@@ -188,7 +203,16 @@ class Player:
             self._queue.write(audio[pos:pos + n])
             pos += n
 
-    # ----- stopping and waiting -------------------------------------------------
+    # ----- pausing, stopping and waiting -------------------------------------------
+    def pause(self) -> None:
+        """Fade out over ``fade_ms`` and play silence, keeping what is queued; returns at
+        once (the callback fades within its next block). play() may go on queueing."""
+        self._paused = True
+
+    def resume(self) -> None:
+        """Fade back in and go on from the first queued sample not yet heard."""
+        self._paused = False
+
     def stop(self, timeout: float = 0.05) -> bool:
         """Fade out and drop everything queued; True once the callback has done it.
 
@@ -199,15 +223,20 @@ class Player:
         self._awaiting_first = False
         self._stop_requested += 1
         target = self._stop_requested
-        if self._stream is None or self.error is not None:
-            self._reader.skip_to_end()
+        try:
+            if self._stream is None or self.error is not None:
+                self._reader.skip_to_end()
+                return True
+            deadline = time.monotonic() + timeout
+            while self._stops_done < target:
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(_POLL)
             return True
-        deadline = time.monotonic() + timeout
-        while self._stops_done < target:
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(_POLL)
-        return True
+        finally:
+            # Cleared after the callback dropped the queue (or gave up waiting): cleared
+            # first, the callback could fade the paused reply back in for a block.
+            self._paused = False
 
     def wait_done(self, timeout: float | None = None) -> bool:
         """Wait until everything queued has been handed to the device."""
@@ -261,10 +290,18 @@ class Player:
         block_start = reader.position  # queue index of this block's first frame
         if self._stops_done != self._stop_requested:
             n = self._fade_out(frames)
+        elif self._paused:
+            n = self._pause_fade(frames)
         else:
             n = min(frames, reader.available, len(self._work))
             if n:
                 reader.read(n, out=self._work)
+                if self._pause_pos:  # resumed after a pause: fade in from its gain
+                    self._fade_in_pos = len(self._fade) - min(self._pause_pos,
+                                                              len(self._fade))
+                    self._pause_pos = 0
+                if self._fade_in_pos < len(self._fade):
+                    self._fade_in(n)
         if n:
             outdata[:n] = self._work[:n, None]
         dac_time = max(now, block_time(now, time_info.outputBufferDacTime,
@@ -277,9 +314,39 @@ class Player:
             self.first_sample_time = dac_time + offset
             self._awaiting_first = False
 
+    def _pause_fade(self, frames: int) -> int:
+        """Paused: the first frames fade out (and are consumed), then silence."""
+        fade = self._fade
+        if self._fade_in_pos < len(fade):  # paused again while fading in: same gain
+            self._pause_pos = max(self._pause_pos, len(fade) - self._fade_in_pos)
+            self._fade_in_pos = len(fade)
+        n = min(frames, self._reader.available, len(fade) - self._pause_pos,
+                len(self._work))
+        if n > 0:
+            block = self._reader.read(n, out=self._work)
+            np.multiply(block, fade[self._pause_pos:self._pause_pos + n], out=block)
+            self._pause_pos += n
+        elif self._pause_pos == 0:
+            self._pause_pos = len(fade)  # nothing was sounding: silent already
+        return max(n, 0)
+
+    def _fade_in(self, n: int) -> None:
+        fade = self._fade
+        m = min(n, len(fade) - self._fade_in_pos)
+        # The fade-out ramp read backwards: gain rises from where it was to 1.
+        ramp = fade[len(fade) - self._fade_in_pos - m:len(fade) - self._fade_in_pos][::-1]
+        np.multiply(self._work[:m], ramp, out=self._work[:m])
+        self._fade_in_pos += m
+
     def _fade_out(self, frames: int) -> int:
         reader = self._reader
         fade = self._fade
+        if self._pause_pos:  # stopped while paused: silent (or fading) already, drop all
+            reader.skip_to_end()
+            self._pause_pos = 0
+            self._fade_pos = 0
+            self._stops_done = self._stop_requested
+            return 0
         n = min(frames, reader.available, len(fade) - self._fade_pos, len(self._work))
         if n > 0:
             block = reader.read(n, out=self._work)
