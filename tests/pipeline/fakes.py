@@ -164,6 +164,16 @@ def fake_session(settings: Settings | None = None, **engines) -> tuple[Session, 
     return session, recorder, mic
 
 
+def wait_until(predicate, timeout: float = 5.0) -> bool:
+    """Poll ``predicate`` until it holds or ``timeout`` seconds passed; its last value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()
+
+
 def speak(session: Session, mic: PacedMicrophone, seconds: float = 0.3):
     """Push to talk, say ``seconds`` of sound, let go; the turn."""
     turn = session.start_listening()

@@ -8,29 +8,19 @@ import time
 
 import pytest
 
-from tests.pipeline.fakes import FakeChat, FakeRecognizer, FakeVoice, fake_session, speak
+from tests.pipeline.fakes import (
+    FakeChat,
+    FakeRecognizer,
+    FakeVoice,
+    fake_session,
+    speak,
+    wait_until,
+)
 from voicebot.pipeline.display_state import Phase
 from voicebot.pipeline.state import TurnState
 from voicebot.settings import Settings
 
 S = TurnState
-
-
-def _wait(predicate, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
-
-
-@pytest.fixture
-def sessions():
-    made = []
-    yield made
-    for session in made:
-        assert session.close(1.5), "threads still running after close()"
 
 
 def test_a_spoken_turn_goes_through_every_state(sessions, caplog):
@@ -40,7 +30,7 @@ def test_a_spoken_turn_goes_through_every_state(sessions, caplog):
     assert session.shown.phase is Phase.READY and session.can_talk
     turn = speak(session, mic)
     assert turn.finished.wait(5)
-    assert _wait(lambda: recorder.finished)
+    assert wait_until(lambda: recorder.finished)
     assert recorder.states == [S.LISTENING, S.RECOGNIZING, S.THINKING, S.SPEAKING, S.IDLE]
     assert recorder.started == [turn]
     assert turn.user_text == "what is the capital of france" and len(turn.hypotheses) == 2
@@ -71,7 +61,7 @@ def test_barge_in_keeps_only_what_was_spoken(sessions):
         voice=FakeVoice(chunks=3, delay=0.1))
     sessions.append(session)
     first = session.submit_text("Count for me.")
-    assert _wait(lambda: len(first.spoken) == 2)  # the second clause is being said
+    assert wait_until(lambda: len(first.spoken) == 2)  # the second clause is being said
     second = session.start_listening()
     assert first.cancelled and session.conversation.state is S.LISTENING
     assert first.finished.wait(2)
@@ -87,12 +77,12 @@ def test_stop_shows_interrupted_and_the_next_turn_clears_it(sessions):
     session, _recorder, _mic = fake_session(voice=FakeVoice(chunks=5, delay=0.1))
     sessions.append(session)
     first = session.submit_text("Talk to me.")
-    assert _wait(lambda: session.conversation.state is S.SPEAKING)
+    assert wait_until(lambda: session.conversation.state is S.SPEAKING)
     session.stop()
     assert first.finished.wait(2)
-    assert _wait(lambda: session.shown.phase is Phase.INTERRUPTED)
+    assert wait_until(lambda: session.shown.phase is Phase.INTERRUPTED)
     second = session.submit_text("Again.")
-    assert _wait(lambda: second.finished.is_set() and session.shown.phase is Phase.READY)
+    assert wait_until(lambda: second.finished.is_set() and session.shown.phase is Phase.READY)
 
 
 def test_a_voice_error_cancels_the_chat_model_and_the_next_turn_clears_it(sessions):
@@ -107,14 +97,14 @@ def test_a_voice_error_cancels_the_chat_model_and_the_next_turn_clears_it(sessio
     assert chat.cancelled.is_set(), "the chat model went on after the voice failed"
     assert chat.yielded < 50
     assert "the voice broke" in turn.error and recorder.errors
-    assert _wait(lambda: session.shown.phase is Phase.ERROR)
+    assert wait_until(lambda: session.shown.phase is Phase.ERROR)
     assert session.shown.status == "Problem: RuntimeError: the voice broke"
     # The next turn that works clears the problem.
     voice.fail = None
     chat.reply = "Fine."
     again = session.submit_text("Hello again")
     assert again.finished.wait(3) and again.error is None
-    assert _wait(lambda: session.shown.phase is Phase.READY)
+    assert wait_until(lambda: session.shown.phase is Phase.READY)
     assert "Problem" not in session.shown.status
 
 
@@ -124,7 +114,7 @@ def test_an_empty_transcript_goes_back_to_idle(sessions):
     sessions.append(session)
     turn = speak(session, mic)
     assert turn.finished.wait(5)
-    assert _wait(lambda: recorder.finished)
+    assert wait_until(lambda: recorder.finished)
     assert recorder.states == [S.LISTENING, S.RECOGNIZING, S.IDLE]
     assert chat.calls == 0 and turn.user_text == ""
     assert session.shown.phase is Phase.READY and session.saved_turns == []
@@ -138,7 +128,7 @@ def test_close_joins_every_thread_in_time():
         voice=FakeVoice(chunks=50, delay=0.05))
     assert session.hands_free is not None and session.shown.phase is Phase.WAITING
     session.submit_text("Tell me a long story.")
-    assert _wait(lambda: session.conversation.state is S.SPEAKING)
+    assert wait_until(lambda: session.conversation.state is S.SPEAKING)
     before = set(threading.enumerate())
     started = time.monotonic()
     assert session.close(1.5)
@@ -186,7 +176,7 @@ def test_a_lost_device_is_shown_and_reopened(sessions, monkeypatch):
     assert "the microphone stopped working" in next(
         s.status for s in recorder.shown if s.phase is Phase.DEVICE_LOST)
     assert reopened.wait(2)
-    assert _wait(lambda: session.shown.phase is Phase.READY)
+    assert wait_until(lambda: session.shown.phase is Phase.READY)
     assert Phase.RECOVERING in [s.phase for s in recorder.shown]
     assert session.shown.status == "No microphone (still gone)" and session.can_type
 

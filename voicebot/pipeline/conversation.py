@@ -11,6 +11,18 @@ Each turn owns one cancel token (a ``threading.Event``). Barge-in (talking while
 thinks or speaks), ``stop()`` and ``close()`` set it and stop the player; every stage
 checks it between units of work (a partial decode, a token, a clause, an audio chunk).
 
+Hands-free barge-in is tentative (``start_listening(tentative=True)``): the user's voice
+over the reply only *pauses* it (state PAUSED; the player plays silence, the reply's
+generation and synthesis go on queueing) while a new turn records and recognises what
+they said, unannounced to the listener. When its transcript is known the turn is settled:
+no words, or only a backchannel (``voicebot.text.backchannel``: "mm-hmm", "yeah", "I
+see"), and it is dropped (not in the history, not answered; ``turn_dropped`` tells the
+listener) and the reply resumes where it paused; real words cancel the reply, which is
+remembered as far as it had gone to the voice when it was paused, and the new turn is
+announced and answered. A pause is cheap and undone in milliseconds, so it can come on
+the first sign of speech; only the interruption waits for words. The talk button, typed
+text and stop() interrupt at once, paused or not.
+
 The microphone is only read between press and release, from a reader that starts at the
 press, so in push-to-talk mode the bot never hears itself.
 """
@@ -31,6 +43,7 @@ import numpy as np
 from voicebot.memory import trim_heap
 from voicebot.pipeline.state import ALLOWED, TurnState
 from voicebot.pipeline.timing import TurnTiming, now
+from voicebot.text.backchannel import lets_reply_go_on
 
 if TYPE_CHECKING:
     from voicebot.asr.recognizer import Recognizer
@@ -59,6 +72,10 @@ class Speaker(Protocol):
     def finish(self) -> None: ...
 
     def stop(self, timeout: float = 0.05) -> bool: ...
+
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
 
     def wait_done(self, timeout: float | None = None) -> bool: ...
 
@@ -102,6 +119,10 @@ class ConversationListener:
 
     def turn_finished(self, turn: Turn) -> None: ...
 
+    def turn_dropped(self, turn: Turn) -> None:
+        """What the user said over a paused reply had no words or was only a backchannel
+        (``turn.user_text``): the turn, never announced, is gone and the reply goes on."""
+
     def error(self, turn: Turn | None, message: str) -> None: ...
 
 
@@ -119,6 +140,13 @@ class Turn:
     reply_text: str = ""
     spoken: list[str] = field(default_factory=list)  # the clauses sent to the voice
     error: str | None = None
+    # Hands-free: a turn recorded over a paused reply, not announced until its words
+    # show it is a real interruption (then False); ``dropped`` if they did not.
+    tentative: bool = False
+    dropped: bool = False
+    # The clauses sent to the voice when the reply was paused: synthesis goes on filling
+    # the paused player, and the user heard none of that (None: not paused).
+    heard_clauses: int | None = None
 
     @property
     def cancelled(self) -> bool:
@@ -129,7 +157,9 @@ class Turn:
         """The reply as the user got it: all of it, or after barge-in (or stop) only the
         clauses that went to the voice, not the text the chat model generated ahead."""
         if self.cancelled:
-            return " ".join(clause.strip() for clause in self.spoken).strip()
+            spoken = self.spoken if self.heard_clauses is None else \
+                self.spoken[:self.heard_clauses]
+            return " ".join(clause.strip() for clause in spoken).strip()
         return self.reply_text.strip()
 
     def record(self) -> dict[str, Any]:
@@ -182,6 +212,10 @@ class Conversation:
         self._lock = threading.RLock()  # guards state, the current turn and history
         self._asr_lock = threading.Lock()  # one utterance in the recognizer at a time
         self._current: Turn | None = None
+        # The reply paused under a tentative turn, and the state its workers last asked
+        # for (shown again if it resumes).
+        self._paused: Turn | None = None
+        self._paused_state = TurnState.IDLE
         self._threads: list[threading.Thread] = []
         self._closed = False
 
@@ -190,22 +224,37 @@ class Conversation:
         return self._current
 
     # ----- commands (from the UI thread) ---------------------------------------------
-    def start_listening(self, preroll_s: float = 0.0) -> Turn:
+    def start_listening(self, preroll_s: float = 0.0, tentative: bool = False) -> Turn:
         """Talk button pressed: interrupt whatever the bot is doing and listen.
 
         ``preroll_s`` includes that much audio from before the call (hands-free mode
-        decides to listen only after the first syllables)."""
+        decides to listen only after the first syllables). ``tentative`` (hands-free):
+        while the bot thinks or speaks, pause the reply instead and decide once the
+        words are known (see the module docstring); otherwise the same as without."""
         if self.recognizer is None or self.mic is None:
             raise RuntimeError("no microphone or recognizer: only typed turns are possible")
         with self._lock:
-            self._interrupt_current()
-            turn = self._new_turn("voice")
-            self.listener.turn_started(turn)
+            reply = self._current
+            pausing = (tentative and reply is not None and self._paused is None
+                       and not reply.finished.is_set()
+                       and self.state in (TurnState.THINKING, TurnState.SPEAKING))
+            if pausing:
+                log.info("turn %d paused: the user speaks over it", reply.id)
+                if self.player is not None:
+                    self.player.pause()
+                reply.heard_clauses = len(reply.spoken)
+                self._paused, self._paused_state = reply, self.state
+                turn = self._new_turn("voice")
+                turn.tentative = True  # announced only if it turns out to interrupt
+            else:
+                self._interrupt_current()
+                turn = self._new_turn("voice")
+                self.listener.turn_started(turn)
             reader = self.mic.reader()
             preroll = int(preroll_s * self.recognizer.sample_rate)
             reader.position = max(reader.position - preroll,
                                   self.mic.frames_written - self.mic.capacity, 0)
-            self._set_state(TurnState.LISTENING, turn)
+            self._set_state(TurnState.PAUSED if pausing else TurnState.LISTENING, turn)
             self._start_thread(self._run_voice_turn, turn, reader, name=f"turn-{turn.id}")
         return turn
 
@@ -217,7 +266,22 @@ class Conversation:
                 return
             turn.timing.mark("ptt_release")
             turn.released.set()
-            self._set_state(TurnState.RECOGNIZING, turn)
+            if not turn.tentative:  # a paused reply stays shown as paused until settled
+                self._set_state(TurnState.RECOGNIZING, turn)
+
+    def dismiss(self, turn: Turn) -> bool:
+        """Hands-free: what paused the reply was not speech after all (the quick onset
+        that paused it was not confirmed): forget the tentative turn, resume the reply.
+        False if the turn is no longer a tentative one to dismiss."""
+        with self._lock:
+            if not turn.tentative or turn.dropped or turn is not self._current \
+                    or turn.cancelled:
+                return False
+            log.info("turn %d: no speech after all", turn.id)
+            self._drop(turn)
+            turn.cancel.set()  # its worker stops reading the microphone
+            turn.released.set()
+        return True
 
     def submit_text(self, text: str) -> Turn | None:
         """Typed fallback: a turn that starts from text. Blank text is ignored."""
@@ -267,16 +331,72 @@ class Conversation:
         return turn
 
     def _interrupt_current(self) -> None:
-        turn = self._current
-        if turn is not None and not turn.finished.is_set():
-            log.info("turn %d interrupted", turn.id)
-            turn.cancel.set()
-            turn.released.set()
-            if self.player is not None:
-                self.player.stop()
+        """Cancel the current turn and a reply paused under it; silence the player (which
+        also ends its pause)."""
+        interrupted = False
+        paused, self._paused = self._paused, None
+        for turn in (self._current, paused):
+            if turn is not None and not turn.finished.is_set():
+                log.info("turn %d interrupted", turn.id)
+                turn.cancel.set()
+                turn.released.set()
+                interrupted = True
+        if (interrupted or paused is not None) and self.player is not None:
+            self.player.stop()
+
+    def _settle(self, turn: Turn) -> bool:
+        """A tentative turn's transcript is known: True if it interrupts the paused reply
+        (the reply is cancelled, the turn announced), False if it was dropped and the
+        reply resumed (or the turn was cancelled meanwhile)."""
+        if lets_reply_go_on(turn.user_text):
+            log.info("turn %d: %s over the reply: it goes on", turn.id,
+                     "a backchannel" if turn.user_text.strip() else "no words")
+            self._drop(turn)
+            return False
+        with self._lock:
+            if turn.cancelled or self._current is not turn:
+                return False
+            reply, self._paused = self._paused, None
+            turn.tentative = False
+            if reply is not None and not reply.finished.is_set():
+                log.info("turn %d interrupted by turn %d", reply.id, turn.id)
+                reply.cancel.set()
+                reply.released.set()
+            if reply is not None and self.player is not None:
+                self.player.stop()  # drops what was queued while paused, ends the pause
+            self.listener.turn_started(turn)
+        # The reply's history entry (what was heard) goes in as it ends, before this
+        # turn's chat model reads the history; cancelled, it ends within a token or chunk.
+        if reply is not None and not reply.finished.wait(CLOSE_TIMEOUT_S):
+            log.warning("turn %d did not end in %.1f s after its interruption",
+                        reply.id, CLOSE_TIMEOUT_S)
+        return not turn.cancelled
+
+    def _drop(self, turn: Turn) -> None:
+        """Forget a tentative turn; if it is still the user's, resume the paused reply."""
+        with self._lock:
+            if turn.dropped:
+                return
+            turn.dropped = True
+            if turn in self.turns:
+                self.turns.remove(turn)
+            if self._current is not turn or turn.cancelled:
+                return  # superseded (talk button, typed text, stop): nothing to resume
+            reply, self._paused = self._paused, None
+            self._current = reply
+            if reply is not None:
+                reply.heard_clauses = None
+                if self.player is not None:
+                    self.player.resume()
+            self._set_state(self._paused_state if reply is not None else TurnState.IDLE,
+                            None)
+            self.listener.turn_dropped(turn)
 
     def _set_state(self, state: TurnState, turn: Turn | None) -> None:
         with self._lock:
+            if turn is not None and turn is self._paused:
+                self._paused_state = state  # shown if the reply resumes
+                return
             if turn is not None and turn is not self._current:
                 return  # a cancelled turn's worker must not move the new turn's state
             if state is self.state:
@@ -325,7 +445,7 @@ class Conversation:
                 if len(block):
                     fed += len(block)
                     partial = self.recognizer.feed(np.asarray(block, dtype=np.float32))
-                    if partial is not None:
+                    if partial is not None and not turn.tentative:
                         self.listener.partial_transcript(turn, partial.text)
                 if fed >= max_samples and not released:
                     log.info("utterance reached %.0f s: ending it", MAX_UTTERANCE_S)
@@ -339,6 +459,8 @@ class Conversation:
         turn.hypotheses = list(hypotheses)
         turn.user_text = hypotheses[0].text.strip() if hypotheses else ""
         turn.timing.mark("final_transcript")
+        if turn.tentative and not self._settle(turn):
+            return False
         self.listener.final_transcript(turn)
         if not turn.user_text:
             log.info("turn %d: nothing recognised", turn.id)
@@ -430,9 +552,16 @@ class Conversation:
     def _fail(self, turn: Turn, exc: Exception) -> None:
         log.exception("turn %d failed", turn.id)
         turn.error = f"{type(exc).__name__}: {exc}"
-        self.listener.error(turn, turn.error)
+        # A tentative turn was never announced: the error is the session's, not a turn's.
+        self.listener.error(None if turn.tentative else turn, turn.error)
 
     def _finish(self, turn: Turn) -> None:
+        if turn.tentative:  # never announced: cancelled, failed or dropped while recorded
+            try:
+                self._drop(turn)
+            finally:
+                turn.finished.set()
+            return
         turn.timing.mark("reply_done")
         try:
             self._set_state(TurnState.IDLE, turn)

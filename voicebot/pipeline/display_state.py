@@ -22,6 +22,7 @@ class Phase(enum.Enum):
     RECOGNIZING = "recognising"
     THINKING = "thinking"
     SPEAKING = "speaking"
+    PAUSED = "paused"  # hands-free: the reply waits while the user talks over it
     INTERRUPTED = "interrupted"  # the last reply was stopped or talked over
     ERROR = "error"
     DEVICE_LOST = "device lost"
@@ -34,6 +35,7 @@ TURN_PHASE = {
     TurnState.RECOGNIZING: Phase.RECOGNIZING,
     TurnState.THINKING: Phase.THINKING,
     TurnState.SPEAKING: Phase.SPEAKING,
+    TurnState.PAUSED: Phase.PAUSED,
 }
 
 # pill text, pill color
@@ -45,6 +47,7 @@ LOOK: dict[Phase, tuple[str, str]] = {
     Phase.RECOGNIZING: ("Recognising…", "#dd6b20"),
     Phase.THINKING: ("Thinking…", "#6b46c1"),
     Phase.SPEAKING: ("Speaking…", "#2f855a"),
+    Phase.PAUSED: ("Paused by you", "#d69e2e"),
     Phase.INTERRUPTED: ("Interrupted", "#975a16"),
     Phase.ERROR: ("Error", "#9b2c2c"),
     Phase.DEVICE_LOST: ("Device lost", "#9b2c2c"),
@@ -108,6 +111,9 @@ def _status(phase: Phase, detail: str, can_talk: bool, hands_free: bool) -> str:
         Phase.RECOGNIZING: "Working out what you said…",
         Phase.THINKING: "Thinking of a reply (Esc stops it)…",
         Phase.SPEAKING: "Speaking (talk to interrupt, Esc stops it)…",
+        # Until the words are known: a murmur lets the reply go on, words start a turn.
+        Phase.PAUSED: ("Paused by you: listening. Say what you want, or "
+                       "\u201cmm-hmm\u201d and it goes on (Esc stops it)…"),
         Phase.INTERRUPTED: f"Stopped. {hint[0].upper()}{hint[1:]}.",
         Phase.ERROR: f"Problem: {detail}" if detail else "Problem: something went wrong.",
         Phase.DEVICE_LOST: f"Audio device lost: {detail}" if detail else

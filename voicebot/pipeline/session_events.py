@@ -76,3 +76,9 @@ class ConversationEvents(ConversationListener):
     def turn_finished(self, turn: Turn) -> None:
         self.session._turn_finished(turn)
         self.out.turn_finished(turn)
+
+    def turn_dropped(self, turn: Turn) -> None:
+        # Counts, not the words, as for every turn in the log.
+        log.info("session: turn %d dropped: %d words over the reply, no interruption; "
+                 "the reply goes on", turn.id, len(turn.user_text.split()))
+        self.out.turn_dropped(turn)

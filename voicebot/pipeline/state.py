@@ -1,4 +1,12 @@
-"""The states of a conversation and the moves allowed between them."""
+"""The states of a conversation and the moves allowed between them.
+
+PAUSED is hands-free's barge-in before it is known what the user meant: their voice
+over the reply pauses it (the reply's generation and synthesis go on queueing) while a
+tentative turn records and recognises what they said. From there the reply resumes
+(SPEAKING, or THINKING if it had not started sounding; IDLE if it had already ended), or
+the user's turn goes on as a real interruption (THINKING), or a talk-button press, typed
+text or stop interrupt both (LISTENING, THINKING, IDLE).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +19,7 @@ class TurnState(enum.Enum):
     RECOGNIZING = "recognising"
     THINKING = "thinking"
     SPEAKING = "speaking"
+    PAUSED = "paused"  # the reply waits while the user talks over it (hands-free)
 
 
 # Talking (LISTENING) is reachable from every state: that is barge-in. Any state can fall
@@ -20,6 +29,9 @@ ALLOWED: dict[TurnState, set[TurnState]] = {
     TurnState.LISTENING: {TurnState.RECOGNIZING, TurnState.IDLE, TurnState.LISTENING},
     TurnState.RECOGNIZING: {TurnState.THINKING, TurnState.IDLE, TurnState.LISTENING},
     TurnState.THINKING: {TurnState.SPEAKING, TurnState.IDLE, TurnState.LISTENING,
-                         TurnState.THINKING},
-    TurnState.SPEAKING: {TurnState.IDLE, TurnState.LISTENING, TurnState.THINKING},
+                         TurnState.THINKING, TurnState.PAUSED},
+    TurnState.SPEAKING: {TurnState.IDLE, TurnState.LISTENING, TurnState.THINKING,
+                         TurnState.PAUSED},
+    TurnState.PAUSED: {TurnState.SPEAKING, TurnState.THINKING, TurnState.IDLE,
+                       TurnState.LISTENING},
 }

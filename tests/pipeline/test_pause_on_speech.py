@@ -1,0 +1,155 @@
+"""Hands-free barge-in that pauses first: a backchannel (or no words) over the reply lets
+it go on, real words interrupt it and are answered. Fake engines, in-memory audio.
+
+Each reply below is several seconds of audio, so it is still being played when the test
+pauses it however slow the machine is; nothing asserts on how long anything took.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.pipeline.fakes import (
+    RATE,
+    FakeChat,
+    FakeRecognizer,
+    FakeVoice,
+    fake_session,
+    wait_until,
+)
+from voicebot.pipeline.display_state import Phase
+from voicebot.pipeline.state import TurnState
+
+S = TurnState
+REPLY = "One two three. Four five six. Seven eight nine. Ten eleven."
+CHUNKS, CHUNK_S = 5, 0.2  # each clause is 1 s of audio, made in 0.25 s
+
+
+def _wait(predicate) -> bool:
+    return wait_until(predicate, 10.0)
+
+
+def _speaking(sessions, *heard: str):
+    chat = FakeChat(reply=REPLY, delay=0)
+    voice = FakeVoice(chunks=CHUNKS, seconds=CHUNK_S, delay=0.05)
+    session, recorder, mic = fake_session(recognizer=FakeRecognizer(*heard), chat=chat,
+                                          voice=voice)
+    sessions.append(session)
+    reply = session.submit_text("Count for me.")
+    assert _wait(lambda: session.conversation.state is S.SPEAKING)
+    return session, recorder, mic, reply, chat, voice
+
+
+def _talk_over(session, mic, seconds: float = 0.3):
+    """Hands-free's start: the reply pauses while the user says something."""
+    conversation = session.conversation
+    turn = conversation.start_listening(0.0, tentative=True)
+    assert turn.tentative and conversation.state is S.PAUSED
+    assert session.audio.speaker.paused
+    mic.say(np.full(int(seconds * RATE), 0.1, np.float32)).join()
+    conversation.stop_listening()
+    return turn
+
+
+def _history(session):
+    return [(m["role"], m["content"]) for m in session.conversation.history]
+
+
+@pytest.mark.parametrize("heard", ["Mm-hmm.", ""])
+def test_a_backchannel_or_no_words_lets_the_reply_go_on(sessions, heard):
+    session, recorder, mic, reply, chat, voice = _speaking(sessions, heard)
+    speaker = session.audio.speaker
+    tentative = _talk_over(session, mic)
+    assert _wait(lambda: tentative.finished.is_set())
+    assert tentative.dropped and tentative.user_text == heard.strip()
+    assert not reply.cancelled and reply.heard_clauses is None
+    assert reply.finished.wait(10)
+    # The same reply, each clause synthesised and queued once, all of it played: it went
+    # on from where it paused, nothing was said twice or dropped.
+    assert voice.said == ["One two three.", "Four five six.", "Seven eight nine.",
+                          "Ten eleven."]
+    assert speaker.samples_played == 4 * CHUNKS * int(CHUNK_S * RATE)
+    assert speaker.pauses == 1 and not speaker.paused
+    # Not a turn: not answered, not in the history, the saved turns or the listener's.
+    assert chat.calls == 1
+    assert _history(session) == [("user", "Count for me."), ("assistant", REPLY)]
+    assert session.conversation.turns == [reply]
+    assert _wait(lambda: recorder.finished == [reply]) and recorder.started == [reply]
+    assert [t["user"] for t in session.saved_turns] == ["Count for me."]
+    # Paused, then speaking again, then idle; the window said so.
+    states = recorder.states
+    assert states[states.index(S.PAUSED) + 1:] == [S.SPEAKING, S.IDLE]
+    paused = [shown for shown in recorder.shown if shown.phase is Phase.PAUSED]
+    assert paused and paused[0].pill == "Paused by you"
+    assert recorder.shown[-1].phase is Phase.WAITING or recorder.shown[-1].phase is Phase.READY
+
+
+def test_real_words_interrupt_the_paused_reply_and_are_answered(sessions):
+    session, recorder, mic, reply, chat, _voice = _speaking(
+        sessions, "what is the capital of france")
+    speaker = session.audio.speaker
+    question = _talk_over(session, mic)
+    assert _wait(lambda: question.finished.is_set())
+    assert reply.cancelled and reply.finished.is_set()
+    assert not question.dropped and not question.tentative and not question.cancelled
+    assert recorder.started == [reply, question]
+    assert chat.calls == 2 and not speaker.paused
+    # What was heard of the reply: the clauses sent to the voice when it was paused
+    # (synthesis went on during the pause; none of that was heard).
+    heard = " ".join(reply.spoken[:reply.heard_clauses])
+    assert reply.heard_clauses < 4 and REPLY.startswith(heard)
+    history = [("user", "Count for me."), ("assistant", heard),
+               ("user", "what is the capital of france"), ("assistant", REPLY)]
+    assert _history(session) == history
+    # The new question was answered knowing what the user had heard.
+    assert [(m["role"], m["content"]) for m in chat.histories[1]] == history[:3]
+    states = recorder.states
+    assert states[states.index(S.PAUSED):] == [S.PAUSED, S.THINKING, S.SPEAKING, S.IDLE]
+
+
+def test_the_talk_button_or_typing_over_a_pause_interrupts_both(sessions):
+    session, recorder, _mic, reply, chat, _voice = _speaking(sessions, "mm-hmm")
+    tentative = session.conversation.start_listening(0.0, tentative=True)
+    typed = session.submit_text("Stop counting.")
+    assert reply.cancelled and tentative.cancelled and not session.audio.speaker.paused
+    assert typed.finished.wait(10) and tentative.finished.wait(2)
+    assert tentative.dropped and recorder.started == [reply, typed]
+    assert chat.calls == 2
+    assert [m["content"] for m in session.conversation.history][-2:] == [
+        "Stop counting.", REPLY]
+
+
+def test_stop_and_close_during_a_pause_end_everything(sessions):
+    session, _recorder, _mic, reply, _chat, _voice = _speaking(sessions, "mm-hmm")
+    tentative = session.conversation.start_listening(0.0, tentative=True)
+    session.stop()
+    assert reply.cancelled and tentative.cancelled
+    assert session.conversation.state is S.IDLE and not session.audio.speaker.paused
+    assert reply.finished.wait(2) and tentative.finished.wait(2)
+    # And a pause still pending when the session closes: bounded by the fixture's close.
+    session2, _r, _m, reply2, _c, _v = _speaking(sessions, "mm-hmm")
+    session2.conversation.start_listening(0.0, tentative=True)
+    assert session2.close(1.5)
+    assert reply2.cancelled
+
+
+def test_push_to_talk_still_interrupts_at_once(sessions):
+    session, _recorder, _mic, reply, _chat, _voice = _speaking(sessions, "mm-hmm")
+    turn = session.start_listening()
+    assert reply.cancelled and not turn.tentative
+    assert session.conversation.state is S.LISTENING and not session.audio.speaker.paused
+
+
+def test_a_dismissed_pause_resumes_at_once(sessions):
+    """Hands-free takes a pause back when its quick onset is not confirmed as speech."""
+    session, recorder, _mic, reply, chat, _voice = _speaking(sessions, "what is it")
+    conversation = session.conversation
+    tentative = conversation.start_listening(0.0, tentative=True)
+    assert conversation.dismiss(tentative)
+    assert conversation.state is S.SPEAKING and not session.audio.speaker.paused
+    assert conversation.current_turn is reply and tentative.dropped
+    assert not conversation.dismiss(tentative)  # once
+    assert tentative.finished.wait(2) and reply.finished.wait(10)
+    assert not reply.cancelled and chat.calls == 1 and recorder.started == [reply]
+    assert _history(session)[-1] == ("assistant", REPLY)
