@@ -85,21 +85,55 @@ def test_speech_starts_and_ends_a_turn_and_the_bot_ignores_itself(
     assert not turn.cancelled
 
 
+def _talk_over_a_reply(conversation, virtual_audio, speech):
+    """Ask for a long reply, say ``speech`` while it is spoken: the reply pauses (within
+    5 s here; the virtual devices' latency and a loaded machine, not the rule's 96 ms)."""
+    conversation.submit_text("Tell me a long story about a lighthouse keeper.")
+    assert _wait(lambda: conversation.state is TurnState.SPEAKING, 30)
+    reply = conversation.current_turn
+    virtual_audio.inject(speech, 16000)
+    assert _wait(lambda: conversation.state is TurnState.PAUSED, 5), \
+        "speaking did not pause the bot"
+    return reply
+
+
 @pytest.mark.audio
 def test_headset_mode_lets_the_user_interrupt_by_voice(hands_free_setup, virtual_audio,
                                                        question_audio):
+    """Talking over the reply pauses it at once; the words, once known, interrupt it."""
     conversation, start = hands_free_setup
     monitor = start(headset=True)
-    conversation.submit_text("Tell me a long story about a lighthouse keeper.")
-    assert _wait(lambda: conversation.state is TurnState.SPEAKING, 30)
-    first = conversation.current_turn
-    virtual_audio.inject(question_audio, 16000)
-    assert _wait(lambda: first.cancelled, 5), "speaking did not interrupt the bot"
+    first = _talk_over_a_reply(conversation, virtual_audio, question_audio)
+    assert _wait(lambda: first.cancelled, 30), "the question did not interrupt the bot"
     assert _wait(lambda: conversation.current_turn is not first
                  and conversation.current_turn.finished.is_set(), 60)
     second = conversation.current_turn
     assert monitor.turns_started == 1
     assert {"capital", "france"} <= set(words_for_scoring(second.user_text))
+    assert second.reply_text.strip() and conversation.history[-1]["role"] == "assistant"
+
+
+@pytest.mark.audio
+def test_headset_mode_a_murmur_pauses_the_reply_and_it_goes_on(hands_free_setup,
+                                                               virtual_audio, engines):
+    """'Mm-hmm' over the reply (Piper's, which Whisper hears as "MMM."): paused, then
+    the same reply goes on to its end, and the murmur is no turn."""
+    import soxr
+
+    from voicebot.tts.base import collect
+
+    murmur, rate = collect(engines.synthesizer.stream("Mm-hmm."))
+    murmur = soxr.resample(murmur, rate, 16000).astype("float32")
+    conversation, start = hands_free_setup
+    monitor = start(headset=True)
+    reply = _talk_over_a_reply(conversation, virtual_audio, murmur)
+    assert _wait(lambda: conversation.state is not TurnState.PAUSED, 30)
+    assert conversation.current_turn is reply and not reply.cancelled
+    assert reply.finished.wait(120)
+    assert not reply.cancelled and conversation.turns == [reply]
+    assert monitor.turns_started == 1
+    assert conversation.history[-1] == {"role": "assistant",
+                                        "content": reply.reply_text.strip()}
 
 
 class _SilentMic:

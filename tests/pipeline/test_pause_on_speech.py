@@ -153,3 +153,85 @@ def test_a_dismissed_pause_resumes_at_once(sessions):
     assert tentative.finished.wait(2) and reply.finished.wait(10)
     assert not reply.cancelled and chat.calls == 1 and recorder.started == [reply]
     assert _history(session)[-1] == ("assistant", REPLY)
+
+
+# ----- through the hands-free monitor -------------------------------------------------
+class LoudVad:
+    """Speech is loud: a frame whose samples are mostly the test's 0.1 is speech. A VAD
+    for the monitor's rules over the test's own blocks of sound and silence."""
+
+    def __init__(self):
+        self.pending = np.zeros(0, np.float32)
+
+    def probabilities(self, audio):
+        # Whole 512-sample frames; the rest waits for the next block, as in SileroVad.
+        audio = np.concatenate([self.pending, audio])
+        frames = len(audio) // 512
+        self.pending = audio[frames * 512:].copy()
+        return [float(np.mean(np.abs(audio[i * 512:(i + 1) * 512])) > 0.05)
+                for i in range(frames)]
+
+    def reset(self):
+        self.pending = np.zeros(0, np.float32)
+
+
+def _hands_free(session, mic):
+    from voicebot.audio.vad import VoiceActivity
+    from voicebot.pipeline.hands_free import HandsFree
+
+    monitor = HandsFree(session.conversation, mic.ring, headset=True, vad=LoudVad(),
+                        activity=VoiceActivity(end_ms=300)).start()
+    mic.say(np.zeros(int(0.3 * RATE), np.float32)).join()  # its reader is open by now
+    return monitor
+
+
+def _say(mic, *parts):
+    """Sound (seconds > 0) and silence (seconds < 0), in order, at the real-time rate."""
+    audio = [np.full(int(abs(s) * RATE), 0.1 if s > 0 else 0.0, np.float32) for s in parts]
+    mic.say(np.concatenate(audio)).join()
+
+
+def test_hands_free_a_murmur_pauses_the_reply_and_it_goes_on(sessions):
+    session, recorder, mic, reply, chat, _voice = _speaking(sessions, "Mm-hmm.")
+    monitor = _hands_free(session, mic)
+    try:
+        _say(mic, 0.4, -0.6)  # speech (12 frames: a turn's 160 ms and more), then a pause
+        assert _wait(lambda: session.audio.speaker.pauses == 1)
+        assert reply.finished.wait(10)
+    finally:
+        assert monitor.stop(2.0)
+    assert not reply.cancelled and chat.calls == 1 and recorder.started == [reply]
+    assert monitor.turns_started == 1 and session.conversation.turns == [reply]
+    assert _history(session) == [("user", "Count for me."), ("assistant", REPLY)]
+    assert S.PAUSED in recorder.states
+
+
+def test_hands_free_a_short_noise_pauses_and_is_taken_back(sessions):
+    session, recorder, mic, reply, chat, _voice = _speaking(sessions, "what is it")
+    monitor = _hands_free(session, mic)
+    try:
+        # 0.12 s: three or four frames, whatever their alignment: the quick onset (96 ms)
+        # pauses, the turn's rule (160 ms) never confirms.
+        _say(mic, 0.12, -0.6)
+        assert _wait(lambda: session.audio.speaker.pauses == 1)
+        assert reply.finished.wait(10)
+    finally:
+        assert monitor.stop(2.0)
+    assert not reply.cancelled and chat.calls == 1 and recorder.started == [reply]
+    assert session.conversation.recognizer.utterances == 0  # nothing was recognised
+    assert _history(session)[-1] == ("assistant", REPLY)
+
+
+def test_hands_free_real_words_over_the_reply_interrupt_it(sessions):
+    session, recorder, mic, reply, chat, _voice = _speaking(
+        sessions, "what is the capital of france")
+    monitor = _hands_free(session, mic)
+    try:
+        _say(mic, 0.6, -0.6)
+        assert _wait(lambda: len(recorder.started) == 2 and recorder.started[1].finished
+                     .is_set())
+    finally:
+        assert monitor.stop(2.0)
+    question = recorder.started[1]
+    assert reply.cancelled and question.user_text == "what is the capital of france"
+    assert chat.calls == 2 and _history(session)[-1] == ("assistant", REPLY)

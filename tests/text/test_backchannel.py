@@ -15,7 +15,7 @@ from voicebot.text.backchannel import (
 @pytest.mark.parametrize("text", [
     "Mm-hmm.", "Mhm.", "Uh-huh.", "Hmm.", "Yeah.", "Okay.", "OK", "Right.", "I see.",
     "Oh, I see.", "Uh-huh, yeah.", "Right, right.", "Yes.", "Got it.", "All right.",
-    "mm hmm okay", " Sure! ",
+    "mm hmm okay", " Sure! ", "MMM.", "Mmmm", "Uhh.", "Hmmm, okay.",
 ])
 def test_listeners_signals_are_backchannels(text):
     assert is_backchannel(text) and lets_reply_go_on(text)
@@ -25,6 +25,7 @@ def test_listeners_signals_are_backchannels(text):
     "No.", "Wait.", "Stop.", "Wait, what about Rome?", "What is the capital of France?",
     "Thank you for the help.", "Okay, but what about tomorrow?", "I see a problem.", "Yeah, no.",
     "yeah yeah yeah yeah",  # four units: more than a murmur
+    "in my mom", "Ma'am.", "Mom.", "Home.",
 ])
 def test_real_words_interrupt(text):
     assert not is_backchannel(text) and not lets_reply_go_on(text)

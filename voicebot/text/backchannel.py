@@ -12,7 +12,8 @@ transcript, normalised as for scoring (``voicebot.text.scoring``: lower case, no
 punctuation, "mm-hmm" -> "mm hmm"), must be made entirely of the units below, at most
 ``MAX_UNITS`` of them ("yeah yeah", "oh I see", "mm-hmm okay"). "No", "wait", "stop" and
 anything with a content word are interruptions. Whisper's spellings of the murmurs
-("Mm-hmm", "Mhm", "Uh-huh", "Hmm") are all listed.
+("Mm-hmm", "Mhm", "Uh-huh", "Hmm") are listed, and a word made only of a murmur's
+letters ("MMM.", which is what Whisper tiny.en hears of Piper saying "Mm-hmm.") is one.
 
 "No words" also covers what Whisper writes for sound that is not speech: on the bot's
 own echo left over after cancellation (``voicebot bench echo``, 20 replies) it wrote
@@ -21,6 +22,8 @@ count as nothing heard, so a burst of echo that paused the reply lets it go on.
 """
 
 from __future__ import annotations
+
+import re
 
 from voicebot.text.scoring import words_for_scoring
 
@@ -38,6 +41,9 @@ PHRASES = frozenset({
     ("that's", "right"), ("makes", "sense"), ("that", "makes", "sense"), ("i", "know"),
     ("oh", "really"), ("i", "get", "it"), ("sounds", "good"), ("oh", "okay"),
 })
+# Whisper spells a murmur with as many letters as it heard ("MMM.", "Mmmm", "Uhh"):
+# any word of only these letters in this shape is one.
+MURMUR = re.compile(r"m+|h+m+|m+h+m+|u+h+|a+h+|o+h+")
 MAX_UNITS = 3
 # Whole transcripts Whisper makes of noise and echo (see the module docstring).
 NOT_SPEECH = frozenset({"you", "thank you", "thanks for watching"})
@@ -56,7 +62,7 @@ def backchannel_units(text: str) -> list[str] | None:
                 i += size
                 break
         else:
-            if words[i] not in WORDS:
+            if words[i] not in WORDS and not MURMUR.fullmatch(words[i]):
                 return None
             units.append(words[i])
             i += 1
