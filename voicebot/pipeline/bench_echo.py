@@ -21,6 +21,14 @@ Per reply, twice:
   user's speech onset (target 95 % of replies). The live path adds up to one 10 ms AEC
   frame and one capture pump period to that, and hands-free's 30 ms poll.
 
+Hands-free now *pauses* the reply on a quicker onset (``hands_free.pause_onset()``, 96
+ms) and lets the words decide (``voicebot.text.backchannel``), so the same signals are
+also scored for that: the pause's latency from the user's onset (within 150 ms and
+300 ms), false pauses on the bot alone (quick-rule starts; those the full rule also
+starts are the old self-interruptions, which now wait for Whisper), and, with Whisper,
+how many of those Whisper hears words in that are not a backchannel: the replies the bot
+would still cut itself off in (``self_interruptions_after_words``, target 0).
+
 The canceller's CPU cost is its own thread time (resampling of the reference, pairing,
 AEC3) per second of audio.
 """
@@ -110,6 +118,29 @@ def _words(text: str) -> list[str]:
     return words_for_scoring(text)
 
 
+def _segments(audio: np.ndarray, vad) -> list[tuple[float, float]]:
+    """(start, end) seconds of each turn hands-free's default rules would hear."""
+    from voicebot.audio.vad import FRAME, VadEvent, VoiceActivity
+
+    activity = VoiceActivity()
+    vad.reset()
+    segments, start = [], None
+    for i, probability in enumerate(vad.probabilities(audio)):
+        event = activity.update(probability)
+        if event is VadEvent.SPEECH_START:
+            start = (i + 1) * FRAME / RATE
+        elif event is VadEvent.SPEECH_END and start is not None:
+            segments.append((start, (i + 1) * FRAME / RATE))
+            start = None
+    if start is not None:
+        segments.append((start, len(audio) / RATE))
+    return segments
+
+
+def _within(latencies: list[float | None], seconds: float) -> int:
+    return sum(1 for lat in latencies if lat is not None and lat <= seconds)
+
+
 def run(args: argparse.Namespace) -> dict:
     from voicebot.audio.room_sim import (
         Room,
@@ -121,6 +152,7 @@ def run(args: argparse.Namespace) -> dict:
         speech_starts,
     )
     from voicebot.audio.vad import SileroVad
+    from voicebot.pipeline.hands_free import pause_onset
 
     seed = getattr(args, "echo_seed", 0)
     count = max(1, getattr(args, "echo_replies", len(REPLIES)))
@@ -132,6 +164,7 @@ def run(args: argparse.Namespace) -> dict:
     erles, self_starts, raw_starts, latencies, clean_latencies = [], [], [], [], []
     early, cpu, audio_s, realigns = 0, 0.0, 0.0, 0
     cleaned_alone = []
+    false_pauses, pause_latencies, pauses_early = 0, [], 0
     rooms = []
     for i, (_text, reply) in enumerate(replies):
         room = Room(delay_ms=float(rng.uniform(20, 150)), rt60_ms=float(rng.uniform(150, 400)),
@@ -147,6 +180,7 @@ def run(args: argparse.Namespace) -> dict:
         cleaned, stats = _cancel(far, mic, room, timing)
         erles.append(erle_db(mic, cleaned, echo, RATE))
         self_starts.append(len(speech_starts(cleaned, vad)))
+        false_pauses += len(speech_starts(cleaned, vad, pause_onset()))
         raw_starts.append(len(speech_starts(mic, vad)))
         cleaned_alone.append(cleaned)
         cpu += stats["cpu_seconds"]
@@ -168,6 +202,10 @@ def run(args: argparse.Namespace) -> dict:
         early += sum(1 for s in starts if s < onset)
         after = [s - onset for s in starts if s >= onset]
         latencies.append(after[0] if after else None)
+        pauses = speech_starts(cleaned, vad, pause_onset())
+        pauses_early += sum(1 for s in pauses if s < onset)
+        after = [s - onset for s in pauses if s >= onset]
+        pause_latencies.append(after[0] if after else None)
         # The same rules on the user's speech alone (no echo, no canceller): the VAD's
         # own delay, which 300 ms must also cover.
         alone = [s - onset for s in speech_starts(near, vad) if s >= onset]
@@ -201,12 +239,23 @@ def run(args: argparse.Namespace) -> dict:
         "user_alone_latencies_ms": [None if lat is None else round(1000 * lat)
                                     for lat in clean_latencies],
         "barge_in_extra_ms_median": round(1000 * statistics.median(extra)) if extra else None,
+        "pause_within_150ms": _within(pause_latencies, 0.15),
+        "pause_within_300ms": _within(pause_latencies, BARGE_IN_WINDOW_S),
+        "pause_latency_ms_median": (round(1000 * statistics.median(
+            [lat for lat in pause_latencies if lat is not None]))
+            if any(lat is not None for lat in pause_latencies) else None),
+        "pause_latencies_ms": [None if lat is None else round(1000 * lat)
+                               for lat in pause_latencies],
+        "pauses_before_user": pauses_early,
+        "false_pauses": false_pauses,
+        "false_pauses_confirmed": sum(self_starts),
         "aec_cpu_percent_of_core": round(100 * cpu / max(audio_s, 1e-9), 2),
         "realigns": realigns,
         "rooms": rooms,
     }
     if not getattr(args, "echo_no_whisper", False):
         result.update(_whisper(replies, cleaned_alone))
+        result.update(_settled(cleaned_alone, vad))
     result["seconds"] = round(time.perf_counter() - started, 1)
     return result
 
@@ -230,3 +279,25 @@ def _whisper(replies: list[tuple[str, np.ndarray]], cleaned: list[np.ndarray]) -
             transcripts.append(said.strip())
     return {"whisper_words_heard": heard, "whisper_reply_words_leaked": leaked,
             "whisper_transcripts": transcripts[:10]}
+
+
+def _settled(cleaned: list[np.ndarray], vad) -> dict:
+    """What the conversation makes of each confirmed false pause: Whisper hears the turn
+    hands-free would record (its 0.5 s of preroll included); words that are not a
+    backchannel would interrupt the bot's own reply."""
+    from voicebot.asr.factory import create_recognizer
+    from voicebot.pipeline.hands_free import PREROLL_S
+    from voicebot.text.backchannel import lets_reply_go_on
+
+    interrupting, heard = 0, []
+    for audio in cleaned:
+        for start, end in _segments(audio, vad):
+            recognizer = create_recognizer("whisper", "whisper-tiny-en", nbest=1,
+                                           device="cpu", streaming=False)
+            recognizer.feed(audio[max(0, round((start - PREROLL_S) * RATE)):round(end * RATE)])
+            hyps = recognizer.finish(1)
+            said = hyps[0].text.strip() if hyps else ""
+            heard.append(said)
+            interrupting += not lets_reply_go_on(said)
+    return {"self_interruptions_after_words": interrupting,
+            "false_pause_transcripts": heard}
