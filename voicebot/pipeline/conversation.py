@@ -540,6 +540,8 @@ class Conversation:
                 turn.timing.mark("first_played", at=first)
             while not turn.cancelled and not self.player.wait_done(timeout=0.05):
                 pass
+            if not turn.cancelled:  # paused before its first sound: stamped since
+                self._note_first_sample(turn)
         except Exception as exc:
             self._fail(turn, exc)
             turn.cancel.set()  # the chat model should stop too: nobody will hear it
