@@ -116,3 +116,47 @@ def test_frequency_labels_are_well_spaced(qtbot, tabs):
     ticks = plot.getAxis("left")._tickLevels[0]
     per_band = plot.getViewBox().height() / mel.n_mels
     assert (np.diff([band for band, _ in ticks]) * per_band >= 24).all()
+
+
+def _noise(seconds: float, level: float, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (level * rng.standard_normal(int(seconds * ASR_RATE))).astype(np.float32)
+
+
+def _frames(scope, ring, block: np.ndarray, count: int, clock: list[float]) -> int:
+    """Feed ``count`` 33 ms display frames of ``block`` each; how many drew."""
+    drawn = scope.redraws
+    for _ in range(count):
+        ring.write(block)
+        clock[0] += 1 / 30
+        scope.update_display()
+    return scope.redraws - drawn
+
+
+def test_digital_silence_is_not_redrawn(tabs):
+    """A muted microphone (all zeros) leaves the picture as it is: once the plots show
+    only silence, no frame draws, though new audio arrives every frame."""
+    _, scope, ring = tabs
+    clock = [0.0]
+    scope.clock = lambda: clock[0]
+    silence = np.zeros(ASR_RATE // 30, np.float32)
+    _frames(scope, ring, silence, 30 * 6, clock)  # fill the 5 s on screen with silence
+    assert _frames(scope, ring, silence, 60, clock) == 0
+    # Speech wakes it at once, and every frame draws while it is on screen.
+    assert _frames(scope, ring, _speech_like(1 / 30), 1, clock) == 1
+    assert _frames(scope, ring, silence, 30, clock) == 30
+
+
+def test_quiet_noise_is_drawn_a_few_times_a_second(tabs):
+    from voicebot.ui.widgets.scope import QUIET_HZ, QUIET_PEAK
+
+    _, scope, ring = tabs
+    clock = [0.0]
+    scope.clock = lambda: clock[0]
+    quiet = _noise(1 / 30, QUIET_PEAK / 8)  # a quiet room: peaks well under QUIET_PEAK
+    assert np.abs(quiet).max() < QUIET_PEAK
+    _frames(scope, ring, quiet, 30 * 6, clock)
+    drawn = _frames(scope, ring, quiet, 60, clock)  # two seconds
+    assert 2 * QUIET_HZ - 1 <= drawn <= 2 * QUIET_HZ + 1
+    loud = _noise(1 / 30, 0.1)
+    assert _frames(scope, ring, loud, 30, clock) == 30  # speech: every frame

@@ -62,6 +62,9 @@ class MelSpectrogramPlot(pg.PlotWidget):
         self._rgba[:] = self._lut[0]
         self._scale = 255.0 / (db_range[1] - db_range[0])
         self._frames = 0
+        # Trailing columns at the floor colour; once they fill the plot, more of them
+        # leave the image as it is (digital silence, a muted microphone): not dirty.
+        self._floor_run = self.n_frames
         self.setMouseEnabled(x=False, y=False)
         self.setMenuEnabled(False)
         self.hideButtons()
@@ -112,6 +115,12 @@ class MelSpectrogramPlot(pg.PlotWidget):
         if n == 0:
             return
         index = np.clip((frames - self.db_range[0]) * self._scale, 0, 255).astype(np.uint8)
+        unchanged = self._floor_run >= self.n_frames and not index.any()
+        if index.any():
+            loud_rows = np.flatnonzero(index.any(axis=1))
+            self._floor_run = n - 1 - loud_rows[-1]
+        else:
+            self._floor_run += n
         colors = self._lut[index.T]  # n_mels x n x 4
         cap = self.n_frames
         start = self._frames % cap
@@ -122,7 +131,7 @@ class MelSpectrogramPlot(pg.PlotWidget):
             self._rgba[:, start + offset:start + offset + first] = colors[:, :first]
             self._rgba[:, offset:offset + n - first] = colors[:, first:]
         self._frames += n
-        self._dirty = True
+        self._dirty = self._dirty or not unchanged
 
     @property
     def dirty(self) -> bool:

@@ -9,6 +9,9 @@ from voicebot.audio.ring_buffer import RingBuffer
 
 SECONDS = 5.0
 AXIS_WIDTH = 44  # pixels of the left axis; shared with the spectrogram to align time
+# A waveform whose peaks stay below this is a flat line on screen (a pixel of a 200-pixel
+# plot of -1..1 is 0.01): once the whole plot is such a line, it is not drawn again.
+FLAT_LEVEL = 1e-3
 
 
 def peak_decimate(samples: np.ndarray, bins: int, out_min: np.ndarray,
@@ -51,6 +54,7 @@ class WaveformPlot(pg.PlotWidget):
         self.addItem(self.curve)
         self._bins = 0
         self._last_written = -1
+        self._flat_drawn = False  # the curve on screen is a flat line across the plot
         self._resize_buffers(600)
 
     def _resize_buffers(self, bins: int) -> None:
@@ -62,6 +66,7 @@ class WaveformPlot(pg.PlotWidget):
         # Bin i of n counts n-1-i bins back from the newest: the tail of this countdown.
         self._bins_back = np.arange(self._bins - 1, -1, -1, dtype=np.float64)
         self._last_written = -1
+        self._flat_drawn = False
 
     def pixel_width(self) -> int:
         return int(self.getPlotItem().getViewBox().width()) or 600
@@ -84,9 +89,16 @@ class WaveformPlot(pg.PlotWidget):
         available -= available % per_bin
         if available <= 0:
             self.curve.setData([], [])
+            self._flat_drawn = False
             return True
         view = ring.latest(available + newest)[:available]
         bins = peak_decimate(view, available // per_bin, self._min, self._max)
+        # Across the whole plot and below FLAT_LEVEL: the same line as last frame.
+        flat = (min(ring.capacity, written) >= span and self._max[:bins].max() < FLAT_LEVEL
+                and self._min[:bins].min() > -FLAT_LEVEL)
+        if flat and self._flat_drawn:
+            return False
+        self._flat_drawn = flat
         x = self._x[:2 * bins]
         y = self._y[:2 * bins]
         # Bin i ends at (aligned - (bins - 1 - i) * per_bin); plot it at its end time.
