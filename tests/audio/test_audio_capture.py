@@ -32,7 +32,8 @@ def _speak_and_capture(virtual_audio, capture, audio, rate):
                          ids=["device-default", "48k-stereo", "44k1-stereo", "44k1-mono",
                               "16k-mono"])
 def test_real_speech_is_captured_intact(virtual_audio, speech, samplerate, channels):
-    capture = Capture("vmic", samplerate=samplerate, channels=channels)
+    capture = Capture("vmic", samplerate=samplerate, channels=channels,
+                      output_rates=(ASR_RATE, TRAINING_RATE))
     if samplerate:
         assert capture.samplerate == samplerate
     got = _speak_and_capture(virtual_audio, capture, speech.samples, speech.sample_rate)

@@ -144,3 +144,24 @@ def test_a_missing_library_gives_a_reason(monkeypatch):
     canceller, reason = echo.load_echo_canceller()
     assert canceller is None
     assert "pywebrtc-audio" in reason
+
+
+def test_skipping_the_pairing_over_played_silence_changes_nothing(speech, monkeypatch):
+    """Between replies the pairing is skipped (the far end is known to be zeros): the
+    cleaned microphone must be bit for bit what full pairing gives, pauses included."""
+    bot, user = speech
+    gap = np.zeros(RATE, np.float32)
+    far = np.concatenate([gap, bot[:3 * RATE], gap, gap, bot[:2 * RATE], gap])
+    near = np.zeros(len(far), np.float32)
+    near[6 * RATE:6 * RATE + len(user)] = user[:len(far) - 6 * RATE]
+    mic, _ = simulate(far, ROOM, RATE, near=near, echo_to_user_db=0.0)
+    outputs = []
+    for margin in (1e9, echo.SILENT_MARGIN_S):  # never skip, then as shipped
+        monkeypatch.setattr(echo, "SILENT_MARGIN_S", margin)
+        stream = _stream()
+        outputs.append(run_duplex(far, mic, RATE, stream, ROOM, TIMING))
+        assert stream.frames_with_reference == stream.frames
+        # Shipped: most of the three seconds of played silence skip the pairing.
+        assert (stream.frames_silent > 200) == (margin < 1)
+    assert len(outputs[0]) == len(outputs[1])
+    np.testing.assert_array_equal(outputs[0], outputs[1])

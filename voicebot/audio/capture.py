@@ -46,7 +46,7 @@ from voicebot.audio.echo import (
     Timeline,
     block_time,
 )
-from voicebot.audio.resample import ASR_RATE, TRAINING_RATE, StreamResampler
+from voicebot.audio.resample import ASR_RATE, StreamResampler
 from voicebot.audio.ring_buffer import RingBuffer
 
 log = logging.getLogger(__name__)
@@ -97,15 +97,16 @@ class Capture:
     """Records from an input device by name; read the results from :attr:`rings`."""
 
     def __init__(self, device: str = "", *, samplerate: float | None = None,
-                 channels: int | None = None, output_rates: Iterable[int] = (ASR_RATE,
-                                                                               TRAINING_RATE),
+                 channels: int | None = None, output_rates: Iterable[int] = (ASR_RATE,),
                  buffer_seconds: float = 30.0, block_ms: float = 10.0,
                  latency: float | str = "low",
                  on_error: Callable[[AudioDeviceError], None] | None = None,
                  echo_canceller: EchoCanceller | None = None) -> None:
         """``samplerate``/``channels`` default to the device's own (channels capped at 2:
         the signal is mixed to mono anyway). An unsupported ``samplerate`` falls back to
-        one the device supports; the output rates stay the same either way.
+        one the device supports; the output rates stay the same either way. Each output rate
+        costs a resampler pass per block (the training recorder asks for ``TRAINING_RATE``
+        too; the conversation does not).
         ``echo_canceller`` (at ``ASR_RATE``) cleans the ``ASR_RATE`` ring once a player's
         reference is given to :meth:`set_echo_reference`."""
         choice = choose_device(device, "input")
