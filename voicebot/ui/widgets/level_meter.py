@@ -49,7 +49,9 @@ class LevelMeter(QWidget):
         if clipped:
             self._clip_until = now + CLIP_HOLD_SECONDS
         # Repaint only when what is drawn changes (at half-dB resolution).
-        shown = (round(self.peak_db * 2), round(self.rms_db * 2), round(fallen * 2),
+        # The falling hold stops at the floor, so silence repaints nothing.
+        shown = (round(self.peak_db * 2), round(self.rms_db * 2),
+                 round(max(FLOOR_DB, fallen) * 2),
                  self.clipping)
         if shown != self._shown:
             self._shown = shown

@@ -44,7 +44,7 @@ from voicebot.audio.ring_buffer import RingBuffer, RingReader
 from voicebot.ui.widgets.elided_label import ElidedLabel
 from voicebot.ui.widgets.level_meter import LevelMeter, to_db
 from voicebot.ui.widgets.spectrogram import MelSpectrogramPlot
-from voicebot.ui.widgets.waveform import WaveformPlot
+from voicebot.ui.widgets.waveform import FLAT_LEVEL, WaveformPlot
 
 # 30 frames a second scroll smoothly enough for audio plots, at half the cost of 60
 # (the visible app spent ~15% of a core on them at 60 Hz, measured with bench idle).
@@ -88,6 +88,7 @@ class AudioScope(QWidget):
         self._drain = np.zeros(int(sample_rate * MAX_DRAIN_SECONDS), np.float32)
         self._clipped_seen = 0
         self._peak_since_text = 0.0
+        self._peak_since_draw = 0.0  # of the audio not yet on screen
         self.display_timer = QTimer(self)
         self.display_timer.setInterval(1000 // display_hz)  # 33 ms for 30 Hz
         self.display_timer.timeout.connect(self.update_display)
@@ -110,6 +111,7 @@ class AudioScope(QWidget):
         self._ring = ring
         self._reader = ring.reader() if ring is not None else None
         self._drawn_at = -1
+        self.waveform.invalidate()
         self._stats = stats
         self._clipped_seen = int(stats().get("clipped_samples", 0)) if stats else 0
 
@@ -178,6 +180,7 @@ class AudioScope(QWidget):
             self.spectrogram.append(self.mel.push(new))
             peak = float(max(new.max(), -new.min()))
             self._peak_since_text = max(self._peak_since_text, peak)
+            self._peak_since_draw = max(self._peak_since_draw, peak)
             if peak >= QUIET_PEAK:
                 self._loud_at = written
         elif not self.spectrogram.dirty and written == self._drawn_at:
@@ -188,7 +191,10 @@ class AudioScope(QWidget):
             rms = float(np.sqrt(np.dot(new, new) / len(new)))
             self.meter.set_level(peak, rms, clipped=self._clipped(peak))
         drew_spectrogram = self.spectrogram.redraw()
-        drew_waveform = self.waveform.refresh(self._ring)
+        # Near-silence onto a flat line leaves the line as it is: skip even the decimation.
+        quiet_flat = self._peak_since_draw < FLAT_LEVEL and self.waveform.flat_drawn
+        self._peak_since_draw = 0.0
+        drew_waveform = False if quiet_flat else self.waveform.refresh(self._ring)
         self._drawn_at = written
         drew = drew_spectrogram or drew_waveform
         if drew:

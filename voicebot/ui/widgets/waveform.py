@@ -68,6 +68,16 @@ class WaveformPlot(pg.PlotWidget):
         self._last_written = -1
         self._flat_drawn = False
 
+    def invalidate(self) -> None:
+        """Forget what is drawn (a new source): the next refresh draws."""
+        self._last_written = -1
+        self._flat_drawn = False
+
+    @property
+    def flat_drawn(self) -> bool:
+        """The curve on screen is a flat line across the whole plot."""
+        return self._flat_drawn
+
     def pixel_width(self) -> int:
         return int(self.getPlotItem().getViewBox().width()) or 600
 
