@@ -1,8 +1,18 @@
 """`voicebot bench turn`: spoken turns through the virtual audio devices, end to end.
 
-Each turn: the question is spoken into the virtual microphone while the talk button is
-held, released, and the clock runs until the first reply sample reaches the virtual
-speaker (voice to voice). The questions are synthesised once by the embedded voice.
+Push-to-talk (the default): the question is spoken into the virtual microphone while the
+talk button is held, released, and the clock runs until the first reply sample reaches
+the virtual speaker (voice to voice).
+
+Hands-free (``--turn-mode hands-free``, virtual devices only: the end of a turn is heard
+as silence, which only a microphone that keeps running delivers): nobody presses
+anything; the question is spoken and the clock runs from the end of its speech (the last
+10 ms above -30 dB of its loudest, known from the samples injected) until the first reply
+sample is played. That includes the end-of-turn decision, which is also reported alone
+(``end_of_turn_ms``: end of speech to the turn's end being decided), and every question
+that opened more than one turn counts as cut off.
+
+The questions are synthesised once by the embedded voice.
 """
 
 from __future__ import annotations
@@ -11,6 +21,8 @@ import argparse
 import resource
 import statistics
 import time
+
+import numpy as np
 
 from voicebot.pipeline.timing import STAGES
 
@@ -27,6 +39,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("bench turn")
     group.add_argument("--turn-count", type=int, default=10, help="spoken turns to run")
     group.add_argument("--turn-device", default="cpu", help="cpu, cuda or auto")
+    group.add_argument("--turn-mode", default="ptt", choices=("ptt", "hands-free"),
+                       help="ptt: the talk button is held over each question; hands-free: "
+                            "voice activity and the end-of-turn policy decide (virtual "
+                            "audio only)")
     group.add_argument("--turn-audio", default="virtual", choices=("virtual", "memory"),
                        help="virtual: PulseAudio virtual microphone and speaker; memory: "
                             "no sound system (GPU servers), the output device's latency "
@@ -71,6 +87,67 @@ def _talk(session, say, questions: list, turns_wanted: int) -> list:
     return records
 
 
+def speech_end_seconds(samples: np.ndarray, rate: int = 16000, below_db: float = 30.0,
+                       frame_s: float = 0.010) -> float:
+    """Where the speech in ``samples`` ends: the end of the last ``frame_s`` frame whose
+    RMS is within ``below_db`` of the loudest frame's (the voice's trailing silence and
+    breath are not speech)."""
+    frame = max(1, int(rate * frame_s))
+    count = len(samples) // frame
+    if count == 0:
+        return 0.0
+    frames = np.asarray(samples[:count * frame], np.float64).reshape(count, frame)
+    rms = np.sqrt(np.mean(frames * frames, axis=1))
+    loud = np.flatnonzero(rms >= rms.max() * 10 ** (-below_db / 20))
+    return (loud[-1] + 1) * frame / rate
+
+
+def _talk_hands_free(session, say, questions: list, turns_wanted: int) -> list:
+    """Speak each question with nobody pressing anything; per question: (end of speech,
+    the turns it opened)."""
+    conversation = session.conversation
+    results = []
+    for i in range(turns_wanted):
+        question = questions[i % len(questions)]
+        before = len(conversation.turns)
+        starts = say(question)
+        speech_end = starts + speech_end_seconds(question)
+        deadline = time.monotonic() + len(question) / 16000 + 60
+        # The question's turn: started by the voice activity, finished when its reply is.
+        while time.monotonic() < deadline:
+            opened = [t for t in conversation.turns[before:] if t.source == "voice"]
+            if opened and time.monotonic() > speech_end + 0.5 and all(
+                    t.finished.is_set() for t in opened):
+                break
+            time.sleep(0.05)
+        else:
+            raise RuntimeError(f"question {i + 1} got no finished turn in time")
+        results.append((speech_end, opened))
+        time.sleep(0.8)  # past hands-free's echo guard before the next question
+    return results
+
+
+def hands_free_figures(results: list) -> dict:
+    """The hands-free figures from (end of speech, turns opened) per question."""
+    v2v, decided = [], []
+    cut_off = 0
+    for speech_end, opened in results:
+        cut_off += len(opened) > 1
+        last = opened[-1]
+        stamps = last.timing.stamps
+        if "ptt_release" in stamps:
+            decided.append((stamps["ptt_release"] - speech_end) * 1000)
+        if "first_played" in stamps:
+            v2v.append((stamps["first_played"] - speech_end) * 1000)
+    figures: dict = {"questions": len(results), "cut_off": cut_off,
+                     "turns_without_reply_audio": len(results) - len(v2v)}
+    for name, values in (("end_of_speech_to_first_sound", v2v),
+                         ("end_of_turn", decided)):
+        figures[f"{name}_ms_median"] = round(statistics.median(values), 1) if values else None
+        figures[f"{name}_ms_p90"] = round(_percentile(values, 0.9), 1) if values else None
+    return figures
+
+
 def _run_session(settings, args, turns_wanted: int, inject=None) -> tuple[list, int]:
     """The turns through a Session, as the app runs them (history not kept).
 
@@ -81,7 +158,11 @@ def _run_session(settings, args, turns_wanted: int, inject=None) -> tuple[list, 
     from voicebot.pipeline.live_session import Session
     from voicebot.pipeline.session import load_engines
 
-    settings.audio.hands_free = False  # the bench holds the talk button
+    hands_free = getattr(args, "turn_mode", "ptt") == "hands-free"
+    if hands_free and inject is None:
+        raise ValueError("hands-free turns need the virtual devices (--turn-audio virtual): "
+                         "a turn ends on silence, which only a running microphone delivers")
+    settings.audio.hands_free = hands_free  # else the bench holds the talk button
     engines = load_engines(settings, device=args.turn_device)
     questions = _questions(engines)
     session = Session(settings, loads_models=False, persist=False)
@@ -100,7 +181,10 @@ def _run_session(settings, args, turns_wanted: int, inject=None) -> tuple[list, 
                 return inject(question, 16000)
         if not session.can_talk:
             raise RuntimeError(f"no microphone to talk into: {session.shown.status}")
-        records = _talk(session, say, questions, turns_wanted)
+        if hands_free:
+            records = _talk_hands_free(session, say, questions, turns_wanted)
+        else:
+            records = _talk(session, say, questions, turns_wanted)
         capture = session.capture
         return records, capture.input_overflows if capture is not None else 0
     finally:
@@ -122,8 +206,15 @@ def run(args: argparse.Namespace) -> dict:
     turns_wanted = max(1, args.turn_count)
     runner = _run_session if args.turn_audio == "memory" else _run_virtual
     records, overflows = runner(settings, args, turns_wanted)
+    if args.turn_mode == "hands-free":
+        result = {"mode": "hands-free", "device": args.turn_device, "audio": args.turn_audio,
+                  **hands_free_figures(records),
+                  "recognised": [[t.user_text for t in opened]
+                                 for _, opened in records[:len(QUESTIONS)]],
+                  "input_overflows": overflows, "rss_mb_peak": round(_rss_peak_mb(), 1)}
+        return result
 
-    result: dict = {"turns": len(records), "device": args.turn_device,
+    result: dict = {"turns": len(records), "mode": "ptt", "device": args.turn_device,
                     "audio": args.turn_audio}
     for stage in STAGES:
         values = [t.timing.breakdown()[stage] for t in records
