@@ -93,7 +93,8 @@ def _talk_over_a_reply(conversation, virtual_audio, speech):
     reply = conversation.current_turn
     virtual_audio.inject(speech, 16000)
     assert _wait(lambda: conversation.state is TurnState.PAUSED, 5), \
-        "speaking did not pause the bot"
+        (f"speaking did not pause the bot: {conversation.state}, "
+         f"{[t.user_text for t in conversation.turns]}, reply {reply.reply_text!r}")
     return reply
 
 
@@ -128,7 +129,8 @@ def test_headset_mode_a_murmur_pauses_the_reply_and_it_goes_on(hands_free_setup,
     monitor = start(headset=True)
     reply = _talk_over_a_reply(conversation, virtual_audio, murmur)
     assert _wait(lambda: conversation.state is not TurnState.PAUSED, 30)
-    assert conversation.current_turn is reply and not reply.cancelled
+    heard = [turn.user_text for turn in conversation.turns[1:]]
+    assert conversation.current_turn is reply and not reply.cancelled, heard
     assert reply.finished.wait(120)
     assert not reply.cancelled and conversation.turns == [reply]
     assert monitor.turns_started == 1
