@@ -127,6 +127,8 @@ def test_stop_and_close_during_a_pause_end_everything(sessions):
     assert reply.cancelled and tentative.cancelled
     assert session.conversation.state is S.IDLE and not session.audio.speaker.paused
     assert reply.finished.wait(2) and tentative.finished.wait(2)
+    assert session.conversation.current_turn is reply  # the one the user knows of
+    assert _wait(lambda: session.shown.phase is Phase.INTERRUPTED)
     # And a pause still pending when the session closes: bounded by the fixture's close.
     session2, _r, _m, reply2, _c, _v = _speaking(sessions, "mm-hmm")
     session2.conversation.start_listening(0.0, tentative=True)

@@ -335,7 +335,12 @@ class Conversation:
         also ends its pause)."""
         interrupted = False
         paused, self._paused = self._paused, None
-        for turn in (self._current, paused):
+        current = self._current
+        if paused is not None and current is not None and current.tentative:
+            # The reply is the turn the user knows of (the tentative one was never
+            # announced): current again, its end is reported as an interruption.
+            self._current = paused
+        for turn in (current, paused):
             if turn is not None and not turn.finished.is_set():
                 log.info("turn %d interrupted", turn.id)
                 turn.cancel.set()
