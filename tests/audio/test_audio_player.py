@@ -129,6 +129,7 @@ def test_pause_keeps_the_queue_and_resume_goes_on_without_a_click(virtual_audio,
     time.sleep(0.4)
     assert player.paused and player.playing and not player.wait_done(0.05)
     assert player.queued_seconds == left  # paused: nothing read from the queue
+    assert player.written_s - player.played_s == pytest.approx(left)
     quiet, _ = virtual_audio.speaker_audio(quiet_from)
     assert len(quiet) and np.abs(quiet).max() < SILENCE
     player.resume()

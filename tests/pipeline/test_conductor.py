@@ -54,20 +54,25 @@ def test_a_spoken_turn_goes_through_every_state(sessions, caplog):
                in line for line in lines)
 
 
-def test_barge_in_keeps_only_what_was_spoken(sessions):
-    # The chat model is far ahead of the voice: each clause takes 0.3 s to say.
+def test_barge_in_keeps_only_what_was_heard(sessions):
+    # The chat model is far ahead of the voice, and the voice ahead of the speaker: each
+    # clause is 1 s of audio made in 0.5 s.
     session, _recorder, _mic = fake_session(
         chat=FakeChat(reply="One two three. Four five six. Seven eight nine. Ten.", delay=0),
-        voice=FakeVoice(chunks=3, delay=0.1))
+        voice=FakeVoice(chunks=5, seconds=0.2, delay=0.1))
     sessions.append(session)
+    speaker = session.audio.speaker
     first = session.submit_text("Count for me.")
-    assert wait_until(lambda: len(first.spoken) == 2)  # the second clause is being said
+    # The second clause is being heard (for 1 s), the third already went to the voice.
+    assert wait_until(lambda: len(first.spoken) >= 3
+                      and speaker.played_s > first.clause_starts[1])
     second = session.start_listening()
     assert first.cancelled and session.conversation.state is S.LISTENING
     assert first.finished.wait(2)
     assert first.reply_text.strip().endswith("Ten.")  # generated ...
+    assert len(first.spoken) >= 3  # ... synthesised further ...
     remembered = session.conversation.history[-1]["content"]
-    assert remembered == "One two three. Four five six."  # ... but not all said
+    assert remembered == "One two three. Four five six."  # ... but not all heard
     assert session.shown.phase is Phase.LISTENING  # the new turn, not "interrupted"
     session.stop_listening()
     assert second.finished.wait(5)

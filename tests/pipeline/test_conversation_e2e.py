@@ -139,6 +139,12 @@ def test_barge_in_silences_the_bot_and_listens(engines, question_audio, virtual_
     assert second.finished.wait(60)
     assert {"capital", "france"} <= set(words_for_scoring(second.user_text))
     assert not listener.errors, listener.errors
+    # The interrupted reply is remembered as far as its clauses had started playing
+    # (Piper is faster than real time: it had queued more than that).
+    heard = first.spoken[:first.heard_clauses]
+    assert 1 <= len(heard) <= len(first.spoken)
+    assert {"role": "assistant", "content": " ".join(c.strip() for c in heard)} \
+        in conversation.history
 
 
 def test_the_voice_leaves_the_other_core_to_the_chat_model(engines):

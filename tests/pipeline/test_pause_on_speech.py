@@ -237,3 +237,20 @@ def test_hands_free_real_words_over_the_reply_interrupt_it(sessions):
     question = recorder.started[1]
     assert reply.cancelled and question.user_text == "what is the capital of france"
     assert chat.calls == 2 and _history(session)[-1] == ("assistant", REPLY)
+
+
+def test_a_fast_voice_is_remembered_as_far_as_it_was_heard(sessions):
+    """A voice much faster than real time queues the whole reply at once; talked over in
+    its first clause, the reply is remembered as that clause, not all it queued."""
+    chat = FakeChat(reply=REPLY, delay=0)
+    voice = FakeVoice(chunks=CHUNKS, seconds=CHUNK_S, delay=0)  # 4 s of audio, at once
+    session, _recorder, mic = fake_session(recognizer=FakeRecognizer("stop please"),
+                                           chat=chat, voice=voice)
+    sessions.append(session)
+    reply = session.submit_text("Count for me.")
+    # All of it queued (1 s per clause), and the first clause heard for 0.1 s.
+    assert _wait(lambda: len(reply.spoken) == 4 and session.audio.speaker.played_s > 0.1)
+    question = _talk_over(session, mic)
+    assert question.finished.wait(10) and reply.cancelled
+    assert reply.heard_clauses == 1
+    assert _history(session)[:2] == [("user", "Count for me."), ("assistant", "One two three.")]

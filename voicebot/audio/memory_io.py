@@ -53,6 +53,7 @@ class MemorySpeaker:
         self._done_at = 0.0
         self._paused_left: float | None = None  # seconds still queued when paused
         self.samples_played = 0
+        self.written_s = 0.0  # seconds queued in all (the Player's running total)
         self.pauses = 0
         # play() runs on the speech thread, pause()/resume() on the conversation's: one
         # lock so that no queued second is lost between them.
@@ -72,12 +73,21 @@ class MemorySpeaker:
     def paused(self) -> bool:
         return self._paused_left is not None
 
+    @property
+    def played_s(self) -> float:
+        """Of ``written_s``, the seconds played (or dropped by stop()), as the Player's."""
+        with self._lock:
+            left = self._paused_left if self._paused_left is not None else \
+                max(0.0, self._done_at - time.monotonic())
+            return self.written_s - left
+
     def play(self, chunk: np.ndarray, rate: float, last: bool = False) -> None:
         now = time.monotonic()
         if not self._in_utterance:
             self._in_utterance = True
             self.first_sample_time = now
         with self._lock:
+            self.written_s += len(chunk) / float(rate)
             if self._paused_left is not None:
                 self._paused_left += len(chunk) / float(rate)
             else:

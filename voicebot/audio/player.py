@@ -158,6 +158,17 @@ class Player:
     def paused(self) -> bool:
         return self._paused
 
+    @property
+    def written_s(self) -> float:
+        """Seconds of audio queued since the player was made (a running total)."""
+        return self._queue.frames_written / self.samplerate
+
+    @property
+    def played_s(self) -> float:
+        """Of ``written_s``, the seconds handed to the device (or dropped by stop()): a
+        clause that started before this point has been heard, at least its beginning."""
+        return self._reader.position / self.samplerate
+
     # ----- feeding --------------------------------------------------------------
     def play(self, chunk: np.ndarray, rate: float, last: bool = False) -> None:
         """Queue ``chunk`` (float32 mono at ``rate`` Hz); ``last`` ends the utterance.

@@ -77,6 +77,13 @@ class Speaker(Protocol):
 
     def resume(self) -> None: ...
 
+    # Running totals in seconds: audio queued, and how much of it has been played.
+    @property
+    def written_s(self) -> float: ...
+
+    @property
+    def played_s(self) -> float: ...
+
     def wait_done(self, timeout: float | None = None) -> bool: ...
 
     def wait_first_sample(self, timeout: float | None = None) -> float | None: ...
@@ -139,13 +146,16 @@ class Turn:
     hypotheses: list[Any] = field(default_factory=list)  # asr Hypothesis objects
     reply_text: str = ""
     spoken: list[str] = field(default_factory=list)  # the clauses sent to the voice
+    # Where each clause's audio starts in the speaker's running total (``written_s``).
+    clause_starts: list[float] = field(default_factory=list)
     error: str | None = None
     # Hands-free: a turn recorded over a paused reply, not announced until its words
     # show it is a real interruption (then False); ``dropped`` if they did not.
     tentative: bool = False
     dropped: bool = False
-    # The clauses sent to the voice when the reply was paused: synthesis goes on filling
-    # the paused player, and the user heard none of that (None: not paused).
+    # The clauses the user had heard (at least the start of) when the reply was paused or
+    # interrupted: a voice faster than real time queues clauses ahead, and synthesis goes
+    # on filling a paused player. None: not measured (all clauses sent to the voice count).
     heard_clauses: int | None = None
 
     @property
@@ -155,7 +165,8 @@ class Turn:
     @property
     def remembered_reply(self) -> str:
         """The reply as the user got it: all of it, or after barge-in (or stop) only the
-        clauses that went to the voice, not the text the chat model generated ahead."""
+        clauses the user heard the start of (those that went to the voice where the
+        speaker cannot tell), not the text the chat model or the voice made ahead."""
         if self.cancelled:
             spoken = self.spoken if self.heard_clauses is None else \
                 self.spoken[:self.heard_clauses]
@@ -242,7 +253,7 @@ class Conversation:
                 log.info("turn %d paused: the user speaks over it", reply.id)
                 if self.player is not None:
                     self.player.pause()
-                reply.heard_clauses = len(reply.spoken)
+                reply.heard_clauses = self._heard(reply)
                 self._paused, self._paused_state = reply, self.state
                 turn = self._new_turn("voice")
                 turn.tentative = True  # announced only if it turns out to interrupt
@@ -343,11 +354,22 @@ class Conversation:
         for turn in (current, paused):
             if turn is not None and not turn.finished.is_set():
                 log.info("turn %d interrupted", turn.id)
+                if turn is not paused:  # a paused reply's was taken when it paused
+                    turn.heard_clauses = self._heard(turn)
                 turn.cancel.set()
                 turn.released.set()
                 interrupted = True
         if (interrupted or paused is not None) and self.player is not None:
             self.player.stop()
+
+    def _heard(self, turn: Turn) -> int | None:
+        """How many of the turn's clauses have started playing (None: unknown)."""
+        played = getattr(self.player, "played_s", None)
+        count = len(turn.spoken)  # read first: the speech thread appends starts first
+        starts = turn.clause_starts[:count]
+        if played is None or len(starts) < count:
+            return None
+        return sum(1 for start in starts if start < played)
 
     def _settle(self, turn: Turn) -> bool:
         """A tentative turn's transcript is known: True if it interrupts the paused reply
@@ -529,6 +551,7 @@ class Conversation:
                     continue
                 # The splitter already cut the clause (the first one short, for a quick
                 # start): the voice only normalises and speaks it.
+                turn.clause_starts.append(getattr(self.player, "written_s", 0.0))
                 turn.spoken.append(clause)
                 for chunk in self.synthesizer.stream(clause, turn.cancel, split_first=False):
                     if turn.cancelled:
