@@ -30,11 +30,11 @@ def _wait(predicate) -> bool:
     return wait_until(predicate, 10.0)
 
 
-def _speaking(sessions, *heard: str):
+def _speaking(sessions, *heard: str, recognizer=None):
     chat = FakeChat(reply=REPLY, delay=0)
     voice = FakeVoice(chunks=CHUNKS, seconds=CHUNK_S, delay=0.05)
-    session, recorder, mic = fake_session(recognizer=FakeRecognizer(*heard), chat=chat,
-                                          voice=voice)
+    session, recorder, mic = fake_session(recognizer=recognizer or FakeRecognizer(*heard),
+                                          chat=chat, voice=voice)
     sessions.append(session)
     reply = session.submit_text("Count for me.")
     assert _wait(lambda: session.conversation.state is S.SPEAKING)
@@ -254,3 +254,26 @@ def test_a_fast_voice_is_remembered_as_far_as_it_was_heard(sessions):
     assert question.finished.wait(10) and reply.cancelled
     assert reply.heard_clauses == 1
     assert _history(session)[:2] == [("user", "Count for me."), ("assistant", "One two three.")]
+
+
+class _MurmurRecognizer(FakeRecognizer):
+    """Whisper's n-best for Piper's "Mm-hmm." as heard through the virtual devices."""
+
+    def finish(self, nbest=None):
+        from voicebot.asr.recognizer import Hypothesis
+
+        self.utterances += 1
+        return [Hypothesis("MMMM.", -4.54, engine_rank=0),
+                Hypothesis("in my mom.", -4.88, engine_rank=1)]
+
+
+def test_a_murmur_the_rescoring_turns_into_words_still_lets_the_reply_go_on(sessions):
+    session, recorder, mic, reply, chat, _voice = _speaking(
+        sessions, recognizer=_MurmurRecognizer())
+    # The n-gram prefers words to murmurs: it put "in my mom." first in that run.
+    session.conversation.rescore = lambda hypotheses: hypotheses[::-1]
+    murmur = _talk_over(session, mic)
+    assert murmur.finished.wait(10) and murmur.dropped
+    assert murmur.user_text == "in my mom."
+    assert reply.finished.wait(10) and not reply.cancelled and chat.calls == 1
+    assert recorder.started == [reply]
