@@ -16,12 +16,14 @@ over the reply only *pauses* it (state PAUSED; the player plays silence, the rep
 generation and synthesis go on queueing) while a new turn records and recognises what
 they said, unannounced to the listener. When its transcript is known the turn is settled:
 no words, or only a backchannel (``voicebot.text.backchannel``: "mm-hmm", "yeah", "I
-see"), and it is dropped (not in the history, not answered; ``turn_dropped`` tells the
-listener) and the reply resumes where it paused; real words cancel the reply, which is
-remembered as far as it had gone to the voice when it was paused, and the new turn is
-announced and answered. A pause is cheap and undone in milliseconds, so it can come on
-the first sign of speech; only the interruption waits for words. The talk button, typed
-text and stop() interrupt at once, paused or not.
+see"; in the final transcript or in the acoustically best hypothesis, since the n-gram
+rescoring turns murmurs into words), and it is dropped (not in the history, not
+answered; ``turn_dropped`` tells the listener) and the reply resumes where it paused;
+real words cancel the reply, which is remembered as far as the user heard it (the
+clauses that had started playing when it paused), and the new turn is announced and
+answered. A pause is cheap and undone in milliseconds, so it can come on the first sign
+of speech; only the interruption waits for words. The talk button, typed text and
+stop() interrupt at once, paused or not.
 
 The microphone is only read between press and release, from a reader that starts at the
 press, so in push-to-talk mode the bot never hears itself.
