@@ -15,7 +15,7 @@ from voicebot.text.backchannel import (
 @pytest.mark.parametrize("text", [
     "Mm-hmm.", "Mhm.", "Uh-huh.", "Hmm.", "Yeah.", "Okay.", "OK", "Right.", "I see.",
     "Oh, I see.", "Uh-huh, yeah.", "Right, right.", "Yes.", "Got it.", "All right.",
-    "mm hmm okay", " Sure! ", "MMM.", "Mmmm", "Uhh.", "Hmmm, okay.",
+    "mm hmm okay", " Sure! ", "MMM.", "Mmmm", "Uhh.", "Hmmm, okay.", "Emm-",
 ])
 def test_listeners_signals_are_backchannels(text):
     assert is_backchannel(text) and lets_reply_go_on(text)

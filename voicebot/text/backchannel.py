@@ -41,9 +41,10 @@ PHRASES = frozenset({
     ("that's", "right"), ("makes", "sense"), ("that", "makes", "sense"), ("i", "know"),
     ("oh", "really"), ("i", "get", "it"), ("sounds", "good"), ("oh", "okay"),
 })
-# Whisper spells a murmur with as many letters as it heard ("MMM.", "Mmmm", "Uhh"):
+# Whisper spells a murmur with as many letters as it heard ("MMM.", "Mmmm", "Uhh",
+# "Emm-"):
 # any word of only these letters in this shape is one.
-MURMUR = re.compile(r"m+|h+m+|m+h+m+|u+h+|a+h+|o+h+")
+MURMUR = re.compile(r"[eu]?m+|h+m+|m+h+m+|u+h+|a+h+|o+h+")
 MAX_UNITS = 3
 # Whole transcripts Whisper makes of noise and echo (see the module docstring).
 NOT_SPEECH = frozenset({"you", "thank you", "thanks for watching"})
