@@ -7,6 +7,7 @@ import pytest
 
 from voicebot.asr.recognizer import Hypothesis
 from voicebot.asr.rescoring import NEURAL_WEIGHT, TUNED_WEIGHTS, Weights, rescore
+from voicebot.asr.wer import count_errors
 from voicebot.asr.whisper_engine import WhisperRecognizer
 
 NAME_QUESTION = [{"role": "assistant", "content": "Nice to meet you! What's your name?"}]
@@ -35,15 +36,21 @@ def test_the_dialogue_picks_the_likely_answer(scorer, ngram_lm):
         == "And at least."
 
 
-def test_plain_sentences_are_left_alone(scorer, ngram_lm, whisper_model, clips):
-    """Real recordings with no conversation: the neural term changes no result."""
+def test_plain_sentences_are_never_made_worse(scorer, ngram_lm, whisper_model, clips):
+    """Real recordings with no conversation: the neural term makes no result worse.
+
+    (It asked "changes nothing" before; on another CPU the int8 Whisper's scores differ a
+    little, the plain 1-best of "he was not an ill disposed young man" became "...an
+    old-sposed young man", and the chat model's term put it right.)"""
     recognizer = WhisperRecognizer(whisper_model, nbest=5, streaming=False)
     for utterance, audio in clips[:5]:
         recognizer.feed(audio)
         nbest = recognizer.finish(5)
         plain = rescore(nbest, ngram_lm, TUNED_WEIGHTS).text
-        assert rescore(nbest, ngram_lm, WITH_NEURAL, neural=scorer).text == plain, \
-            utterance.reference
+        neural = rescore(nbest, ngram_lm, WITH_NEURAL, neural=scorer).text
+        assert count_errors(utterance.reference, neural).errors \
+            <= count_errors(utterance.reference, plain).errors, (utterance.reference, plain,
+                                                                 neural)
 
 
 def test_a_repetition_never_wins_through_the_chat_model(scorer, ngram_lm):
