@@ -11,20 +11,11 @@ import time
 import numpy as np
 import pytest
 
-from tests.pipeline.fakes import FakeVad, Recorder, fake_engines
+from tests.pipeline.fakes import FakeVad, Recorder, fake_engines, wait_until
 from voicebot.pipeline import live_session
 from voicebot.pipeline.display_state import Phase
 from voicebot.pipeline.live_session import Session
 from voicebot.settings import Settings
-
-
-def wait_for(condition, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 @pytest.mark.audio
@@ -40,7 +31,7 @@ def test_the_next_turn_works_after_the_sound_server_comes_back(virtual_audio, mo
         assert session.audio.mic is not None and session.audio.speaker is not None
         lost_at = time.monotonic()
         virtual_audio.kill_daemon()
-        assert wait_for(lambda: session.shown.phase is Phase.DEVICE_LOST, 3)
+        assert wait_until(lambda: session.shown.phase is Phase.DEVICE_LOST, 3)
         assert time.monotonic() - lost_at < 3  # shown at once (the watchdogs: ~1.3 s)
         # Away longer than the quick tries: typing works meanwhile, the devices are
         # missing (and said to be), and the session keeps polling.
@@ -48,17 +39,17 @@ def test_the_next_turn_works_after_the_sound_server_comes_back(virtual_audio, mo
         assert session.can_type and session.audio.mic is None
         assert "No microphone" in session.shown.status
         virtual_audio.restart()
-        assert wait_for(lambda: session.audio.mic is not None, 10), session.shown
-        assert wait_for(lambda: session.shown.phase is Phase.READY, 5), session.shown
+        assert wait_until(lambda: session.audio.mic is not None, 10), session.shown
+        assert wait_until(lambda: session.shown.phase is Phase.READY, 5), session.shown
         assert "No microphone" not in session.shown.status
         # The microphone hears again...
         mic = session.audio.mic.reader()
         virtual_audio.inject(np.full(8000, 0.2, np.float32), 16000)
-        assert wait_for(lambda: mic.available > 4000, 5)
+        assert wait_until(lambda: mic.available > 4000, 5)
         # ...and a turn is answered aloud on the speaker.
         played_before = virtual_audio.speaker_frames()
         turn = session.submit_text("Are you back?")
-        assert wait_for(turn.finished.is_set, 10) and not turn.error
-        assert wait_for(lambda: virtual_audio.speaker_frames() > played_before + 4800, 5)
+        assert wait_until(turn.finished.is_set, 10) and not turn.error
+        assert wait_until(lambda: virtual_audio.speaker_frames() > played_before + 4800, 5)
     finally:
         assert session.close(3.0)
