@@ -115,12 +115,9 @@ class MelSpectrogramPlot(pg.PlotWidget):
         if n == 0:
             return
         index = np.clip((frames - self.db_range[0]) * self._scale, 0, 255).astype(np.uint8)
-        unchanged = self._floor_run >= self.n_frames and not index.any()
-        if index.any():
-            loud_rows = np.flatnonzero(index.any(axis=1))
-            self._floor_run = n - 1 - loud_rows[-1]
-        else:
-            self._floor_run += n
+        coloured = np.flatnonzero(index.any(axis=1))  # columns above the floor colour
+        unchanged = self._floor_run >= self.n_frames and len(coloured) == 0
+        self._floor_run = n - 1 - coloured[-1] if len(coloured) else self._floor_run + n
         colors = self._lut[index.T]  # n_mels x n x 4
         cap = self.n_frames
         start = self._frames % cap
