@@ -37,6 +37,12 @@ SILENCE_PEAK = 1e-3
 # utterance's peak is the trailing pause, not words: the final decode then reuses that
 # partial's encoding instead of encoding again (~40 ms of a ~130 ms final on 2 cores).
 TRAILING_QUIET_RATIO = 0.05
+# While the user still holds the button, this much quiet after new speech triggers a
+# partial decode at once instead of at the next interval: by the release it covers every
+# word, so the final decode reuses its encoding and its text is the guess the chat model
+# can start on (pipeline/speculation.py). Shorter than the gaps inside most phrases would
+# decode on every breath; the interval's own decodes go on as before.
+PAUSE_DECODE_S = 0.15
 # Final beam search: stop this many steps after the first hypothesis ended.
 FINAL_STEPS_AFTER_FIRST_END = 3
 # Checking for speech left out after an early end of text (see _continue_cut_short):
@@ -140,9 +146,20 @@ class WhisperRecognizer:
             self._length += take
             self._total_samples += take
             offset += take
-        if not self.streaming or self._length - self._decoded_at < self._next_decode_gap:
+        if not self.streaming:
+            return None
+        if self._length - self._decoded_at < self._next_decode_gap \
+                and not self._speech_then_pause():
             return None
         return self._partial()
+
+    def guess(self) -> str | None:
+        """What ``finish()`` will most likely say, without decoding: the last partial's
+        text when nothing but a quiet pause came after it (the final decode then starts
+        from that partial's encoding and stable prefix); None when words came after it."""
+        if self.last_partial is None or self._reusable_encoding() is None:
+            return None
+        return self.last_partial.text or None
 
     def finish(self, nbest: int | None = None) -> list[Hypothesis]:
         """The n-best list for the utterance ([] for no speech); then resets."""
@@ -155,6 +172,15 @@ class WhisperRecognizer:
     # ------------------------------------------------------------------ internals
     def _has_speech_energy(self) -> bool:
         return self._peak >= SILENCE_PEAK
+
+    def _speech_then_pause(self) -> bool:
+        """New speech since the last decode, then ``PAUSE_DECODE_S`` of quiet."""
+        pause_start = self._length - int(PAUSE_DECODE_S * ASR_RATE)
+        if pause_start <= self._decoded_at or not self._has_speech_energy():
+            return False
+        quiet = TRAILING_QUIET_RATIO * self._peak
+        return (_peak(self._buffer[pause_start:self._length]) <= quiet
+                and _peak(self._buffer[self._decoded_at:pause_start]) > quiet)
 
     def _partial(self) -> Partial | None:
         if not self._has_speech_energy():
