@@ -195,3 +195,16 @@ def open_fake_tab(qtbot):
     audio, mic, _ = memory_audio()
     tab.use_engines(fake_engines(voice=FakeVoice(chunks=3, delay=0.05)), audio)
     return tab, mic
+
+
+class GuessingRecognizer(FakeRecognizer):
+    """A FakeRecognizer that also guesses its final transcript (as Whisper does from its
+    last partial after a pause): ``guess_text`` once anything was fed (None: no guess;
+    tests change it while the user "speaks")."""
+
+    def __init__(self, *texts: str, guess: str | None = None) -> None:
+        super().__init__(*texts)
+        self.guess_text = guess
+
+    def guess(self) -> str | None:
+        return self.guess_text if self.fed else None

@@ -12,6 +12,10 @@ sample is played. That includes the end-of-turn decision, which is also reported
 (``end_of_turn_ms``: end of speech to the turn's end being decided), and every question
 that opened more than one turn counts as cut off.
 
+The reply starts on the last partial transcript at the release unless
+``--turn-no-speculation`` (the figures say how often that guess was kept or restarted);
+run both in one session to see what it saves.
+
 The questions are synthesised once by the embedded voice.
 """
 
@@ -47,6 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="virtual: PulseAudio virtual microphone and speaker; memory: "
                             "no sound system (GPU servers), the output device's latency "
                             "is not counted")
+    group.add_argument("--turn-no-speculation", action="store_true",
+                       help="start the reply only after the final transcript")
 
 
 def _rss_peak_mb() -> float:
@@ -199,10 +205,17 @@ def _run_virtual(settings, args, turns_wanted: int) -> tuple[list, int]:
         return _run_session(settings, args, turns_wanted, inject=audio.inject)
 
 
+def _speculation(turns: list) -> dict:
+    """How often the reply started on the guess was kept or had to start again."""
+    return {outcome: sum(1 for t in turns if t.speculated == outcome)
+            for outcome in ("kept", "restarted")}
+
+
 def run(args: argparse.Namespace) -> dict:
     from voicebot.settings import Settings
 
     settings = Settings()
+    settings.chat.speculative_start = not getattr(args, "turn_no_speculation", False)
     turns_wanted = max(1, args.turn_count)
     runner = _run_session if args.turn_audio == "memory" else _run_virtual
     records, overflows = runner(settings, args, turns_wanted)
@@ -211,6 +224,7 @@ def run(args: argparse.Namespace) -> dict:
                   **hands_free_figures(records),
                   "recognised": [[t.user_text for t in opened]
                                  for _, opened in records[:len(QUESTIONS)]],
+                  "speculation": _speculation([t for _, opened in records for t in opened]),
                   "input_overflows": overflows, "rss_mb_peak": round(_rss_peak_mb(), 1)}
         return result
 
@@ -227,6 +241,7 @@ def run(args: argparse.Namespace) -> dict:
     result["v2v_ms_median"] = round(statistics.median(v2v), 1) if v2v else None
     result["v2v_ms_p90"] = round(_percentile(v2v, 0.9), 1) if v2v else None
     result["turns_without_reply_audio"] = len(records) - len(v2v)
+    result["speculation"] = _speculation(records)
     result["recognised"] = [t.user_text for t in records[:len(QUESTIONS)]]
     result["input_overflows"] = overflows
     result["rss_mb_peak"] = round(_rss_peak_mb(), 1)

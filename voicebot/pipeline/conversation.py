@@ -25,6 +25,12 @@ answered. A pause is cheap and undone in milliseconds, so it can come on the fir
 of speech; only the interruption waits for words. The talk button, typed text and
 stop() interrupt at once, paused or not.
 
+The chat model does not wait for the final transcript: as soon as the recognizer has a
+guess (its last partial transcript, once a quiet pause followed it; the user may still
+hold the button) a reply starts on it (``pipeline/speculation.py``). More speech abandons
+it; at the release it goes on beside the final decode, and is kept if the final
+transcript has the same words, started again from it if not.
+
 The microphone is only read between press and release, from a reader that starts at the
 press, so in push-to-talk mode the bot never hears itself.
 """
@@ -43,6 +49,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from voicebot.memory import trim_heap
+from voicebot.pipeline.speculation import Speculation
 from voicebot.pipeline.state import ALLOWED, TurnState
 from voicebot.pipeline.timing import TurnTiming, now
 from voicebot.text.backchannel import lets_reply_go_on
@@ -159,6 +166,10 @@ class Turn:
     # interrupted: a voice faster than real time queues clauses ahead, and synthesis goes
     # on filling a paused player. None: not measured (all clauses sent to the voice count).
     heard_clauses: int | None = None
+    # The reply started on the recognizer's guess at the release (until it is taken or
+    # abandoned), and what became of it: "kept" or "restarted" (None: no guess).
+    speculation: Speculation | None = None
+    speculated: str | None = None
 
     @property
     def cancelled(self) -> bool:
@@ -210,11 +221,13 @@ class Conversation:
                  player: Speaker | None, splitter_factory: Callable[[], ClauseSplitter],
                  recognizer: Recognizer | None = None, mic: MicrophoneBuffer | None = None,
                  rescore: Callable[[list[Any]], list[Any]] | None = None,
-                 listener: ConversationListener | None = None, nbest: int = 5) -> None:
+                 listener: ConversationListener | None = None, nbest: int = 5,
+                 speculate: bool = True) -> None:
         """``mic`` is a 16 kHz ``RingBuffer`` filled by a running ``Capture``; without a
         recognizer and mic only typed turns are possible. A mic whose rate is not the
         recognizer's is refused here, where the two meet (the samples would be misheard,
-        not rejected)."""
+        not rejected). ``speculate``: start the reply on the recognizer's guess at the
+        release (see the module docstring)."""
         mic_rate = getattr(mic, "sample_rate", None)
         if recognizer is not None and mic_rate is not None \
                 and mic_rate != recognizer.sample_rate:
@@ -229,6 +242,7 @@ class Conversation:
         self.splitter_factory = splitter_factory
         self.listener = listener or ConversationListener()
         self.nbest = nbest
+        self.speculate = speculate
         self.history: list[dict[str, str]] = []
         self.turns: list[Turn] = []
         self.state = TurnState.IDLE
@@ -474,12 +488,15 @@ class Conversation:
         """Feed the microphone to the recognizer until release; False if nothing heard."""
         max_samples = int(MAX_UTTERANCE_S * self.recognizer.sample_rate)
         fed = 0
+        speculation: Speculation | None = None
         with self._asr_lock:
             self.recognizer.reset()
             while True:
                 released = turn.released.wait(MIC_POLL_S)
                 if turn.cancelled:
                     self.recognizer.reset()
+                    if speculation is not None:
+                        speculation.abandon()
                     return False
                 block = reader.read()
                 if len(block):
@@ -487,13 +504,20 @@ class Conversation:
                     partial = self.recognizer.feed(np.asarray(block, dtype=np.float32))
                     if partial is not None and not turn.tentative:
                         self.listener.partial_transcript(turn, partial.text)
+                speculation = self._follow_guess(turn, speculation)
                 if fed >= max_samples and not released:
                     log.info("utterance reached %.0f s: ending it", MAX_UTTERANCE_S)
                     self.stop_listening()
                     continue
                 if released:
                     break
-            hypotheses = self.recognizer.finish(self.nbest)
+            try:
+                hypotheses = self.recognizer.finish(self.nbest)
+            except BaseException:
+                if speculation is not None:
+                    speculation.abandon()
+                raise
+            turn.speculation = speculation
         if self.rescore is not None and hypotheses:
             hypotheses = self.rescore(hypotheses)
         turn.hypotheses = list(hypotheses)
@@ -512,7 +536,8 @@ class Conversation:
         if turn.source == "text":
             turn.timing.mark("final_transcript")
         with self._lock:
-            history = [*self.history, {"role": "user", "content": turn.user_text}]
+            before = list(self.history)
+        history = [*before, {"role": "user", "content": turn.user_text}]
         clauses: queue.Queue[str | None] = queue.Queue()
         speech = threading.Thread(target=self._speak, args=(turn, clauses),
                                   name=f"speech-{turn.id}", daemon=True)
@@ -520,7 +545,7 @@ class Conversation:
             self._threads.append(speech)
         speech.start()
         splitter = self.splitter_factory()
-        pieces = self.chat.stream(history, turn.cancel)
+        pieces = self._reply_pieces(turn, before, history)
         try:
             for piece in pieces:
                 if turn.cancelled:
@@ -544,6 +569,39 @@ class Conversation:
             if remembered:
                 self.history += [{"role": "user", "content": turn.user_text},
                                  {"role": "assistant", "content": remembered}]
+
+    def _follow_guess(self, turn: Turn, speculation: Speculation | None
+                      ) -> Speculation | None:
+        """Keep a reply going on the recognizer's current guess of the transcript: start
+        one when a guess appears, abandon it when the guess changes or is gone (the user
+        spoke again). Not for tentative turns (a murmur over the reply is not answered)."""
+        guess = getattr(self.recognizer, "guess", None)
+        if not self.speculate or guess is None or turn.tentative:
+            return None
+        text = (guess() or "").strip()
+        if speculation is not None and not (text and speculation.agrees(text)):
+            speculation.abandon()
+            speculation = None
+        if speculation is None and text:
+            with self._lock:
+                history = [*self.history, {"role": "user", "content": text}]
+            speculation = Speculation(self.chat, history, text, turn.cancel)
+        return speculation
+
+    def _reply_pieces(self, turn: Turn, before: list[dict[str, str]],
+                      history: list[dict[str, str]]) -> Iterable[str]:
+        """The reply started on the guess if the final transcript agrees with it (and the
+        history it read is still the history), else a new one from ``history``."""
+        speculation, turn.speculation = turn.speculation, None
+        if speculation is not None:
+            if speculation.agrees(turn.user_text) and speculation.history[:-1] == before:
+                turn.speculated = "kept"
+                return speculation.pieces()
+            log.info("turn %d: heard %r, not the guess %r: the reply starts again",
+                     turn.id, turn.user_text, speculation.guess)
+            speculation.abandon()
+            turn.speculated = "restarted"
+        return self.chat.stream(history, turn.cancel)
 
     def _send_clauses(self, turn: Turn, pieces: Iterable[str], clauses: queue.Queue) -> None:
         for clause in pieces:
@@ -599,6 +657,9 @@ class Conversation:
         self.listener.error(None if turn.tentative else turn, turn.error)
 
     def _finish(self, turn: Turn) -> None:
+        if turn.speculation is not None:  # the turn ended before its reply began
+            turn.speculation.abandon()
+            turn.speculation = None
         if turn.tentative:  # never announced: cancelled, failed or dropped while recorded
             try:
                 self._drop(turn)

@@ -309,7 +309,7 @@ def build_conversation(settings: Settings, engines: Engines, *, player: Any,
         player=player if engines.synthesizer is not None else None,
         splitter_factory=ClauseSplitter, recognizer=recognizer,
         mic=mic if recognizer is not None else None, listener=listener,
-        nbest=settings.asr.nbest)
+        nbest=settings.asr.nbest, speculate=settings.chat.speculative_start)
     # The neural term reads the conversation so far (the bot's last reply last).
     conversation.rescore = engines.rescorer(settings, lambda: list(conversation.history))
     return conversation
