@@ -61,6 +61,9 @@ class AudioSettings:
     turn_end_recheck_ms: float = 0.0
     turn_end_model_weight: float = 1.0
     silence_end_ms: float = 700.0
+    # Push-to-talk, on screen and idle: stop the microphone and speaker streams after this
+    # many seconds (reopened by the talk button or a typed message); 0: keep them open.
+    rest_after_s: float = 5.0
 
 
 @dataclass

@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import psutil
+import pytest
 
 from voicebot.pipeline.audio_ends import open_devices
 from voicebot.settings import Settings
@@ -51,3 +52,49 @@ def test_suspend_stops_the_streams_and_resume_hears_again(virtual_audio):
         assert heard >= 0.1  # the tone came through the resumed microphone
     finally:
         ends.close()
+
+
+@pytest.mark.audio
+def test_push_to_talk_streams_rest_between_turns_and_the_press_wakes_them(virtual_audio):
+    """On screen and idle in push-to-talk mode the streams rest after ``rest_after_s``;
+    pressing the button reopens them in time to hear the question, and the reply is
+    played; then they rest again."""
+    from tests.pipeline.fakes import FakeVad, Recorder, fake_engines, wait_until
+    from voicebot.pipeline.live_session import Session
+
+    settings = Settings()
+    settings.audio.input_device, settings.audio.output_device = "vmic", "vspeaker"
+    settings.audio.rest_after_s = 0.5
+    session = Session(settings, Recorder(), loads_models=False, persist=False, vad=FakeVad())
+    try:
+        session.start(fake_engines())
+        assert not session.audio.suspended and session.audio.capture.running
+        assert wait_until(lambda: session.audio.suspended, 5)
+        assert not session.audio.capture.running
+        played_before = virtual_audio.speaker_frames()
+        turn = session.start_listening()
+        assert session.audio.capture.running and not session.audio.suspended
+        virtual_audio.inject(np.full(8000, 0.2, np.float32), 16000)
+        recognizer = session.engines.recognizer
+        assert wait_until(lambda: recognizer.fed >= 6000, 5)  # through the reopened mic
+        session.stop_listening()
+        assert wait_until(turn.finished.is_set, 10) and not turn.error
+        assert turn.user_text and turn.reply_text
+        assert wait_until(lambda: virtual_audio.speaker_frames() > played_before + 4800, 5)
+        assert wait_until(lambda: session.audio.suspended, 5)  # resting again
+        # Shown again (another tab and back), the streams run until the next rest.
+        session.set_on_screen(True)
+        assert not session.audio.suspended and session.audio.capture.running
+    finally:
+        assert session.close(3.0)
+
+
+def test_no_rest_when_switched_off(sessions):
+    from tests.pipeline.fakes import fake_session
+
+    settings = Settings()
+    settings.audio.rest_after_s = 0
+    session, _recorder, _mic = fake_session(settings)
+    sessions.append(session)
+    time.sleep(0.3)
+    assert not session.audio.suspended and session._rest_timer is None

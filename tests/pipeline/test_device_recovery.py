@@ -24,6 +24,7 @@ def test_the_next_turn_works_after_the_sound_server_comes_back(virtual_audio, mo
     monkeypatch.setattr(live_session, "RECOVER_POLL_S", 0.5)
     settings = Settings()
     settings.audio.input_device, settings.audio.output_device = "vmic", "vspeaker"
+    settings.audio.rest_after_s = 0  # open streams see the loss; resting ones at the press
     recorder = Recorder()
     session = Session(settings, recorder, loads_models=False, persist=False, vad=FakeVad())
     try:

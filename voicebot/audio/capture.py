@@ -186,7 +186,7 @@ class Capture:
                 "channels": self.channels, "input_overflows": self.input_overflows,
                 "dropped_frames": self.dropped_frames, "clipped_samples": self.clipped_samples,
                 "echo": self.echo.stats() if self.echo is not None else None,
-                "error": str(self.error) if self.error else ""}
+                "error": str(self.error) if self.error else "", "running": self.running}
 
     def start(self) -> Capture:
         if self._stream is not None:

@@ -230,7 +230,10 @@ class AudioScope(QWidget):
         if stats.get("device"):
             parts.append(f"{stats['device']} · {stats['samplerate']:g} Hz · "
                          f"{stats['channels']} ch")
-        parts.append(f"peak {to_db(self._peak_since_text):.0f} dBFS")
+        if stats.get("running") is False:  # push-to-talk between turns (Session)
+            parts.append("resting between turns: the talk button wakes it")
+        else:
+            parts.append(f"peak {to_db(self._peak_since_text):.0f} dBFS")
         lost = stats.get("input_overflows", 0) + stats.get("dropped_frames", 0)
         if lost:
             parts.append(f"overflows {lost}")
