@@ -228,3 +228,31 @@ def test_hands_free_keeps_listening_out_of_sight(qtbot):
     qtbot.wait(200)
     assert not tab.session.audio.suspended
     win.close()
+
+
+def test_a_backchannel_over_the_reply_is_noted_on_its_bubble(qtbot):
+    """Hands-free: "Mm-hmm" over the reply pauses it and lets it go on; the chat view says
+    so on the reply's bubble (it is not a turn of its own, nor answered)."""
+    from tests.pipeline.fakes import FakeChat, FakeRecognizer, FakeVoice
+
+    tab = ConversationTab(Settings(), load_models=False)
+    qtbot.addWidget(tab)
+    tab.show()
+    audio, mic, _ = memory_audio()
+    tab.use_engines(fake_engines(recognizer=FakeRecognizer("Mm-hmm."),
+                                 chat=FakeChat(reply="One two three. Four five six.", delay=0),
+                                 voice=FakeVoice(chunks=5, seconds=0.2, delay=0.05)), audio)
+    conversation = tab.session.conversation
+    reply = tab.session.submit_text("Count for me.")
+    qtbot.waitUntil(lambda: reply.id in tab._bot_bubbles, timeout=5000)
+    over = conversation.start_listening(0.0, tentative=True)
+    mic.say(np.full(int(0.3 * RATE), 0.1, np.float32)).join()
+    conversation.stop_listening()
+    qtbot.waitUntil(lambda: over.dropped, timeout=5000)
+    qtbot.waitUntil(reply.finished.is_set, timeout=10000)
+    bubble = tab._bot_bubbles[reply.id]
+    qtbot.waitUntil(lambda: "went on after your “Mm-hmm.”" in bubble.meta_label.text(),
+                    timeout=5000)
+    assert "first sound after" in bubble.meta_label.text()  # the timing stays
+    assert not reply.cancelled and len(tab._user_bubbles) == 1  # no bubble for the murmur
+    tab.shutdown()

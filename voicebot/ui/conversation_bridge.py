@@ -16,6 +16,7 @@ class ConversationBridge(QObject, ConversationListener):
     reply_signal = Signal(object, str)  # Turn, piece
     finished_signal = Signal(object)  # Turn
     error_signal = Signal(object, str)  # Turn | None, message
+    dropped_signal = Signal(object)  # Turn (a backchannel over the reply: it went on)
 
     def state_changed(self, state: TurnState) -> None:
         self.state_changed_signal.emit(state)
@@ -34,3 +35,6 @@ class ConversationBridge(QObject, ConversationListener):
 
     def error(self, turn: Turn | None, message: str) -> None:
         self.error_signal.emit(turn, message)
+
+    def turn_dropped(self, turn: Turn) -> None:
+        self.dropped_signal.emit(turn)

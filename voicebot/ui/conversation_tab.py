@@ -77,6 +77,8 @@ class ConversationTab(QWidget):
         self.scope: Any = None
         self._user_bubbles: dict[int, Bubble] = {}
         self._bot_bubbles: dict[int, Bubble] = {}
+        self._last_reply_id = -1  # the turn whose reply bubble is newest
+        self._went_on: dict[int, str] = {}  # turn id -> "went on after your 'mm-hmm'"
         self._ptt_key_held = False
         self._on_screen = True
         self._build()
@@ -158,6 +160,7 @@ class ConversationTab(QWidget):
         b.final_signal.connect(self._on_final)
         b.reply_signal.connect(self._on_reply)
         b.finished_signal.connect(self._on_finished)
+        b.dropped_signal.connect(self._on_dropped)
 
     def show_notice(self, text: str) -> None:
         self.notice_label.setText(text)
@@ -319,6 +322,7 @@ class ConversationTab(QWidget):
         bubble = self._bot_bubbles.get(turn.id)
         if bubble is None:
             bubble = self._bot_bubbles[turn.id] = self.chat_view.add_bubble("", from_user=False)
+            self._last_reply_id = turn.id
         bubble.append_text(piece)
         self.chat_view.scroll_to_end()
 
@@ -327,7 +331,21 @@ class ConversationTab(QWidget):
         if bubble is not None:
             bubble.set_text(bubble.text().strip())
             meta = timing_text(turn.timing.breakdown())
-            bubble.set_meta(meta + ("  (interrupted)" if turn.cancelled else ""))
+            went_on = self._went_on.pop(turn.id, "")
+            bubble.set_meta(meta + ("  (interrupted)" if turn.cancelled else "")
+                            + (f"  · {went_on}" if went_on else ""))
+
+    def _on_dropped(self, turn: Turn) -> None:
+        """Hands-free: what the user said over the reply paused it, and was only a
+        backchannel or no words, so the reply went on: say so on the reply's bubble
+        (the words are not a turn of their own, not answered, not in the history)."""
+        bubble = self._bot_bubbles.get(self._last_reply_id)
+        if bubble is None:
+            return  # paused before any of the reply was shown
+        heard = turn.user_text.strip()
+        note = f"went on after your “{heard}”" if heard else "paused for a sound, went on"
+        self._went_on[self._last_reply_id] = note
+        bubble.set_meta(note)
 
     def _show_record(self, record: dict) -> None:
         if record.get("user"):
