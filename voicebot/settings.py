@@ -90,8 +90,8 @@ class ChatSettings:
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     max_reply_tokens: int = 120
     context_tokens: int = 2048
-    # Start the reply on the last partial transcript at the release, keep it if the final
-    # transcript has the same words (pipeline/speculation.py).
+    # Start the reply on the last partial transcript once the user pauses, keep it if the
+    # final transcript has the same words (pipeline/speculation.py).
     speculative_start: bool = True
 
 

@@ -12,7 +12,7 @@ sample is played. That includes the end-of-turn decision, which is also reported
 (``end_of_turn_ms``: end of speech to the turn's end being decided), and every question
 that opened more than one turn counts as cut off.
 
-The reply starts on the last partial transcript at the release unless
+The reply starts on the last partial transcript once the speaker pauses unless
 ``--turn-no-speculation`` (the figures say how often that guess was kept or restarted);
 run both in one session to see what it saves.
 

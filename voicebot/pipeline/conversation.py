@@ -166,8 +166,9 @@ class Turn:
     # interrupted: a voice faster than real time queues clauses ahead, and synthesis goes
     # on filling a paused player. None: not measured (all clauses sent to the voice count).
     heard_clauses: int | None = None
-    # The reply started on the recognizer's guess at the release (until it is taken or
-    # abandoned), and what became of it: "kept" or "restarted" (None: no guess).
+    # The reply started on the recognizer's guess (from a pause until it is taken at the
+    # reply or abandoned; ``_finish`` abandons what is left), and what became of it:
+    # "kept" or "restarted" (None: no guess).
     speculation: Speculation | None = None
     speculated: str | None = None
 
@@ -226,8 +227,8 @@ class Conversation:
         """``mic`` is a 16 kHz ``RingBuffer`` filled by a running ``Capture``; without a
         recognizer and mic only typed turns are possible. A mic whose rate is not the
         recognizer's is refused here, where the two meet (the samples would be misheard,
-        not rejected). ``speculate``: start the reply on the recognizer's guess at the
-        release (see the module docstring)."""
+        not rejected). ``speculate``: start the reply on the recognizer's guess before
+        the final transcript (see the module docstring)."""
         mic_rate = getattr(mic, "sample_rate", None)
         if recognizer is not None and mic_rate is not None \
                 and mic_rate != recognizer.sample_rate:
@@ -488,15 +489,12 @@ class Conversation:
         """Feed the microphone to the recognizer until release; False if nothing heard."""
         max_samples = int(MAX_UTTERANCE_S * self.recognizer.sample_rate)
         fed = 0
-        speculation: Speculation | None = None
         with self._asr_lock:
             self.recognizer.reset()
             while True:
                 released = turn.released.wait(MIC_POLL_S)
                 if turn.cancelled:
                     self.recognizer.reset()
-                    if speculation is not None:
-                        speculation.abandon()
                     return False
                 block = reader.read()
                 if len(block):
@@ -504,20 +502,14 @@ class Conversation:
                     partial = self.recognizer.feed(np.asarray(block, dtype=np.float32))
                     if partial is not None and not turn.tentative:
                         self.listener.partial_transcript(turn, partial.text)
-                speculation = self._follow_guess(turn, speculation)
+                turn.speculation = self._follow_guess(turn, turn.speculation)
                 if fed >= max_samples and not released:
                     log.info("utterance reached %.0f s: ending it", MAX_UTTERANCE_S)
                     self.stop_listening()
                     continue
                 if released:
                     break
-            try:
-                hypotheses = self.recognizer.finish(self.nbest)
-            except BaseException:
-                if speculation is not None:
-                    speculation.abandon()
-                raise
-            turn.speculation = speculation
+            hypotheses = self.recognizer.finish(self.nbest)
         if self.rescore is not None and hypotheses:
             hypotheses = self.rescore(hypotheses)
         turn.hypotheses = list(hypotheses)
