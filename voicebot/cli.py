@@ -92,13 +92,22 @@ def main(argv: list[str] | None = None) -> int:
     run_ref = args.run_ref
     runner = _load(run_ref) if run_ref else _not_implemented(args.command_name)
     try:
-        return int(runner(args) or 0)
+        return _exiting(int(runner(args) or 0))
     except ModelError as exc:
         # Unknown, missing or damaged models: the message says what to do (errors.py),
         # so the user gets it as one line, not a traceback.
         logging.getLogger(__name__).debug("command failed", exc_info=True)
         print(f"voicebot: {exc}", file=sys.stderr)
-        return 2
+        return _exiting(2)
+
+
+def _exiting(status: int) -> int:
+    """``status``, also kept for a process that must leave without terminating PortAudio
+    (``voicebot.audio.portaudio_life``): its exit handler cannot see the real one."""
+    from voicebot.audio import portaudio_life
+
+    portaudio_life.exit_status = status
+    return status
 
 
 def gui_main() -> int:

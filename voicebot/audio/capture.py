@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable
 import numpy as np
 import sounddevice as sd
 
+from voicebot.audio import portaudio_life
 from voicebot.audio.devices import (
     AudioDeviceError,
     DeviceInfo,
@@ -82,10 +83,11 @@ def close_stream_quietly(stream: sd._StreamBase, timeout: float = _CLOSE_TIMEOUT
     abandoned after ``timeout``.
     """
     def close() -> None:
-        with contextlib.suppress(Exception):
-            stream.abort(ignore_errors=True)
-        with contextlib.suppress(Exception):
-            stream.close(ignore_errors=True)
+        with portaudio_life.closing():  # a stuck close keeps PortAudio from terminating
+            with contextlib.suppress(Exception):
+                stream.abort(ignore_errors=True)
+            with contextlib.suppress(Exception):
+                stream.close(ignore_errors=True)
 
     closer = threading.Thread(target=close, name="audio-close", daemon=True)
     closer.start()

@@ -76,16 +76,17 @@ def pulseaudio_available() -> bool:
     return shutil.which("pulseaudio") is not None and shutil.which("pactl") is not None
 
 
-def reinitialize_portaudio() -> None:
-    """Make PortAudio enumerate devices again (it reads the list only when initialised).
+def reinitialize_portaudio() -> bool:
+    """Make PortAudio enumerate devices again (it reads the list only when initialised);
+    skipped, False, while a stream's close is stuck on a killed daemon
+    (``voicebot.audio.portaudio_life``).
 
     Any stream still open through sounddevice becomes invalid, so call this only while the
     process has no open streams.
     """
-    import sounddevice as sd
+    from voicebot.audio import portaudio_life
 
-    sd._terminate()
-    sd._initialize()
+    return portaudio_life.reinitialize()
 
 
 @dataclass
