@@ -82,6 +82,8 @@ class VoiceActivity:
     threshold: float = 0.5
     start_ms: float = 160.0  # this much speech in a row starts a turn
     end_ms: float = 700.0  # this much silence in a row ends it
+    # A single frame this sure starts speech at once (None: only the run of start_ms).
+    instant_threshold: float | None = None
     in_speech: bool = False
     _run_ms: float = 0.0
 
@@ -89,7 +91,9 @@ class VoiceActivity:
                ) -> VadEvent | None:
         if not self.in_speech:
             self._run_ms = self._run_ms + frame_ms if probability >= self.threshold else 0.0
-            if self._run_ms >= self.start_ms:
+            if self._run_ms >= self.start_ms or (
+                    self.instant_threshold is not None
+                    and probability >= self.instant_threshold):
                 self.in_speech, self._run_ms = True, 0.0
                 return VadEvent.SPEECH_START
         else:
