@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.self_test:
         # By name, like the subcommands: the self-test starts Qt, and the command line
         # itself stays GUI-free (import-linter contract).
-        return int(_load("voicebot.selftest:run")(args))
+        return _exiting(int(_load("voicebot.selftest:run")(args)))
     if args.command is None:
         args = parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "gui"])
     run_ref = args.run_ref

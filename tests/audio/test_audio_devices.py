@@ -6,12 +6,11 @@ import pytest
 import sounddevice as sd
 from audio_test_utils import tone, wait_for
 
-from voicebot.audio import devices
+from voicebot.audio import devices, portaudio_life
 from voicebot.audio.capture import Capture
 from voicebot.audio.devices import DeviceLostError, NoDeviceError, choose_device, list_devices
 from voicebot.audio.player import Player
 from voicebot.audio.resample import ASR_RATE
-from voicebot.audio.virtual_device import reinitialize_portaudio
 
 
 @pytest.mark.audio
@@ -133,6 +132,6 @@ def test_devices_vanishing_mid_stream_stop_cleanly_and_report(virtual_audio):
 @pytest.mark.audio
 def test_reinitialising_portaudio_keeps_names_resolvable(virtual_audio):
     before = choose_device("vmic", "input").device
-    reinitialize_portaudio()
+    portaudio_life.reinitialize()
     after = choose_device("vmic", "input").device
     assert before.name == after.name == "vmic"

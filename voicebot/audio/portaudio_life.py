@@ -99,7 +99,7 @@ def _exit_handler() -> None:
         sd._exit_handler()
         return
     # Pa_Terminate would wait for the stuck close forever, and finishing the interpreter
-    # under PortAudio's still-running stream thread crashed it (SIGSEGV, 6 of 6 runs):
+    # under PortAudio's still-running stream thread crashed it (SIGSEGV, 3 of 3 runs):
     # leave at once, after flushing what Python holds.
     log.warning("leaving without terminating PortAudio: a stream close is stuck on a "
                 "vanished device")

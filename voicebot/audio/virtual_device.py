@@ -54,6 +54,8 @@ from pathlib import Path
 import numpy as np
 import soxr
 
+from voicebot.audio import portaudio_life
+
 MIC_NAME = "vmic"
 SPEAKER_NAME = "vspeaker"
 SPEAKER_RATE = 48_000
@@ -74,19 +76,6 @@ class VirtualAudioError(RuntimeError):
 
 def pulseaudio_available() -> bool:
     return shutil.which("pulseaudio") is not None and shutil.which("pactl") is not None
-
-
-def reinitialize_portaudio() -> bool:
-    """Make PortAudio enumerate devices again (it reads the list only when initialised);
-    skipped, False, while a stream's close is stuck on a killed daemon
-    (``voicebot.audio.portaudio_life``).
-
-    Any stream still open through sounddevice becomes invalid, so call this only while the
-    process has no open streams.
-    """
-    from voicebot.audio import portaudio_life
-
-    return portaudio_life.reinitialize()
 
 
 @dataclass
@@ -167,7 +156,7 @@ class VirtualAudio:
         for key, value in self.client_env().items():
             self._saved_env.setdefault(key, os.environ.get(key))
             os.environ[key] = value
-        reinitialize_portaudio()
+        portaudio_life.reinitialize()
 
     def stop(self) -> None:
         """Stop the daemon and the threads, remove the root, restore the environment."""
@@ -189,7 +178,7 @@ class VirtualAudio:
         if self._saved_env:
             self._saved_env = {}
             with contextlib.suppress(Exception):
-                reinitialize_portaudio()
+                portaudio_life.reinitialize()
         if self.root is not None and self._given_root is None:
             shutil.rmtree(self.root, ignore_errors=True)
             self.root = None
