@@ -8,12 +8,21 @@ Backends ("auto" picks the first that applies):
 - "torch" on CUDA, bfloat16 or float16: whenever torch sees a GPU;
 - "onnx": the CPU fast path, for Llama-style models (see ``onnx_export``);
 - "torch" on the CPU in float32: any other causal LM.
+
+The CPU ONNX path imports neither torch nor transformers once the export is cached: they
+would add ~700 MB to the conversation process for nothing. Its config comes from
+config.json as plain JSON, its tokenizer from ``tokenizer_file``, and the GPU probe only
+imports torch where a GPU driver is present.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from voicebot.lm.chat import LocalChatModel
@@ -26,6 +35,12 @@ from voicebot.settings import ChatSettings
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "onnx", "torch")
+# Names that transformers' configs give the longest sequence (its attribute maps):
+# GPT-2 style configs say n_positions, a few others their own word.
+_CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_seq_len", "context_length",
+                 "model_max_length")
+# Device files of a GPU driver torch could use: NVIDIA, AMD ROCm, WSL2's GPU bridge.
+_GPU_DEVICE_FILES = ("/dev/nvidiactl", "/dev/kfd", "/dev/dxg")
 
 
 def model_folder(model: str | Path) -> tuple[Path, str | None]:
@@ -40,7 +55,28 @@ def model_folder(model: str | Path) -> tuple[Path, str | None]:
     return resolve(str(model)), str(model)
 
 
-def _cuda_available() -> bool:
+def read_config(folder: Path) -> SimpleNamespace:
+    """The model's config.json as attributes, for the checks that need no model class;
+    transformers' AutoConfig would import torch."""
+    return SimpleNamespace(**json.loads((folder / "config.json").read_text("utf-8")))
+
+
+def _gpu_driver_present() -> bool:
+    """False where torch certainly sees no GPU, found without importing it (~700 MB)."""
+    if sys.platform == "darwin":  # torch has no CUDA builds for macOS
+        return False
+    if sys.platform.startswith("linux"):
+        return any(os.path.exists(path) for path in _GPU_DEVICE_FILES)
+    if sys.platform == "win32":
+        system = Path(os.environ.get("SYSTEMROOT", r"C:\Windows"), "System32")
+        return (system / "nvcuda.dll").is_file()
+    return True  # elsewhere only torch can tell
+
+
+def cuda_available() -> bool:
+    """True when torch can use a GPU here; without a GPU driver, torch is not imported."""
+    if not _gpu_driver_present():
+        return False
     try:
         import torch
     except ImportError:
@@ -55,11 +91,9 @@ def choose_backend(folder: Path, backend: str = "auto", device: str = "auto") ->
         if backend == "onnx" and device.startswith("cuda"):
             raise ValueError("the ONNX backend runs on the CPU; use backend 'torch' for CUDA")
         return backend
-    if device.startswith("cuda") or (device == "auto" and _cuda_available()):
+    if device.startswith("cuda") or (device == "auto" and cuda_available()):
         return "torch"
-    from transformers import AutoConfig
-
-    reason = unsupported_reason(AutoConfig.from_pretrained(folder))
+    reason = unsupported_reason(read_config(folder))
     if reason:
         log.info("chat model runs on torch (CPU): no ONNX fast path because %s", reason)
         return "torch"
@@ -75,7 +109,7 @@ def load_backend(folder: Path, model_id: str | None, backend: str, device: str =
                            capacity=context_tokens)
 
     return TorchBackend(folder, device="cpu" if device == "auto" and backend == "torch"
-                        and not _cuda_available() else device, threads=threads,
+                        and not cuda_available() else device, threads=threads,
                         capacity=context_tokens)
 
 
@@ -89,14 +123,12 @@ def load_chat_model(model: str | Path | None = None, *, system_prompt: str | Non
     The user's choices reach it as arguments from the top layers (the session, the CLI
     entry points): an engine never reads the settings file itself.
     """
-    from transformers import AutoTokenizer
-
     chat = ChatSettings()
     folder, model_id = model_folder(model if model is not None else chat.model)
     chosen = choose_backend(folder, backend, device)
     context_tokens = min(context_tokens or chat.context_tokens, _max_context(folder))
     engine = load_backend(folder, model_id, chosen, device, threads, context_tokens)
-    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer = load_tokenizer(folder, chosen)
     if not getattr(tokenizer, "chat_template", None):
         raise ValueError(f"{folder} has no chat template; voicebot needs an instruct/chat model")
     chat_model = LocalChatModel(
@@ -110,8 +142,22 @@ def load_chat_model(model: str | Path | None = None, *, system_prompt: str | Non
     return chat_model
 
 
-def _max_context(folder: Path) -> int:
-    from transformers import AutoConfig
+def load_tokenizer(folder: Path, backend: str) -> Any:
+    """The model's tokenizer: read from its files on the ONNX path (no transformers, so no
+    torch), transformers' own where torch runs the model anyway or the folder has no
+    tokenizer.json (a slow, SentencePiece-only tokenizer)."""
+    if backend == "onnx" and (folder / "tokenizer.json").is_file():
+        from voicebot.lm.tokenizer_file import FileTokenizer
 
-    return int(getattr(AutoConfig.from_pretrained(folder), "max_position_embeddings", 0)
-               or 1 << 30)
+        return FileTokenizer(folder)
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(folder)
+
+
+def _max_context(folder: Path) -> int:
+    config = read_config(folder)
+    for key in _CONTEXT_KEYS:
+        if getattr(config, key, None):
+            return int(getattr(config, key))
+    return 1 << 30

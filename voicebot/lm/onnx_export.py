@@ -74,6 +74,10 @@ def unsupported_reason(config: Any) -> str | None:
 def _rope_parameters(config: Any) -> dict[str, Any]:
     params = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None)
     params = dict(params or {})
+    # A config.json read as plain JSON (loading.read_config) may still say "type", the
+    # key transformers renames to "rope_type" when it loads an older config.
+    if "type" in params:
+        params.setdefault("rope_type", params["type"])
     params.setdefault("rope_theta", getattr(config, "rope_theta", 10000.0))
     return params
 
