@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from voicebot.asr.ct2_reader import Ct2FormatError, read_ct2_model
+from voicebot.asr.whisper_engine import converted_model_dir
 
 
 def _string(value: str) -> bytes:
@@ -63,13 +64,13 @@ def test_rejects_truncated_and_unknown_versions(tmp_path):
         read_ct2_model(tmp_path / "v9.bin")
 
 
-def test_converted_tiny_en_matches_transformers_layout(whisper_model):
+def test_converted_tiny_en_matches_transformers_layout():
     """Every parameter transformers expects is there with the right shape, nothing extra."""
     import torch
     from safetensors.numpy import load_file
     from transformers import WhisperConfig, WhisperForConditionalGeneration
 
-    folder = whisper_model.model_dir
+    folder = converted_model_dir("whisper-tiny-en")
     config = WhisperConfig.from_pretrained(folder)
     with torch.device("meta"):
         reference = WhisperForConditionalGeneration(config).state_dict()
@@ -86,7 +87,7 @@ def test_converted_folder_loads_with_whisper_processor(whisper_model, short_clip
     import numpy as np
     from transformers import WhisperProcessor, WhisperTokenizer
 
-    folder = whisper_model.model_dir
+    folder = converted_model_dir("whisper-tiny-en")
     processor = WhisperProcessor.from_pretrained(folder)
     slow = WhisperTokenizer.from_pretrained(folder)
     ids = slow(" Ten of clubs").input_ids
@@ -96,6 +97,6 @@ def test_converted_folder_loads_with_whisper_processor(whisper_model, short_clip
     padded = np.zeros(30 * 16000, dtype=np.float32)
     padded[:len(short_clip)] = short_clip
     reference = processor(padded, sampling_rate=16000, return_tensors="np").input_features[0]
-    ours = whisper_model.log_mel(padded).cpu().numpy()
+    ours = whisper_model.log_mel(padded)  # the app's (ONNX) recogniser's numpy log-mel
     assert ours.shape == reference.shape
     np.testing.assert_allclose(ours, reference, atol=2e-3)

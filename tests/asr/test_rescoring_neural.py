@@ -25,7 +25,7 @@ def scorer():
 def test_the_dialogue_picks_the_likely_answer(scorer, ngram_lm):
     """The acoustics slightly prefer common words; the bot has just asked for a name."""
     nbest = [Hypothesis("And at least.", acoustic_score=-3.0, n_tokens=4),
-             Hypothesis("Anneliese.", acoustic_score=-3.3, n_tokens=4)]
+             Hypothesis("Anneliese.", acoustic_score=-3.1, n_tokens=4)]
     assert rescore(nbest, ngram_lm, WITH_NEURAL).text == "And at least."  # no scorer
     result = rescore(nbest, ngram_lm, WITH_NEURAL, neural=scorer, context=NAME_QUESTION)
     assert result.text == "Anneliese."

@@ -36,24 +36,25 @@ def settings_adapter(asr_settings) -> str:
 
 def create_adapted_recognizer(model_id: str, adapter: str, *, nbest: int = 5,
                               on_partial: PartialCallback | None = None, device: str = "auto",
-                              streaming: bool = True, word_timings: bool = False) -> Recognizer:
+                              streaming: bool = True, word_timings: bool = False,
+                              threads: int = 1) -> Recognizer:
     """A Whisper recogniser whose model has the adapter merged in."""
     from voicebot.asr.whisper_engine import WhisperRecognizer
 
-    return WhisperRecognizer(load_whisper_with_adapter(model_id, adapter, device),
+    return WhisperRecognizer(load_whisper_with_adapter(model_id, adapter, device, threads),
                              nbest=nbest, streaming=streaming, word_timings=word_timings,
                              on_partial=on_partial)
 
 
 def recognizer_from_settings_adapted(asr_settings, on_partial: PartialCallback | None = None,
-                                     device: str = "auto") -> Recognizer:
+                                     device: str = "auto", threads: int = 1) -> Recognizer:
     """``factory.recognizer_from_settings`` plus the settings' adapter when it is on."""
 
     adapter = settings_adapter(asr_settings)
     if not adapter:
-        return recognizer_from_settings(asr_settings, on_partial, device)
+        return recognizer_from_settings(asr_settings, on_partial, device, threads)
     return create_adapted_recognizer(asr_settings.model, adapter, nbest=asr_settings.nbest,
-                                     on_partial=on_partial, device=device)
+                                     on_partial=on_partial, device=device, threads=threads)
 
 
 def eval_with_adapter(args, utterances, setup) -> dict:

@@ -14,8 +14,12 @@ def default_model_for(engine: str) -> str:
 
 def create_recognizer(engine: str = "whisper", model_id: str | None = None, *, nbest: int = 5,
                       on_partial: PartialCallback | None = None, device: str = "auto",
-                      streaming: bool = True, word_timings: bool = False) -> Recognizer:
+                      streaming: bool = True, word_timings: bool = False,
+                      threads: int = 1) -> Recognizer:
     """A ready recogniser; models are loaded once per process and shared.
+
+    ``threads``: Whisper's CPU threads (the conversation gives it both cores: it runs
+    mostly alone).
 
     ``word_timings``: Whisper aligns words only when asked (it costs a decoder pass per
     hypothesis); Vosk always gives them.
@@ -26,7 +30,7 @@ def create_recognizer(engine: str = "whisper", model_id: str | None = None, *, n
     if engine == "whisper":
         from voicebot.asr.whisper_engine import WhisperRecognizer, load_whisper
 
-        return WhisperRecognizer(load_whisper(model_id, device), nbest=nbest,
+        return WhisperRecognizer(load_whisper(model_id, device, threads), nbest=nbest,
                                  streaming=streaming, word_timings=word_timings,
                                  on_partial=on_partial)
     from voicebot.asr.vosk_engine import VoskRecognizer, load_vosk_model
@@ -35,7 +39,7 @@ def create_recognizer(engine: str = "whisper", model_id: str | None = None, *, n
 
 
 def recognizer_from_settings(asr_settings, on_partial: PartialCallback | None = None,
-                             device: str = "auto") -> Recognizer:
+                             device: str = "auto", threads: int = 1) -> Recognizer:
     """``asr_settings``: ``voicebot.settings.AsrSettings``."""
     engine = asr_settings.engine
     model_id = asr_settings.model
@@ -43,7 +47,7 @@ def recognizer_from_settings(asr_settings, on_partial: PartialCallback | None = 
     if (engine == "vosk") != model_id.startswith("vosk"):
         model_id = default_model_for(engine)
     return create_recognizer(engine, model_id, nbest=asr_settings.nbest,
-                             on_partial=on_partial, device=device)
+                             on_partial=on_partial, device=device, threads=threads)
 
 
 def ngram_from_settings(asr_settings):

@@ -154,22 +154,22 @@ def merged_model_dir(adapter: str | Path, model_id: str | None = None) -> Path:
 
 def load_whisper_with_adapter(model_id: str = "whisper-tiny-en", adapter: str | Path | None = None,
                               device: str = "auto", cpu_threads: int = 1):
-    """Like ``whisper_engine.load_whisper``, with the adapter merged in when one is given."""
-    from voicebot.asr.whisper_engine import load_whisper
-    from voicebot.asr.whisper_model import pick_device
+    """Like ``whisper_engine.load_whisper``, with the adapter merged in when one is given
+    (on the CPU the merged model runs as its ONNX export, cached in the adapter folder)."""
+    from voicebot.asr.whisper_engine import load_whisper, resolve_device
 
     if not adapter:
         return load_whisper(model_id, device, cpu_threads)
-    return _load_adapted(model_id, str(Path(adapter).resolve()), str(pick_device(device)),
+    return _load_adapted(model_id, str(Path(adapter).resolve()), resolve_device(device),
                          cpu_threads)
 
 
 @functools.lru_cache(maxsize=2)
 def _load_adapted(model_id: str, adapter: str, device: str, cpu_threads: int):
-    from voicebot.asr.whisper_model import WhisperModel
+    from voicebot.asr.whisper_engine import runtime_model
 
-    model = WhisperModel(merged_model_dir(adapter, model_id), device=device,
-                         cpu_threads=cpu_threads)
+    model = runtime_model(merged_model_dir(adapter, model_id), model_id, device, cpu_threads,
+                          models_dir=Path(adapter) / MERGED_CACHE)
     model.warm_up()
     return model
 

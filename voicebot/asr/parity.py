@@ -6,12 +6,14 @@ for:
 - ``fp32_greedy_hf`` / ``fp32_beam5_hf``: the converted model in float32 with plain
   ``transformers`` ``generate()`` on Whisper's 30 s window: the reference;
 - ``fp32_greedy``: our decoding loop, float32 weights, speech-length encoding;
-- ``int8_greedy``: the same with the shipped int8 weights (``bench asr``'s rtf_final);
-- ``app_final``: the app's recogniser on a whole clip, 5-best, rescored with the
-  shipped n-gram LM and weights (``voicebot transcribe``);
+- ``int8_greedy``: the same with torch's int8 weights (the CPU default until 2026-12-07);
+- ``onnx_greedy``: the shipped CPU model, the ONNX export with 8-bit weights
+  (``whisper_onnx``; ``bench asr``'s rtf_final);
+- ``app_final``: the app's recogniser (the ONNX model) on a whole clip, 5-best, rescored
+  with the shipped n-gram LM and weights (``voicebot transcribe``);
 - ``app_streaming``: the same fed in 20 ms chunks with partial decodes, the committed
   prefix forced, the final decoded from the partial's encoding (the conversation path).
-``--old-encoder`` runs the app paths with the speech-only encoder of before 2026-12-06.
+``--old-encoder`` runs the torch paths with the speech-only encoder of before 2026-12-06.
 """
 
 from __future__ import annotations
@@ -32,8 +34,8 @@ from voicebot.settings import AsrSettings
 from voicebot.text.scoring import words_for_scoring
 
 CHUNK = 320  # 20 ms at 16 kHz, what the app's capture delivers
-PATHS = ("fp32_greedy_hf", "fp32_beam5_hf", "fp32_greedy", "int8_greedy", "app_final",
-         "app_streaming")
+PATHS = ("fp32_greedy_hf", "fp32_beam5_hf", "fp32_greedy", "int8_greedy", "onnx_greedy",
+         "app_final", "app_streaming")
 
 
 def repetition_insertions(reference: str, hypothesis: str) -> int:
@@ -86,7 +88,7 @@ def evaluate_sets(manifests: dict[str, Path], paths=PATHS, old_encoder: bool = F
 
     from voicebot.asr.audio_input import read_audio_file
     from voicebot.asr.evaluate import read_manifest
-    from voicebot.asr.whisper_engine import WhisperRecognizer, converted_model_dir
+    from voicebot.asr.whisper_engine import WhisperRecognizer, converted_model_dir, load_whisper
     from voicebot.asr.whisper_model import WhisperModel
 
     torch.set_num_threads(1)
@@ -97,16 +99,18 @@ def evaluate_sets(manifests: dict[str, Path], paths=PATHS, old_encoder: bool = F
         options["context_pool"] = context_pool
     hf = HfReference(model_dir) if any(p.endswith("_hf") for p in paths) else None
     fp32 = WhisperModel(model_dir, cpu_int8="none", **options)
-    int8 = WhisperModel(model_dir, **options)  # the shipped default
+    int8 = WhisperModel(model_dir, **options)
+    shipped = load_whisper("whisper-tiny-en", "cpu")
     settings = AsrSettings()
     lm, weights = ngram_from_settings(settings), Weights.from_settings(settings)
-    final = WhisperRecognizer(int8, nbest=5, streaming=False)
-    stream = WhisperRecognizer(int8, nbest=5, streaming=True)
+    final = WhisperRecognizer(shipped, nbest=5, streaming=False)
+    stream = WhisperRecognizer(shipped, nbest=5, streaming=True)
     decoders = {
         "fp32_greedy_hf": lambda a: hf(a, 1),
         "fp32_beam5_hf": lambda a: hf(a, 5),
         "fp32_greedy": lambda a: fp32.text(fp32.decode(a).sequences[0].tokens),
         "int8_greedy": lambda a: int8.text(int8.decode(a).sequences[0].tokens),
+        "onnx_greedy": lambda a: shipped.text(shipped.decode(a).sequences[0].tokens),
         "app_final": lambda a: _recognize(final, a, False, lm, weights),
         "app_streaming": lambda a: _recognize(stream, a, True, lm, weights),
     }

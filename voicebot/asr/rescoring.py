@@ -16,22 +16,23 @@ The neural term is optional: ``rescore`` gets a scorer (anything with the
 caller; this layer never loads the chat model. It runs only when the merged list holds
 more than one word sequence.
 
-NEURAL_WEIGHT is measured by ``voicebot bench rescoring`` (Whisper tiny.en int8 5-best,
-n-gram weight 0.05): context sets where the conversation decides (answers to the bot's
-question, names said before, homophones; real recordings, Piper and hibari voices) and
-the plain sets with no conversation. It is the weight with the lowest context-set WER
-among those that make no plain set worse; the summed log-probability beat the per-token
-mean (which at 0.2 made the real-speech fragments 0.494 -> 0.573). At 0.2, WER without ->
-with: real-context 0.065 -> 0.054, piper-context 0.169 -> 0.120, hibari-context 0.072
--> 0.072; plain: real-sentences 0.065 -> 0.065, real-commands 0.494 -> 0.449,
-hibari-sentences 0 -> 0, hibari-commands 0.061 -> 0.061, espeak-sentences 0.097 ->
-0.081, espeak-commands 0.183 -> 0.146 (real-commands, fragments cut out of sentences,
-is noisy: 11 choices change, most for the better). From 0.25 on it starts to hurt real
-speech (real-commands 0.506; real-sentences 0.076 at 0.3). Fixed by it: "for tickets."
--> "4 tickets." after "How many tickets do you need?", "a phone." -> "a fawn" after "What
-do you call a baby deer?", "closest to my son" -> "closest to the sun". Its price: ~0.3 s
-per n-best on one thread of this 2-core CPU, so the app asks for it (the scorer passed
-in) only when its settings switch it on.
+NEURAL_WEIGHT is measured by ``voicebot bench rescoring`` (Whisper tiny.en 5-best from the
+app's CPU recogniser, n-gram weight 0.05): context sets where the conversation decides
+(answers to the bot's question, names said before, homophones; real recordings, Piper
+and hibari voices) and the plain sets with no conversation. It is the weight with the
+lowest context-set WER among those that make no plain set worse (ties: the smaller).
+Measured 2026-12-07 on the ONNX recogniser (``whisper_onnx``): 0.1, 0.15 and 0.2 tie on
+the context sets; at 0.1, WER without -> with: real-context 0.087 -> 0.065,
+piper-context 0.120 -> 0.096, hibari-context 0.060 -> 0.060; plain: real-sentences
+0.087 -> 0.065, real-commands 0.432 -> 0.409, hibari-sentences 0 -> 0, hibari-commands
+0.037 -> 0.037, espeak-sentences 0.040 -> 0.024, espeak-commands 0.159 -> 0.159. From
+0.25 on it hurts the real-speech fragments (real-commands 0.489). (On the torch int8
+recogniser before it the same rule chose 0.2.) Fixed by it: "for tickets." -> "4
+tickets." after "How many tickets do you need?", "an old-sposed young man" -> "an
+ill-disposed young man", "a man and a knight" -> "a dragon and a knight". Its price:
+~0.3 s per n-best on one thread of this 2-core CPU (distinct hypotheses, cached
+conversation: median 338 ms), so the app asks for it (the scorer passed in) only when
+its settings switch it on.
 
 Per token, because a summed log-probability prefers whatever ended early: Whisper's
 beam keeps hypotheses that stopped after a word or two ("Please" for "Please remind me
@@ -77,7 +78,7 @@ from voicebot.text.scoring import words_for_scoring
 log = logging.getLogger(__name__)
 
 # The neural weight chosen by ``voicebot bench rescoring`` (see the module docstring).
-NEURAL_WEIGHT = 0.2
+NEURAL_WEIGHT = 0.1
 
 
 @dataclass(frozen=True)

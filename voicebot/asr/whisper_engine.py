@@ -17,17 +17,21 @@ import functools
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from voicebot.asr.audio_input import sanitize
 from voicebot.asr.local_agreement import LocalAgreement
 from voicebot.asr.recognizer import Hypothesis, Partial, PartialCallback, WordTiming
-from voicebot.asr.whisper_model import WhisperModel
 from voicebot.asr.whisper_timing import word_timings
 from voicebot.audio.resample import ASR_RATE
 from voicebot.models import resolve
 from voicebot.models.conversions import converted
+
+if TYPE_CHECKING:
+    from voicebot.asr.whisper_model import WhisperModel
+    from voicebot.asr.whisper_onnx import OnnxWhisperModel
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +63,8 @@ CONTINUE_MAX_TOKENS_PER_SECOND = 3.6
 # Whisper's own "no speech" rule: a likely no-speech token and an unconfident transcript.
 NO_SPEECH_PROB = 0.6
 NO_SPEECH_AVG_LOGPROB = -1.0
+# The conversion name of the CPU recogniser's ONNX export (models/conversions).
+ONNX_CONVERSION = "onnx-cpu"
 
 
 def converted_model_dir(model_id: str) -> Path:
@@ -75,21 +81,61 @@ def converted_model_dir(model_id: str) -> Path:
 
 
 def load_whisper(model_id: str = "whisper-tiny-en", device: str = "auto",
-                 cpu_threads: int = 1) -> WhisperModel:
+                 cpu_threads: int = 1) -> WhisperModel | OnnxWhisperModel:
     """A loaded, warmed-up model, shared by every recogniser in the process.
 
-    ``cpu_threads`` sets torch's (process-wide) intra-op thread count on CPU; one thread
-    keeps ASR from collapsing when another stage runs at the same time (ARCHITECTURE.md,
-    CPU thread budget).
+    On the CPU it is the ONNX export (``whisper_onnx``: no torch or transformers in the
+    process), elsewhere transformers on torch. ``cpu_threads``: intra-op threads of
+    either; one keeps ASR from collapsing when another stage runs at the same time
+    (ARCHITECTURE.md, CPU thread budget).
     """
-    from voicebot.asr.whisper_model import pick_device
+    return _load_whisper(model_id, resolve_device(device), cpu_threads)
 
-    return _load_whisper(model_id, str(pick_device(device)), cpu_threads)
+
+def resolve_device(device: str) -> str:
+    """"auto" -> "cuda" when torch can use a GPU here, else "cpu"; others as given."""
+    if device != "auto":
+        return device
+    from voicebot.lm.loading import cuda_available
+
+    return "cuda" if cuda_available() else "cpu"
+
+
+def runtime_model(model_dir: Path, cache_id: str, device: str, cpu_threads: int,
+                  models_dir: Path | None = None) -> WhisperModel | OnnxWhisperModel:
+    """The model in the transformers folder ``model_dir``, ready to decode on ``device``:
+    on the CPU its ONNX export (built once, cached as ``cache_id``'s "onnx-cpu"
+    conversion, in ``models_dir`` when given), else a ``WhisperModel``."""
+    if device != "cpu":
+        from voicebot.asr.whisper_model import WhisperModel
+
+        return WhisperModel(model_dir, device=device, cpu_threads=cpu_threads)
+    from voicebot.asr.whisper_onnx import OnnxWhisperModel
+
+    return OnnxWhisperModel(onnx_export_dir(model_dir, cache_id, models_dir),
+                            cpu_threads=cpu_threads)
+
+
+def onnx_export_dir(model_dir: Path, cache_id: str, models_dir: Path | None = None) -> Path:
+    """The ONNX export of the transformers folder ``model_dir``, built once and cached."""
+    from voicebot.asr.whisper_onnx_export import EXPORT_VERSION, export_whisper
+
+    files = [model_dir / name for name in ("model.safetensors", "config.json",
+                                            "generation_config.json", "tokenizer.json")]
+    return converted(cache_id, ONNX_CONVERSION, files,
+                     functools.partial(export_whisper, model_dir), version=EXPORT_VERSION,
+                     models_dir=models_dir)
+
+
+def prepare_cpu_model(model_id: str) -> Path:
+    """Build (once) what the CPU recogniser loads for a catalog Whisper model: the
+    transformers folder and its ONNX export; used by `models prepare`."""
+    return onnx_export_dir(converted_model_dir(model_id), model_id)
 
 
 @functools.lru_cache(maxsize=2)
-def _load_whisper(model_id: str, device: str, cpu_threads: int) -> WhisperModel:
-    model = WhisperModel(converted_model_dir(model_id), device=device, cpu_threads=cpu_threads)
+def _load_whisper(model_id: str, device: str, cpu_threads: int):
+    model = runtime_model(converted_model_dir(model_id), model_id, device, cpu_threads)
     model.warm_up()
     return model
 
@@ -97,7 +143,8 @@ def _load_whisper(model_id: str, device: str, cpu_threads: int) -> WhisperModel:
 class WhisperRecognizer:
     sample_rate = ASR_RATE
 
-    def __init__(self, model: WhisperModel, *, nbest: int = 5, beam_size: int | None = None,
+    def __init__(self, model: WhisperModel | OnnxWhisperModel, *, nbest: int = 5,
+                 beam_size: int | None = None,
                  streaming: bool = True, partial_interval: float = 0.5,
                  max_segment_seconds: float = 25.0, language: str = "en",
                  word_timings: bool = False, on_partial: PartialCallback | None = None):

@@ -17,52 +17,28 @@ What makes it fast enough for push-to-talk on a small CPU:
 from __future__ import annotations
 
 import logging
-import math
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from voicebot.asr.whisper_search import (
+    CONTEXT_EXACT_FRAMES,
+    HOP_LENGTH,
+    N_FFT,
+    SILENCE_LEVEL,
+    DecodeResult,
+    EncodedAudio,
+    WhisperCommon,
+    WhisperSpecials,
+    beam_search,
+    greedy_search,
+    token_cap,
+)
 from voicebot.audio.resample import ASR_RATE
 
 log = logging.getLogger(__name__)
-
-HOP_LENGTH = 160
-N_FFT = 400
-MAX_SECONDS = 30.0
-# The decoder may not run away: speech rarely exceeds ~5 tokens/s, so cap well above it.
-TOKENS_PER_SECOND_CAP = 8
-TOKENS_MIN_CAP = 16
-# Log-mel value of Whisper's zero padding for typical speech levels (see _silence_tail).
-SILENCE_LEVEL = -0.75
-# Silent positions right after the speech that its frames attend to one by one (1 s);
-# see WhisperModel._context_for.
-CONTEXT_EXACT_FRAMES = 50
-
-
-@dataclass
-class DecodedSequence:
-    tokens: list[int]  # text tokens after the prompt (the forced prefix included)
-    logprob: float  # sum of log-probabilities of all text tokens and end-of-text
-    n_decoded: int  # tokens scored (text tokens + end-of-text when finished)
-    finished: bool  # ended with end-of-text rather than the length cap
-
-
-@dataclass
-class EncodedAudio:
-    """The encoder's view of some audio: what every decode of it starts from."""
-
-    speech: torch.Tensor  # encoder states of the audio itself (1 x frames/2 x d_model)
-    cross_kv: list[tuple[torch.Tensor, torch.Tensor]]  # per decoder layer, full window
-    n_samples: int  # how much audio (16 kHz samples) was encoded
-
-
-@dataclass
-class DecodeResult:
-    sequences: list[DecodedSequence]  # best first (length-normalized score)
-    no_speech_prob: float
 
 
 def pick_device(requested: str = "auto") -> torch.device:
@@ -116,7 +92,7 @@ def _layer_with_context(layer, h: torch.Tensor, k_more: torch.Tensor, v_more: to
     return h + layer.fc2(layer.activation_fn(layer.fc1(x)))
 
 
-class WhisperModel:
+class WhisperModel(WhisperCommon):
     """A loaded Whisper checkpoint plus the decoding loops. Thread-safe via a lock."""
 
     def __init__(self, model_dir: str | Path, device: str = "auto", cpu_threads: int = 1,
@@ -165,26 +141,9 @@ class WhisperModel:
         self._silence_kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None
         self._silence_layers: list[tuple[torch.Tensor, torch.Tensor]] | None = None
 
-        config = self.model.config
-        gen = self.model.generation_config
-        self.eot = int(config.eos_token_id)
-        self.sot = int(config.decoder_start_token_id)
-        self.no_timestamps = int(gen.no_timestamps_token_id)
-        self.no_speech = self.tokenizer.convert_tokens_to_ids("<|nocaptions|>")
-        self.multilingual = bool(getattr(gen, "is_multilingual", False))
-        self.max_target = int(config.max_target_positions)
-        self.max_frames = int(config.max_source_positions) * 2
-        vocab = int(config.vocab_size)
-        suppress = torch.zeros(vocab, dtype=torch.bool)
-        suppress[self.eot + 1:] = True  # every special token and timestamp but end-of-text
-        for t in config.suppress_tokens or []:
-            if 0 <= t < vocab:
-                suppress[t] = True
-        self.suppress = suppress.to(self.device)
-        begin = suppress.clone()
-        for t in config.begin_suppress_tokens or []:
-            begin[t] = True
-        self.suppress_at_begin = begin.to(self.device)
+        WhisperSpecials.from_configs(self.model.config.to_dict(),
+                                     self.model.generation_config.to_dict(),
+                                     self.tokenizer).apply_to(self)
 
     def _quantize(self, which: str) -> None:
         """Int8 weights (dynamic quantisation) for the linear layers on CPU.
@@ -222,23 +181,9 @@ class WhisperModel:
         decoder.embed_tokens = HalfEmbedding(decoder.embed_tokens)
 
     # ---------------------------------------------------------------- features, encoder
-    def prompt(self, language: str = "en") -> list[int]:
-        if not self.multilingual:
-            return [self.sot, self.no_timestamps]
-        lang = self.tokenizer.convert_tokens_to_ids(f"<|{language}|>")
-        task = self.tokenizer.convert_tokens_to_ids("<|transcribe|>")
-        return [self.sot, lang, task, self.no_timestamps]
-
-    def padded_length(self, n_samples: int) -> int:
-        seconds = n_samples / ASR_RATE + self.pad_seconds
-        seconds = math.ceil(seconds / self.bucket_seconds) * self.bucket_seconds
-        return int(min(seconds, MAX_SECONDS) * ASR_RATE)
-
     def log_mel(self, audio: np.ndarray) -> torch.Tensor:
         """Whisper's log-mel spectrogram (80 x frames) of audio padded to a bucket."""
-        n = min(len(audio), int(MAX_SECONDS * ASR_RATE))
-        padded = np.zeros(self.padded_length(n), dtype=np.float32)
-        padded[:n] = audio[:n]
+        padded = self.padded(audio)
         x = torch.from_numpy(padded).to(self.device)
         stft = torch.stft(x, N_FFT, HOP_LENGTH, window=self.window, return_complex=True)
         power = stft[..., :-1].abs() ** 2
@@ -414,21 +359,15 @@ class WhisperModel:
         config = self.model.config
         return EncoderDecoderCache(DynamicCache(config=config), DynamicCache(config=config))
 
-    def _step(self, tokens: torch.Tensor, encoded: torch.Tensor, cache,
-              all_positions: bool = False) -> torch.Tensor:
-        """Log-probabilities (float32) for the next token after ``tokens``."""
+    def _step(self, tokens: torch.Tensor, encoded: torch.Tensor, cache) -> torch.Tensor:
+        """Log-probabilities (float32) of the next token at every position of ``tokens``."""
         past = cache.get_seq_length()
         positions = torch.arange(past, past + tokens.shape[1], device=self.device)
         out = self.model.model.decoder(
             input_ids=tokens, encoder_hidden_states=encoded, past_key_values=cache,
             position_ids=positions[None].expand(tokens.shape[0], -1), use_cache=True)
-        hidden = out.last_hidden_state if all_positions else out.last_hidden_state[:, -1:]
-        logits = self.model.proj_out(hidden).float()
+        logits = self.model.proj_out(out.last_hidden_state).float()
         return torch.log_softmax(logits, dim=-1)
-
-    def _token_cap(self, n_samples: int, prompt_len: int) -> int:
-        cap = TOKENS_MIN_CAP + int(TOKENS_PER_SECOND_CAP * n_samples / ASR_RATE)
-        return max(1, min(cap, self.max_target - prompt_len - 1))
 
     def decode(self, audio: np.ndarray, prefix: list[int] | None = None, beam_size: int = 1,
                nbest: int = 1, language: str = "en",
@@ -436,124 +375,49 @@ class WhisperModel:
                encoded: EncodedAudio | None = None) -> DecodeResult:
         """Transcribe up to 30 s of audio. ``prefix``: text tokens forced at the start.
 
-        Beam search stops when ``beam_size`` hypotheses have ended (Whisper's rule) or,
-        if ``steps_after_first_end`` is set, that many steps after the first one ended
-        once every live beam scores below the best ended one:
-        each step costs ~12-17 ms here (reading the decoder's weights dominates), and
-        the alternatives that end late are long shots anyway. ``encoded``: reuse an
-        earlier ``encode`` of (a prefix of) this audio instead of encoding ``audio``.
+        Greedy or beam search (``whisper_search``): beam search stops when ``beam_size``
+        hypotheses have ended (Whisper's rule) or, if ``steps_after_first_end`` is set,
+        that many steps after the first one ended once every live beam scores below the
+        best ended one: each step costs ~12-17 ms here (reading the decoder's weights
+        dominates), and the alternatives that end late are long shots anyway.
+        ``encoded``: reuse an earlier ``encode`` of (a prefix of) this audio instead of
+        encoding ``audio``.
         """
         prefix = list(prefix or [])
         encoded = encoded or self.encode(audio)
         with self._lock, torch.inference_mode():
-            cache = self._cache_for(encoded)
-            audio = audio[:encoded.n_samples]
-            states = encoded.speech
             prompt = self.prompt(language)
-            cap = self._token_cap(len(audio), len(prompt) + len(prefix))
+            cap = token_cap(min(len(audio), encoded.n_samples), len(prompt) + len(prefix),
+                            self.max_target)
+            step = self._step_fn(encoded)
+            first = step([prompt + prefix], None)
             if beam_size <= 1:
-                return self._greedy(cache, states, prompt, prefix, cap)
-            return self._beam(cache, states, prompt, prefix, cap, beam_size, max(1, nbest),
-                              steps_after_first_end)
+                return greedy_search(step, first, self.search, self.no_speech, prompt,
+                                     prefix, cap)
+            return beam_search(step, first, self.search, self.no_speech, prompt, prefix,
+                               cap, beam_size, max(1, nbest), steps_after_first_end)
 
-    def _start(self, cache, encoded, prompt, prefix):
-        ids = torch.tensor([prompt + prefix], device=self.device)
-        logp = self._step(ids, encoded, cache, all_positions=True)
-        # Probability of "no speech" is read at the start-of-transcript position.
-        no_speech = float(logp[0, 0, self.no_speech].exp())
-        # The forced prefix is scored too, so scores cover the whole hypothesis whether or
-        # not part of it was committed while streaming.
-        prefix_logprob = sum(float(logp[0, len(prompt) - 1 + i, token])
-                             for i, token in enumerate(prefix))
-        return logp[:, -1], no_speech, prefix_logprob
+    def _step_fn(self, encoded: EncodedAudio):
+        """``step(ids, origins)`` for ``whisper_search``: the decoder on a key/value cache
+        that is reordered to ``origins`` (the surviving beams) first; log-probabilities
+        [beams, len(ids[0]), vocab] as float32 numpy."""
+        cache = self._cache_for(encoded)
+        states = encoded.speech
+        expanded = states
 
-    def _mask(self, logp: torch.Tensor, at_begin: bool) -> torch.Tensor:
-        mask = self.suppress_at_begin if at_begin else self.suppress
-        return logp.masked_fill(mask, -math.inf)
+        def step(ids: list[list[int]], origins: list[int] | None) -> np.ndarray:
+            nonlocal expanded
+            if origins is not None:
+                # Only the decoder's own keys/values differ between beams.
+                cache.self_attention_cache.reorder_cache(
+                    torch.tensor(origins, device=self.device))
+                if expanded.shape[0] != len(origins):
+                    expanded = states.expand(len(origins), -1, -1)
+                    self._share_cross_attention(cache, len(origins))
+            tokens = torch.tensor(ids, device=self.device)
+            return self._step(tokens, expanded, cache).cpu().numpy()
 
-    def _greedy(self, cache, encoded, prompt, prefix, cap) -> DecodeResult:
-        logp, no_speech, total = self._start(cache, encoded, prompt, prefix)
-        tokens, finished = list(prefix), False
-        for _ in range(cap):
-            scores = self._mask(logp[0], at_begin=not tokens)
-            token = int(scores.argmax())
-            total += float(scores[token])
-            if token == self.eot:
-                finished = True
-                break
-            tokens.append(token)
-            logp = self._step(torch.tensor([[token]], device=self.device), encoded, cache)[:, -1]
-        n_decoded = len(tokens) + (1 if finished else 0)
-        return DecodeResult([DecodedSequence(tokens, total, n_decoded, finished)], no_speech)
-
-    def _beam(self, cache, encoded, prompt, prefix, cap, beam_size, nbest,
-              steps_after_first_end=None) -> DecodeResult:
-        logp, no_speech, prefix_logprob = self._start(cache, encoded, prompt, prefix)
-        beams: list[list[int]] = [list(prefix)]
-        scores = torch.full((1,), prefix_logprob, device=self.device)
-        finished: list[DecodedSequence] = []
-        first_end: int | None = None
-        expanded_encoder = encoded
-        for step in range(cap):
-            # Beams grow in step, so either all or none are still at the beginning.
-            masked = self._mask(logp, at_begin=not beams[0])
-            candidates = (scores[:, None] + masked).flatten()
-            top_scores, top_index = candidates.topk(2 * beam_size)
-            vocab = masked.shape[-1]
-            next_beams, next_scores, origins = [], [], []
-            for score, index in zip(top_scores.tolist(), top_index.tolist(), strict=True):
-                if score == -math.inf:
-                    break
-                origin, token = divmod(index, vocab)
-                if token == self.eot:
-                    if len(finished) < beam_size:
-                        seq = beams[origin]
-                        finished.append(DecodedSequence(
-                            list(seq), score, len(seq) + 1, True))
-                    continue
-                next_beams.append(beams[origin] + [token])
-                next_scores.append(score)
-                origins.append(origin)
-                if len(next_beams) == beam_size:
-                    break
-            if finished and first_end is None:
-                first_end = step
-            # Early stop only once every live beam's log-probability is below the best
-            # ended one's (it can only fall further): otherwise a hypothesis that ended
-            # after a word or two ("Please", for "Please remind me to buy milk on the
-            # way home.") was all the final had (hibari sentences, 5-best: WER 0.065
-            # vs 0.000 greedy). (Comparing per-token means instead kept variants of
-            # the streamed prefix alive: final_after_release 131 -> 160 ms.)
-            out_of_patience = (
-                steps_after_first_end is not None and first_end is not None
-                and step - first_end >= steps_after_first_end
-                and max(f.logprob for f in finished) >= max(next_scores, default=-math.inf))
-            # Stop once beam_size hypotheses ended (Whisper's rule, patience 1).
-            if (len(finished) >= beam_size or not next_beams or step == cap - 1
-                    or out_of_patience):
-                for seq, score in zip(next_beams, next_scores, strict=True):
-                    if len(finished) >= beam_size:
-                        break
-                    if step == cap - 1:
-                        finished.append(DecodedSequence(seq, score, len(seq), False))
-                break
-            origin_index = torch.tensor(origins, device=self.device)
-            # Only the decoder's own keys/values differ between beams.
-            cache.self_attention_cache.reorder_cache(origin_index)
-            if expanded_encoder.shape[0] != len(origins):
-                expanded_encoder = encoded.expand(len(origins), -1, -1)
-                self._share_cross_attention(cache, len(origins))
-            beams, scores = next_beams, torch.tensor(next_scores, device=self.device)
-            ids = torch.tensor([[b[-1]] for b in beams], device=self.device)
-            logp = self._step(ids, expanded_encoder, cache)[:, -1]
-        if not finished:  # nothing could be decoded at all (cap 0): an empty result
-            finished.append(DecodedSequence(list(prefix), prefix_logprob, len(prefix), False))
-        # Whisper ranks by the mean log-probability per decoded token.
-        finished.sort(key=lambda s: s.logprob / max(1, s.n_decoded), reverse=True)
-        return DecodeResult(finished[:nbest], no_speech)
-
-    def text(self, tokens: list[int]) -> str:
-        return self.tokenizer.decode(tokens, skip_special_tokens=True).strip()
+        return step
 
     def warm_up(self) -> None:
         """Compute the silence encoding and run one decode so the first utterance is fast."""

@@ -9,8 +9,9 @@ each word's first token starts is the word's start (20 ms per encoder frame).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
-import torch
 
 from voicebot.asr.recognizer import WordTiming
 
@@ -57,8 +58,12 @@ def dtw_path(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def alignment_weights(model, encoded, tokens: list[int], prompt: list[int]) -> np.ndarray:
     """Alignment heads' attention (heads x tokens x speech frames) for prompt+tokens+eot."""
+    if hasattr(model, "alignment_weights"):  # the ONNX model returns them from its graph
+        return model.alignment_weights(encoded, tokens, prompt)
+    import torch
+
     decoder = model.model.model.decoder
-    captured: dict[int, torch.Tensor] = {}
+    captured: dict[int, Any] = {}
     hooks = []
     for index, layer in enumerate(decoder.layers):
         def keep(module, args, kwargs, index=index):

@@ -47,7 +47,8 @@ log = logging.getLogger(__name__)
 # conversation does not wait for it. Imported lazily: the store does not depend on them.
 ENGINE_PREPARATION = {
     "chat-lm": "voicebot.lm.onnx_backend:prepare_cpu_decoder",  # int4/int8 ONNX decoder
-    "asr-whisper": "voicebot.asr.whisper_engine:converted_model_dir",  # CT2 -> transformers
+    # CT2 -> transformers -> the CPU recogniser's ONNX export
+    "asr-whisper": "voicebot.asr.whisper_engine:prepare_cpu_model",
 }
 
 

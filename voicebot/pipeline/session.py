@@ -131,14 +131,12 @@ def settle_settings(settings: Settings, engines: Engines, loaded_from: dict[str,
 def load_recognizer(settings: Settings, device: str = "auto") -> Any:
     """The recogniser, with the user's LoRA adapter when they trained one and switched it
     on."""
-    import torch
-
     from voicebot.asr.adapt import recognizer_from_settings_adapted
     from voicebot.memory import release_freed_memory
 
-    torch.set_num_threads(ASR_THREADS)
-    recognizer = recognizer_from_settings_adapted(settings.asr, device=device)
-    # Whisper's float32 weights before int8 quantisation and its warm-up activations.
+    recognizer = recognizer_from_settings_adapted(settings.asr, device=device,
+                                                  threads=ASR_THREADS)
+    # Loading's temporaries (the export's float32 weights the first time) and warm-up.
     release_freed_memory()
     return recognizer
 
