@@ -5,7 +5,9 @@ Public API (heavy modules load only when used):
 - ``factory``: ``create_recognizer(engine, model_id, nbest=, on_partial=)``,
   ``recognizer_from_settings(settings.asr)``, ``ngram_from_settings(settings.asr)``.
 - ``whisper_engine``: ``WhisperRecognizer`` (streaming, LocalAgreement), ``load_whisper``;
-  ``whisper_model.WhisperModel`` (encoder/decoder loops); ``whisper_convert`` turns the
+  ``whisper_onnx.OnnxWhisperModel`` (the CPU model on ONNX Runtime, graphs from
+  ``whisper_onnx_export``), ``whisper_model.WhisperModel`` (torch, for CUDA and training),
+  ``whisper_search`` (the greedy and beam search both use); ``whisper_convert`` turns the
   packaged CTranslate2 weights into a transformers folder, cached by the model store.
 - ``vosk_engine``: ``VoskRecognizer``, ``load_vosk_model``.
 - ``rescoring``: ``rescore(nbest, lm, weights) -> RescoredNBest``, ``Weights``,

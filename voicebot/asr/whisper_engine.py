@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -60,6 +61,12 @@ MAX_CONTINUATIONS = 2
 # pocketsphinx recordings (4.1-9 for those over 2 s); a transcript that lost a sentence
 # had 3.1. Below this rate the transcript is checked against the audio.
 CONTINUE_MAX_TOKENS_PER_SECOND = 3.6
+# A final decoded from the committed prefix below this mean log-probability per token
+# (Whisper's own temperature-fallback threshold), or cut at the token cap, is decoded
+# again without the prefix (see WhisperRecognizer._decode_final).
+FREE_FINAL_BELOW_LOGPROB = -1.0
+# Text that gzip shrinks more than this is a loop (Whisper's compression_ratio_threshold).
+MAX_COMPRESSION_RATIO = 2.4
 # Whisper's own "no speech" rule: a likely no-speech token and an unconfident transcript.
 NO_SPEECH_PROB = 0.6
 NO_SPEECH_AVG_LOGPROB = -1.0
@@ -242,8 +249,13 @@ class WhisperRecognizer:
         self._decoded_at = self._length
         # Keep decoding to at most half of real time, so feeding never falls behind.
         self._next_decode_gap = int(max(self.partial_interval, 2 * elapsed) * ASR_RATE)
-        tokens = result.sequences[0].tokens
-        self._agreement.update(tokens)
+        best = result.sequences[0]
+        tokens = best.tokens
+        # A decode that ran to the token cap or repeats itself is Whisper looping on a
+        # fragment: shown, never committed (two such partials agreed on "a long long
+        # long ..." and forced it into the final; espeak, 2026-12-07).
+        if best.finished and not _repetitive(self.model.text(tokens)):
+            self._agreement.update(tokens)
         committed = self._agreement.committed
         partial = Partial(
             committed=self._join(*(s[0] for s in self._segments), self.model.text(committed)),
@@ -279,10 +291,7 @@ class WhisperRecognizer:
             started = time.perf_counter()
             audio = self._buffer[:self._length]
             encoded = self._reusable_encoding() or self.model.encode(audio)
-            result = self.model.decode(audio, prefix=self._agreement.committed,
-                                       beam_size=beam, nbest=nbest, language=self.language,
-                                       steps_after_first_end=FINAL_STEPS_AFTER_FIRST_END,
-                                       encoded=encoded)
+            result = self._decode_final(audio, encoded, beam, nbest)
             self.decode_seconds.append(time.perf_counter() - started)
             if not _is_no_speech(result):
                 for rank, seq in enumerate(result.sequences):
@@ -308,6 +317,38 @@ class WhisperRecognizer:
                 h.acoustic_score += head_score
                 h.n_tokens += head_tokens
         return [h for h in hypotheses if h.text] or []
+
+    def _decode_final(self, audio: np.ndarray, encoded, beam: int, nbest: int):
+        """The final beam search from the committed prefix; and, when that looks broken
+        (no end of text within the token cap, or an average log-probability Whisper
+        itself would retry), once more without the prefix, keeping the better ranked.
+
+        A prefix committed from the first partials can be wrong and then poison the
+        final: espeak's "Set an alarm for half past six tomorrow." streamed as "I'm not
+        sure if" and ended "... a long long long ..." to the cap (2026-12-07, parity's
+        espeak-sentences app_streaming 0.379 against 0.040 for the whole clip).
+        """
+        committed = self._agreement.committed
+        options = dict(beam_size=beam, nbest=nbest, language=self.language,
+                       steps_after_first_end=FINAL_STEPS_AFTER_FIRST_END, encoded=encoded)
+        result = self.model.decode(audio, prefix=committed, **options)
+        best = result.sequences[0]
+        if not committed or (best.finished and _mean_logprob(best) >= FREE_FINAL_BELOW_LOGPROB
+                             and not _repetitive(self.model.text(best.tokens))):
+            return result
+        free = self.model.decode(audio, **options)
+        log.debug("final from the committed prefix %r looked broken (%.2f/token); "
+                  "free decode %.2f/token", self.model.text(best.tokens),
+                  _mean_logprob(best), _mean_logprob(free.sequences[0]))
+        seen, merged = set(), []
+        # A hypothesis that ended beats one cut at the cap (a loop scores well per token).
+        for seq in sorted(result.sequences + free.sequences,
+                          key=lambda q: (q.finished, _mean_logprob(q)), reverse=True):
+            if tuple(seq.tokens) not in seen:
+                seen.add(tuple(seq.tokens))
+                merged.append(seq)
+        result.sequences = merged[:nbest]
+        return result
 
     def _continue_cut_short(self, audio: np.ndarray, encoded, tokens: list[int],
                             hypotheses: list[Hypothesis]) -> None:
@@ -383,6 +424,16 @@ def _active_seconds(audio: np.ndarray, utterance_peak: float, frame: int = 480) 
     rms = np.sqrt((audio[: n * frame].reshape(n, frame) ** 2).mean(axis=1))
     threshold = max(0.05 * utterance_peak, SILENCE_PEAK)
     return float((rms > threshold).sum()) * frame / ASR_RATE
+
+
+def _repetitive(text: str) -> bool:
+    """Whisper's own loop test: text that compresses too well repeats itself."""
+    data = text.encode("utf-8")
+    return len(data) > 0 and len(data) / len(zlib.compress(data)) > MAX_COMPRESSION_RATIO
+
+
+def _mean_logprob(sequence) -> float:
+    return sequence.logprob / max(1, sequence.n_decoded)
 
 
 def _peak(audio: np.ndarray) -> float:
