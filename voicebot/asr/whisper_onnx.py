@@ -6,7 +6,8 @@ silence's cross-attention keys/values computed once, greedy and beam search over
 key/value cache, a forced prefix in one call), on the graphs ``whisper_onnx_export``
 builds. Why: torch and transformers cost the conversation process ~680 MB of resident
 memory just by being imported; ONNX Runtime is there anyway (chat model, voices, VAD).
-``WhisperModel`` stays for CUDA, recognition adapters and training.
+``WhisperModel`` stays for CUDA and for training recognition adapters (a trained
+adapter is merged and exported like the base model).
 """
 
 from __future__ import annotations
