@@ -83,7 +83,7 @@ def english_logprob(audio: np.ndarray, sample_rate: int = 16000) -> tuple[float,
         return None
     result = model.decode(np.ascontiguousarray(audio[:int(PROBE_SECONDS * sample_rate)]))
     best = result.sequences[0]
-    return best.logprob / max(1, best.n_decoded), float(result.no_speech_prob)
+    return best.mean_logprob, float(result.no_speech_prob)
 
 
 def classify(logprob: float | None, no_speech: float = 0.0) -> str:

@@ -333,17 +333,17 @@ class WhisperRecognizer:
                        steps_after_first_end=FINAL_STEPS_AFTER_FIRST_END, encoded=encoded)
         result = self.model.decode(audio, prefix=committed, **options)
         best = result.sequences[0]
-        if not committed or (best.finished and _mean_logprob(best) >= FREE_FINAL_BELOW_LOGPROB
+        if not committed or (best.finished and best.mean_logprob >= FREE_FINAL_BELOW_LOGPROB
                              and not _repetitive(self.model.text(best.tokens))):
             return result
         free = self.model.decode(audio, **options)
         log.debug("final from the committed prefix %r looked broken (%.2f/token); "
                   "free decode %.2f/token", self.model.text(best.tokens),
-                  _mean_logprob(best), _mean_logprob(free.sequences[0]))
+                  best.mean_logprob, free.sequences[0].mean_logprob)
         seen, merged = set(), []
         # A hypothesis that ended beats one cut at the cap (a loop scores well per token).
         for seq in sorted(result.sequences + free.sequences,
-                          key=lambda q: (q.finished, _mean_logprob(q)), reverse=True):
+                          key=lambda q: (q.finished, q.mean_logprob), reverse=True):
             if tuple(seq.tokens) not in seen:
                 seen.add(tuple(seq.tokens))
                 merged.append(seq)
@@ -432,17 +432,13 @@ def _repetitive(text: str) -> bool:
     return len(data) > 0 and len(data) / len(zlib.compress(data)) > MAX_COMPRESSION_RATIO
 
 
-def _mean_logprob(sequence) -> float:
-    return sequence.logprob / max(1, sequence.n_decoded)
-
-
 def _peak(audio: np.ndarray) -> float:
     return float(np.abs(audio).max()) if audio.size else 0.0
 
 
 def _is_no_speech(result) -> bool:
     best = result.sequences[0]
-    avg = best.logprob / max(1, best.n_decoded)
+    avg = best.mean_logprob
     return (not best.tokens) or (result.no_speech_prob > NO_SPEECH_PROB
                                  and avg < NO_SPEECH_AVG_LOGPROB)
 

@@ -97,12 +97,7 @@ class OnnxWhisperModel(WhisperCommon):
     # ---------------------------------------------------------------- features, encoder
     def log_mel(self, audio: np.ndarray) -> np.ndarray:
         """Whisper's log-mel spectrogram (80 x frames) of audio padded to a bucket."""
-        padded = self.padded(audio)
-        return self._log_mel_of(padded)
-
-    def _log_mel_of(self, samples: np.ndarray) -> np.ndarray:
-        half = N_FFT // 2
-        x = np.pad(samples, half, mode="reflect")  # torch.stft's center=True
+        x = np.pad(self.padded(audio), N_FFT // 2, mode="reflect")  # torch.stft's center
         frames = np.lib.stride_tricks.sliding_window_view(x, N_FFT)[::HOP_LENGTH]
         spectrum = np.fft.rfft(frames[:-1] * self.window, axis=-1)  # last frame dropped
         power = (spectrum.real ** 2 + spectrum.imag ** 2).astype(np.float32)

@@ -54,6 +54,11 @@ class DecodedSequence:
     n_decoded: int  # tokens scored (text tokens + end-of-text when finished)
     finished: bool  # ended with end-of-text rather than the length cap
 
+    @property
+    def mean_logprob(self) -> float:
+        """Log-probability per decoded token: how Whisper ranks and judges hypotheses."""
+        return self.logprob / max(1, self.n_decoded)
+
 
 @dataclass
 class DecodeResult:
@@ -239,5 +244,5 @@ def beam_search(step: Step, first: np.ndarray, settings: SearchSettings, no_spee
     if not finished:  # nothing could be decoded at all (cap 0): an empty result
         finished.append(DecodedSequence(list(prefix), prefix_logprob, len(prefix), False))
     # Whisper ranks by the mean log-probability per decoded token.
-    finished.sort(key=lambda s: s.logprob / max(1, s.n_decoded), reverse=True)
+    finished.sort(key=lambda s: s.mean_logprob, reverse=True)
     return DecodeResult(finished[:nbest], no_speech)
