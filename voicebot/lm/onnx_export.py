@@ -18,7 +18,7 @@ shape is what makes it fast:
   at 1000 against a concatenating cache;
 - only the last position's logits are computed (the prompt's other 49k-wide rows are
   waste), and a big output head runs at 4 bits, then recomputes its best 64 logits
-  exactly (``_GraphBuilder.output_head``).
+  exactly (``GraphBuilder.output_head``).
 
 Inputs: ``input_ids`` [1, T] int64, ``position_ids`` [1, T] int64, ``seqlens_k`` [1]
 int32 (tokens in the cache after this call, minus one), ``total_len`` int32 scalar, and
@@ -34,18 +34,25 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from voicebot.lm.onnx_quantize import approximate_matmul, four_bit_grid, quantized_matmul
+from voicebot.lm.onnx_quantize import (
+    FLOAT_ACTIVATIONS,
+    INT8_ACTIVATIONS,
+    approximate_matmul,
+    four_bit_grid,
+    quantized_matmul,
+)
 
 log = logging.getLogger(__name__)
 
 SUPPORTED_MODEL_TYPES = ("llama", "qwen2")
 # Bump when the graph or the quantisation changes: cached exports are then rebuilt.
-EXPORT_VERSION = "4"
+EXPORT_VERSION = "5"
 # Logits the output head recomputes exactly after its approximate pass (see output_head).
 HEAD_EXACT_TOP = 64
 MODEL_FILE = "model.onnx"
@@ -59,7 +66,7 @@ def unsupported_reason(config: Any) -> str | None:
     model_type = getattr(config, "model_type", None)
     if model_type not in SUPPORTED_MODEL_TYPES:
         return f"model type {model_type!r} is not one of {', '.join(SUPPORTED_MODEL_TYPES)}"
-    rope = _rope_parameters(config)
+    rope = rope_parameters(config)
     if rope.get("rope_type", "default") != "default":
         return f"rotary scaling {rope.get('rope_type')!r} is not supported"
     if getattr(config, "hidden_act", "silu") != "silu":
@@ -71,7 +78,7 @@ def unsupported_reason(config: Any) -> str | None:
     return None
 
 
-def _rope_parameters(config: Any) -> dict[str, Any]:
+def rope_parameters(config: Any) -> dict[str, Any]:
     params = getattr(config, "rope_parameters", None) or getattr(config, "rope_scaling", None)
     params = dict(params or {})
     # A config.json read as plain JSON (loading.read_config) may still say "type", the
@@ -104,7 +111,7 @@ def present_names(layers: int) -> list[str]:
     return [f"present_{i}_{kind}" for i in range(layers) for kind in ("k", "v")]
 
 
-class _GraphBuilder:
+class GraphBuilder:
     def __init__(self) -> None:
         self.nodes: list[Any] = []
         self.initializers: list[Any] = []
@@ -124,14 +131,27 @@ class _GraphBuilder:
                                            name=f"{outputs[0]}_{op}", **attributes))
         return outputs[0]
 
-    def linear(self, x: str, out: str, *linears: Any) -> str:
+    def half_table(self, name: str, table: np.ndarray) -> str:
+        """A [rows, width] float table stored in float16: half the memory of float32, and
+        the embedded model's Q8_0 values (8-bit steps times a float16 scale) move by
+        < 0.05% of their size."""
+        return self.constant(name, table.astype(np.float16))
+
+    def gather_rows(self, table: str, ids: str, out: str) -> str:
+        """The ``ids`` rows of a ``half_table`` as float32."""
+        rows = self.node("Gather", [table, ids], [f"{out}_f16"], axis=0)
+        return self.node("Cast", [rows], [out], to=1)  # 1: TensorProto.FLOAT
+
+    def linear(self, x: str, out: str, *linears: Any,
+               accuracy: int = INT8_ACTIVATIONS) -> str:
         """``x @ W.T (+ b)`` for the torch Linear layers' weights stacked along outputs."""
         import torch
 
         weight = torch.cat([lin.weight for lin in linears]).detach().float().numpy().T
         has_bias = any(lin.bias is not None for lin in linears)
         product = f"{out}_nobias" if has_bias else out
-        nodes, inits, bits = quantized_matmul(x, product, np.ascontiguousarray(weight), out)
+        nodes, inits, bits = quantized_matmul(x, product, np.ascontiguousarray(weight), out,
+                                              accuracy)
         self.nodes += nodes
         self.initializers += inits
         self.weight_bits[f"{bits}bit"] += 1
@@ -149,7 +169,7 @@ class _GraphBuilder:
         layers. Otherwise (the embedded model's tied Q8_0 embeddings) it would be the
         biggest matmul per token, ~3 of ~15 ms at 8 bits, so it runs in two passes: all
         logits with approximate 4-bit weights (half the time), then the HEAD_EXACT_TOP
-        best of those recomputed from the float weights and put in their place (~0.1 ms).
+        best of those recomputed from the float16 weights and put in their place (~0.1 ms).
         On the embedded model the true top 20 were within the approximate top 73 at
         worst, so greedy and nucleus choices see exact values (closer to the float model
         than the 8-bit head was); only the tail keeps 4-bit ones: mean KL divergence from
@@ -166,11 +186,11 @@ class _GraphBuilder:
         self.nodes += nodes
         self.initializers += inits
         self.weight_bits["4bit"] += 1
-        rows = tied_to or self.constant("lm_head_float", weight.T)
+        rows = tied_to or self.half_table("lm_head_f16", weight.T)
         approx = self.node("Reshape", ["lm_approx", shape_2d], ["lm_approx_2d"])
         self.node("TopK", [approx, self.constant("lm_top", np.array([HEAD_EXACT_TOP], np.int64))],
                   ["lm_top_values", "lm_top_ids"], axis=-1)
-        chosen = self.node("Gather", [rows, "lm_top_ids"], ["lm_top_rows"], axis=0)
+        chosen = self.gather_rows(rows, "lm_top_ids", "lm_top_rows")
         column = self.node("Reshape", [x, self.constant(
             "lm_column_shape", np.array([-1, 1], np.int64))], ["lm_column"])
         exact = self.node("MatMul", [chosen, column], ["lm_top_exact"])
@@ -179,10 +199,61 @@ class _GraphBuilder:
                          axis=1)
 
 
-def _tied(head: Any, embedding: Any) -> bool:
+def rotary_tables(g: GraphBuilder, config: Any, positions: int, head_dim: int) -> None:
+    """The ``cos_cache`` / ``sin_cache`` constants [positions, head_dim / 2] that ONNX
+    Runtime's rotary kernels read (default rotary embedding, non-interleaved)."""
+    theta = float(rope_parameters(config)["rope_theta"])
+    inv_freq = 1.0 / theta ** (np.arange(0, head_dim, 2, dtype=np.float64) / head_dim)
+    angles = np.arange(positions, dtype=np.float64)[:, None] * inv_freq[None, :]
+    g.constant("cos_cache", np.cos(angles).astype(np.float32))
+    g.constant("sin_cache", np.sin(angles).astype(np.float32))
+
+
+def tied(head: Any, embedding: Any) -> bool:
     return head.weight is embedding.weight or (
         head.weight.shape == embedding.weight.shape
         and head.weight.data_ptr() == embedding.weight.data_ptr())
+
+
+def decoder_layers(g: GraphBuilder, model: Any, x: str,
+                   attention: Callable[[int, str], str],
+                   float_activations: tuple[str, ...] = ()) -> str:
+    """Every transformer layer of ``model`` on the hidden states ``x``: RMSNorm, the fused
+    q/k/v projection, ``attention(i, qkv)`` (the graph's own kind), the output projection,
+    residual add + RMSNorm, the SiLU MLP and its residual. ``float_activations``: the
+    projections ("qkv", "out", "gate_up", "down") computed from float32 activations."""
+    eps = float(model.config.rms_norm_eps)
+
+    def weight(tensor: Any) -> np.ndarray:
+        return tensor.detach().float().numpy()
+
+    def accuracy(name: str) -> int:
+        return FLOAT_ACTIVATIONS if name in float_activations else INT8_ACTIVATIONS
+
+    for i, layer in enumerate(model.model.layers):
+        attn, mlp = layer.self_attn, layer.mlp
+        h = g.node("SimplifiedLayerNormalization",
+                   [x, g.constant(f"l{i}_norm_in", weight(layer.input_layernorm.weight))],
+                   [f"l{i}_h"], axis=-1, epsilon=eps)
+        qkv = g.linear(h, f"l{i}_qkv", attn.q_proj, attn.k_proj, attn.v_proj,
+                       accuracy=accuracy("qkv"))
+        out = g.linear(attention(i, qkv), f"l{i}_out", attn.o_proj, accuracy=accuracy("out"))
+        h2 = g.node("SkipSimplifiedLayerNormalization",
+                    [x, out, g.constant(f"l{i}_norm_mid",
+                                        weight(layer.post_attention_layernorm.weight))],
+                    [f"l{i}_h2", "", "", f"l{i}_residual"], domain="com.microsoft",
+                    epsilon=eps)
+        x = f"l{i}_residual"
+        gate_up = g.linear(h2, f"l{i}_gate_up", mlp.gate_proj, mlp.up_proj,
+                           accuracy=accuracy("gate_up"))
+        split = g.constant(f"l{i}_split", np.array([mlp.gate_proj.out_features] * 2, np.int64))
+        g.node("Split", [gate_up, split], [f"l{i}_gate", f"l{i}_up"], axis=-1)
+        act = g.node("QuickGelu", [f"l{i}_gate"], [f"l{i}_act"], domain="com.microsoft",
+                     alpha=1.0)
+        product = g.node("Mul", [act, f"l{i}_up"], [f"l{i}_product"])
+        down = g.linear(product, f"l{i}_down", mlp.down_proj, accuracy=accuracy("down"))
+        x = g.node("Add", [x, down], [f"l{i}_x"])
+    return x
 
 
 def build_decoder(model: Any) -> tuple[Any, dict[str, Any]]:
@@ -193,47 +264,26 @@ def build_decoder(model: Any) -> tuple[Any, dict[str, Any]]:
     shape = layout(config)
     heads, kv_heads, head_dim = shape["heads"], shape["kv_heads"], shape["head_dim"]
     eps = float(config.rms_norm_eps)
-    g = _GraphBuilder()
+    g = GraphBuilder()
 
-    theta = float(_rope_parameters(config)["rope_theta"])
-    inv_freq = 1.0 / theta ** (np.arange(0, head_dim, 2, dtype=np.float64) / head_dim)
-    angles = np.arange(shape["max_positions"], dtype=np.float64)[:, None] * inv_freq[None, :]
-    g.constant("cos_cache", np.cos(angles).astype(np.float32))
-    g.constant("sin_cache", np.sin(angles).astype(np.float32))
+    rotary_tables(g, config, shape["max_positions"], head_dim)
 
     def weight(tensor: Any) -> np.ndarray:
         return tensor.detach().float().numpy()
 
     inner = model.model
-    x = g.node("Gather", [g.constant("embed", weight(inner.embed_tokens.weight)), "input_ids"],
-               ["embedded"])
-    for i, layer in enumerate(inner.layers):
-        attn, mlp = layer.self_attn, layer.mlp
-        h = g.node("SimplifiedLayerNormalization",
-                   [x, g.constant(f"l{i}_norm_in", weight(layer.input_layernorm.weight))],
-                   [f"l{i}_h"], axis=-1, epsilon=eps)
-        qkv = g.linear(h, f"l{i}_qkv", attn.q_proj, attn.k_proj, attn.v_proj)
-        attended = g.node(
+    table = g.half_table("embed_f16", weight(inner.embed_tokens.weight))
+    x = g.gather_rows(table, "input_ids", "embedded")
+
+    def attention(i: int, qkv: str) -> str:
+        return g.node(
             "GroupQueryAttention",
             [qkv, "", "", f"past_{i}_k", f"past_{i}_v", "seqlens_k", "total_len",
              "cos_cache", "sin_cache", "position_ids"],
             [f"l{i}_attended", f"present_{i}_k", f"present_{i}_v"], domain="com.microsoft",
             num_heads=heads, kv_num_heads=kv_heads, do_rotary=1, rotary_interleaved=0)
-        out = g.linear(attended, f"l{i}_out", attn.o_proj)
-        h2 = g.node("SkipSimplifiedLayerNormalization",
-                    [x, out, g.constant(f"l{i}_norm_mid",
-                                        weight(layer.post_attention_layernorm.weight))],
-                    [f"l{i}_h2", "", "", f"l{i}_residual"], domain="com.microsoft",
-                    epsilon=eps)
-        x = f"l{i}_residual"
-        gate_up = g.linear(h2, f"l{i}_gate_up", mlp.gate_proj, mlp.up_proj)
-        split = g.constant(f"l{i}_split", np.array([mlp.gate_proj.out_features] * 2, np.int64))
-        g.node("Split", [gate_up, split], [f"l{i}_gate", f"l{i}_up"], axis=-1)
-        act = g.node("QuickGelu", [f"l{i}_gate"], [f"l{i}_act"], domain="com.microsoft",
-                     alpha=1.0)
-        product = g.node("Mul", [act, f"l{i}_up"], [f"l{i}_product"])
-        down = g.linear(product, f"l{i}_down", mlp.down_proj)
-        x = g.node("Add", [x, down], [f"l{i}_x"])
+
+    x = decoder_layers(g, model, x, attention)
     last = g.node("Slice", [x, g.constant("last_start", np.array([-1], np.int64)),
                             g.constant("last_end", np.array([2**62], np.int64)),
                             g.constant("last_axis", np.array([1], np.int64))], ["last"])
@@ -241,7 +291,7 @@ def build_decoder(model: Any) -> tuple[Any, dict[str, Any]]:
                     [last, g.constant("norm_final", weight(inner.norm.weight))], ["normed"],
                     axis=-1, epsilon=eps)
     g.output_head(normed, model.lm_head,
-                  "embed" if _tied(model.lm_head, inner.embed_tokens) else None)
+                  table if tied(model.lm_head, inner.embed_tokens) else None)
 
     f32 = TensorProto.FLOAT
     inputs = [helper.make_tensor_value_info("input_ids", TensorProto.INT64, [1, "new"]),
@@ -262,8 +312,10 @@ def build_decoder(model: Any) -> tuple[Any, dict[str, Any]]:
     return onnx_model, shape
 
 
-def export_decoder(model_dir: Path, out_dir: Path) -> None:
-    """Write ``model.onnx`` (+ ``model.onnx.data``) and ``decoder.json`` into ``out_dir``."""
+def export_graph(model_dir: Path, out_dir: Path, build: Callable[[Any], tuple[Any, dict]],
+                 model_file: str, layout_file: str) -> dict[str, Any]:
+    """Load the float model in ``model_dir``, ``build`` its graph and write it to
+    ``out_dir`` as ``model_file`` (+ ``model_file``.data) with its layout as JSON."""
     import onnx
     import torch
     from transformers import AutoModelForCausalLM
@@ -272,13 +324,19 @@ def export_decoder(model_dir: Path, out_dir: Path) -> None:
     reason = unsupported_reason(model.config)
     if reason:
         raise ValueError(f"cannot export {model_dir} to ONNX: {reason}")
-    onnx_model, shape = build_decoder(model)
+    onnx_model, shape = build(model)
     del model
-    onnx.save_model(onnx_model, str(out_dir / MODEL_FILE), save_as_external_data=True,
-                    all_tensors_to_one_file=True, location=MODEL_FILE + ".data",
+    onnx.save_model(onnx_model, str(out_dir / model_file), save_as_external_data=True,
+                    all_tensors_to_one_file=True, location=model_file + ".data",
                     size_threshold=1024)
     # onnx writes the weights file private (0600); a models folder may be shared.
-    (out_dir / (MODEL_FILE + ".data")).chmod(0o644)
-    (out_dir / LAYOUT_FILE).write_text(json.dumps(shape, indent=2), "utf-8")
+    (out_dir / (model_file + ".data")).chmod(0o644)
+    (out_dir / layout_file).write_text(json.dumps(shape, indent=2), "utf-8")
+    return shape
+
+
+def export_decoder(model_dir: Path, out_dir: Path) -> None:
+    """Write ``model.onnx`` (+ ``model.onnx.data``) and ``decoder.json`` into ``out_dir``."""
+    shape = export_graph(model_dir, out_dir, build_decoder, MODEL_FILE, LAYOUT_FILE)
     log.info("built the ONNX decoder of %s in %s (%d matmuls 4-bit, %d 8-bit)", model_dir,
              out_dir, shape["weights"]["4bit"], shape["weights"]["8bit"])

@@ -37,6 +37,11 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 BLOCK = 32
+# MatMulNBits' accuracy_level: 4 quantises each row's activations to int8 per block of 32
+# inputs (fast integer arithmetic; a row's result never depends on the other rows), 0
+# computes in float32 from de-quantised weights (slower, closer to the float model).
+INT8_ACTIVATIONS = 4
+FLOAT_ACTIVATIONS = 0
 # A weight is "on the grid" when it is this close to it, relative to the grid step:
 # GGUF de-quantisation computes d * q + m in float32, so a little rounding is expected.
 GRID_TOLERANCE = 1e-3
@@ -98,7 +103,7 @@ def approximate_four_bit(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _matmul_nbits(x: str, out: str, base: str, bits: int, packed: np.ndarray,
                   scales: np.ndarray, zeros: np.ndarray | None, k: int,
-                  n: int) -> tuple[list, list]:
+                  n: int, accuracy: int = INT8_ACTIVATIONS) -> tuple[list, list]:
     """One MatMulNBits node and its initializers; no ``zeros``: the kernel's default
     zero point (8 or 128), which is also its fastest path (~15% faster than explicit
     zero points for 4 bits, measured on the 2-core AVX2 dev machine)."""
@@ -112,7 +117,7 @@ def _matmul_nbits(x: str, out: str, base: str, bits: int, packed: np.ndarray,
         inputs.append(f"{base}_zeros")
     node = helper.make_node("MatMulNBits", inputs, [out], name=f"{base}_matmul",
                             domain="com.microsoft", K=k, N=n, bits=bits, block_size=BLOCK,
-                            accuracy_level=4)
+                            accuracy_level=accuracy)
     return [node], inits
 
 
@@ -123,22 +128,24 @@ def approximate_matmul(x: str, out: str, weight: np.ndarray, base: str) -> tuple
     return _matmul_nbits(x, out, base, 4, pack_four_bit(q), scale, None, k, n)
 
 
-def quantized_matmul(x: str, out: str, weight: np.ndarray, base: str) -> tuple[list, list, int]:
+def quantized_matmul(x: str, out: str, weight: np.ndarray, base: str,
+                     accuracy: int = INT8_ACTIVATIONS) -> tuple[list, list, int]:
     """ONNX nodes computing ``out = x @ weight`` ([K, N]) with quantized weights:
-    (nodes, initializers, bits). Node and initializer names start with ``base``."""
+    (nodes, initializers, bits). Node and initializer names start with ``base``;
+    ``accuracy``: MatMulNBits' accuracy_level (INT8_ACTIVATIONS or FLOAT_ACTIVATIONS)."""
     from onnx import helper, numpy_helper
 
     k, n = weight.shape
     grid = four_bit_grid(weight)
     if grid is None:
         q, scale, zero = eight_bit(weight)
-        nodes, inits = _matmul_nbits(x, out, base, 8, q, scale, zero, k, n)
+        nodes, inits = _matmul_nbits(x, out, base, 8, q, scale, zero, k, n, accuracy)
         return nodes, inits, 8
     q, step, offset = grid
     # The kernel's default zero point 8 reads q as step * (q - 8); the offsets, plus the
     # 8 steps it took away, are added back by the last four nodes.
     nodes, inits = _matmul_nbits(x, f"{base}_main", base, 4, pack_four_bit(q), step, None,
-                                 k, n)
+                                 k, n, accuracy)
     offsets = (offset.astype(np.float64) + 8 * step.astype(np.float64)).astype(np.float32)
     inits += [numpy_helper.from_array(np.ascontiguousarray(offsets.T), f"{base}_offsets"),
               numpy_helper.from_array(np.array([0, 0, k // BLOCK, BLOCK], np.int64),
