@@ -78,10 +78,10 @@ class AsrSettings:
     word_bonus: float = 0.0
     ngram_model: str = "pocketsphinx-en-us-lm"
     adapter: str = ""  # folder of a LoRA adapter from `voicebot train asr`; "" = off
-    # The chat model re-ranks the n-best by what the conversation makes likely (0 = off).
-    # 0.2 is what `voicebot bench rescoring` chose (context sets 0.169 -> 0.120 WER, none
-    # worse), but it costs ~0.3 s per turn on 2 cores and 0.55 GB: off by default.
-    neural_weight: float = 0.0
+    # The chat model re-ranks the n-best by what the conversation makes likely (0 = off):
+    # voicebot.asr.rescoring.NEURAL_WEIGHT, chosen by `voicebot bench rescoring` (context
+    # sets better, no plain set worse); ~80 ms per n-best on the CPU's ONNX scorer.
+    neural_weight: float = 0.1
 
 
 @dataclass

@@ -22,7 +22,8 @@ from voicebot.settings import AsrSettings
 def test_total_is_the_weighted_sum():
     assert total_score(-3.0, -20.0, 3, Weights(1.0, 0.5, 2.0)) == pytest.approx(-7.0)
     assert Weights.from_settings(AsrSettings(acoustic_weight=0.5, lm_weight=0.2,
-                                             word_bonus=1.0)) == Weights(0.5, 0.2, 1.0)
+                                             word_bonus=1.0, neural_weight=0.3)) \
+        == Weights(0.5, 0.2, 1.0, 0.3)
 
 
 def test_spelling_variants_merge_into_one_hypothesis():

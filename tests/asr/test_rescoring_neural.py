@@ -19,7 +19,7 @@ WITH_NEURAL = Weights(TUNED_WEIGHTS.acoustic, TUNED_WEIGHTS.lm, TUNED_WEIGHTS.wo
 def scorer():
     from voicebot.lm.hypothesis_scorer import load_hypothesis_scorer
 
-    return load_hypothesis_scorer(threads=1)
+    return load_hypothesis_scorer(threads=1)  # the app's: ONNX on the CPU
 
 
 def test_the_dialogue_picks_the_likely_answer(scorer, ngram_lm):
@@ -96,11 +96,15 @@ def test_the_session_gives_the_scorer_the_conversation():
     assert seen == [history] and ranked[0].text == "Anneliese."
 
 
-def test_the_app_loads_the_scorer_only_when_asked():
+def test_the_app_rescores_with_the_chat_model_by_default():
+    """On by default at the measured weight; weight 0 loads nothing."""
     from voicebot.pipeline.session import load_hypothesis_scorer
     from voicebot.settings import Settings
 
-    assert load_hypothesis_scorer(Settings()) is None  # ~0.3 s a turn: opt-in
+    assert Settings().asr.neural_weight == NEURAL_WEIGHT
+    settings = Settings()
+    settings.asr.neural_weight = 0.0
+    assert load_hypothesis_scorer(settings) is None
 
 
 def test_the_session_prepares_the_next_context_when_a_turn_ends():

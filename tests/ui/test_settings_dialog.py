@@ -17,6 +17,8 @@ def test_settings_round_trip(qtbot, virtual_audio):
     dialog.input_combo.setCurrentIndex(inputs.index("vmic"))
     dialog.headset_box.setChecked(True)
     dialog.lm_spin.setValue(0.42)
+    assert abs(dialog.neural_spin.value() - 0.1) < 1e-9  # the chat model rescoring: on
+    dialog.neural_spin.setValue(0.0)
     dialog.prompt_edit.setPlainText("You are a pirate. Answer briefly.")
     # Installed models are marked; the embedded defaults are installed.
     chat_items = [dialog.chat_model.combo.itemText(i)
@@ -28,6 +30,7 @@ def test_settings_round_trip(qtbot, virtual_audio):
     saved = load_settings()
     assert saved.audio.input_device == "vmic" and saved.audio.headset_mode
     assert abs(saved.asr.lm_weight - 0.42) < 1e-9
+    assert saved.asr.neural_weight == 0.0
     assert saved.chat.system_prompt == "You are a pirate. Answer briefly."
     assert window.settings == saved
     window.close()

@@ -14,32 +14,31 @@ end mark), so that Whisper's random casing and punctuation do not decide.
 ``voicebot.asr.rescoring`` uses the sum (the end-of-turn token charges a hypothesis that
 stops early; the per-token mean measured worse, see its docstring).
 
-Cost (the point of the design): one forward pass for the whole n-best.
-- The conversation prefix is computed once and its key/value cache kept for the next
+Two scorers share the text side (``HypothesisTokens``):
+- ``onnx_hypothesis_scorer.OnnxHypothesisScorer``, the app's on the CPU: the model's
+  exported scoring graph (``onnx_scorer_export``), every hypothesis a row of one batched
+  run over the conversation's cached keys and values, no torch in the process (~160 MB
+  of weights, int4/int8 as the chat decoder's);
+- ``HypothesisScorer``: a float32 transformers copy (~0.55 GB), for models that do not
+  export, and the reference the ONNX scores are tested against (within 0.15 nats a token;
+  the differences between hypotheses within 0.6 nats).
+
+Cost (the point of the design): one run for the whole n-best.
+- The conversation prefix is computed once and its keys and values kept for the next
   call with the same context (the user often retries after the same question);
   ``prepare(context)`` computes it ahead, e.g. while the bot's reply is spoken.
 - The tokens all hypotheses share at their start are computed once, on that cache.
 - The rest of every hypothesis runs as one batch over the shared cache (right-padded:
   causal attention never lets a padding token reach a real one).
-The cost is the number of distinct hypothesis tokens (a 135M model does several ms of
-arithmetic per token on one core), not overhead. Measured on this repository's 2-core CPU
-under a load of 2.5-4 from other jobs, 1 thread: a 5-best of names (28 tokens) 284-304 ms
-(min-median) with the conversation cached, 496-601 ms with its 49 tokens computed in the
-call; ``voicebot bench rescoring`` over 231 clips: median 320 ms per raw 5-best (516
-uncached), 271 ms for what rescoring really scores (median 2 distinct word sequences).
-Not milliseconds: a forward over ~30 tokens is the floor. (bfloat16, AMX here, was 1.7x
-faster but moved scores by up to 0.8 nats.)
-
-float32: torch's dynamic int8 quantisation was ~2x faster but useless here: it quantises
-activations per tensor, so a hypothesis' score moved by up to 8 nats with what else was in
-the batch ("And at least." beat "Annalise." after "What's your name?"; in float32 it is
-12 nats behind).
-
-Why torch and not the chat model's ONNX decoder: that graph computes only the last
-position's logits (a generation graph), and stepping it one token at a time costs
-~14 ms per token; a batched forward needs every position. The scorer therefore loads
-its own copy of the weights (float32, ~0.55 GB) and never shares the chat
-model's cache or lock.
+The cost is the number of distinct hypothesis tokens times a 135M model's arithmetic per
+token. ``voicebot bench rescoring`` over 227 clips on this repository's 2-core CPU, what
+rescoring really scores (median 2 distinct word sequences), conversation cached: the ONNX
+scorer median 77 ms, p90 145 ms on 2 threads; the torch float32 copy median 338 ms on 1
+(2026-12-07). A raw 5-best of names (five texts) on an idle machine: ONNX 270 ms on 1
+thread, 166 ms on 2; torch 331 / 253 ms. (bfloat16 torch, AMX elsewhere, was 1.7x faster
+but moved scores by up to 0.8 nats; torch's dynamic int8 quantisation moved a
+hypothesis' score by up to 8 nats with what else was in the batch, because it quantises
+activations per tensor: the ONNX graph quantises them per row.)
 """
 
 from __future__ import annotations
@@ -102,21 +101,38 @@ def context_messages(history: Sequence[Message] | str | None) -> list[Message]:
     return out[-CONTEXT_MESSAGES:]
 
 
-class HypothesisScorer:
-    """Scores hypotheses with a transformers causal LM; thread-safe (one call at a time)."""
+def shared_start(seqs: Sequence[Sequence[int]]) -> int:
+    """How many tokens all ``seqs`` start with, leaving each at least one of its own
+    (those are computed once, not once per hypothesis)."""
+    shared = 0
+    while shared < min(len(s) for s in seqs) - 1 and len({s[shared] for s in seqs}) == 1:
+        shared += 1
+    return shared
 
-    def __init__(self, model: Any, tokenizer: Any, name: str = ""):
-        self.model = model
+
+class HypothesisTokens:
+    """What every scorer shares: the conversation and the hypotheses as the chat model's
+    tokens (a transformers tokenizer or ``tokenizer_file.FileTokenizer``), one call at a
+    time, and the conversation computed ahead (``prepare``; each scorer keeps it its own
+    way in ``_cached_prefix``)."""
+
+    def __init__(self, tokenizer: Any):
         self.tokenizer = tokenizer
-        self.name = name or type(model).__name__
         end = tokenizer.convert_tokens_to_ids("<|im_end|>")
         self.end_id = end if isinstance(end, int) and end >= 0 else tokenizer.eos_token_id
         self._lock = threading.Lock()
         self._prefix_ids: list[int] = []
-        self._prefix: tuple[Any, Any] | None = None  # (cache, logits after the prefix)
         self.prefix_reused = False  # whether the last score() found its prefix cached
 
-    # ----- text to tokens ---------------------------------------------------------------
+    def _cached_prefix(self, prefix: list[int]) -> Any:
+        raise NotImplementedError
+
+    def prepare(self, context: Sequence[Message] | str | None) -> None:
+        """Compute the context now, so the next ``score`` with it only runs the
+        hypotheses."""
+        with self._lock:
+            self._cached_prefix(self.prefix_ids(context))
+
     def prefix_ids(self, context: Sequence[Message] | str | None) -> list[int]:
         """The tokens before the user's text: the conversation, then the user-turn header."""
         messages = [*context_messages(context), {"role": "user", "content": _SLOT}]
@@ -128,12 +144,15 @@ class HypothesisScorer:
         ids = self.tokenizer(written_form(text), add_special_tokens=False)["input_ids"]
         return [*ids, self.end_id]
 
-    # ----- scoring ----------------------------------------------------------------------
-    def prepare(self, context: Sequence[Message] | str | None) -> None:
-        """Compute the context's cache now, so the next ``score`` with it only runs the
-        hypotheses."""
-        with self._lock:
-            self._cached_prefix(self.prefix_ids(context))
+
+class HypothesisScorer(HypothesisTokens):
+    """Scores hypotheses with a transformers causal LM; thread-safe (one call at a time)."""
+
+    def __init__(self, model: Any, tokenizer: Any, name: str = ""):
+        super().__init__(tokenizer)
+        self.model = model
+        self.name = name or type(model).__name__
+        self._prefix: tuple[Any, Any] | None = None  # (cache, logits after the prefix)
 
     def score(self, texts: Sequence[str],
               context: Sequence[Message] | str | None = None) -> list[HypothesisScore]:
@@ -147,10 +166,7 @@ class HypothesisScorer:
             cache, logits = self._cached_prefix(prefix)
             seqs = [self.text_ids(t) for t in texts]
             # Tokens every hypothesis starts with: computed once (each keeps at least one).
-            shared = 0
-            while shared < min(len(s) for s in seqs) - 1 and \
-                    len({s[shared] for s in seqs}) == 1:
-                shared += 1
+            shared = shared_start(seqs)
             cache = copy.deepcopy(cache)
             base = 0.0
             if shared:
@@ -195,17 +211,32 @@ class HypothesisScorer:
         return self._prefix
 
 
-def load_hypothesis_scorer(model: str | Path | None = None,
-                           threads: int | None = 1) -> HypothesisScorer:
+def load_hypothesis_scorer(model: str | Path | None = None, threads: int | None = 1,
+                           backend: str = "auto") -> HypothesisTokens:
     """The chat model (default: the embedded one, ``ChatSettings().model``) as a scorer on
-    the CPU in float32.
+    the CPU: the exported ONNX scoring graph (``onnx_hypothesis_scorer``) when the model
+    exports ("auto" or "onnx"), else a float32 torch copy ("torch")."""
+    from voicebot.lm.loading import choose_backend
 
-    ``threads`` sets torch's process-wide thread count when given (ARCHITECTURE.md, CPU
-    thread budget: the caller decides)."""
+    folder, model_id = model_folder(model if model is not None else ChatSettings().model)
+    if backend == "auto":
+        backend = choose_backend(folder, device="cpu")
+        if not (folder / "tokenizer.json").is_file():
+            backend = "torch"  # a SentencePiece-only folder: transformers' tokenizer
+    if backend == "onnx":
+        from voicebot.lm.onnx_hypothesis_scorer import load_onnx_hypothesis_scorer
+
+        return load_onnx_hypothesis_scorer(folder, model_id, threads or 1)
+    return load_torch_hypothesis_scorer(folder, threads)
+
+
+def load_torch_hypothesis_scorer(folder: Path, threads: int | None = 1) -> HypothesisScorer:
+    """A float32 torch copy of the model in ``folder`` as scorer (~0.55 GB for the embedded
+    model). ``threads`` sets torch's process-wide thread count when given (ARCHITECTURE.md,
+    CPU thread budget: the caller decides)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    folder, _ = model_folder(model if model is not None else ChatSettings().model)
     if threads:
         torch.set_num_threads(threads)
     net = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()

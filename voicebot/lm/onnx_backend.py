@@ -15,7 +15,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -46,21 +46,32 @@ def _weight_files(model_dir: Path) -> list[Path]:
     return [*files, model_dir / "config.json"]
 
 
-def exported_decoder(model_dir: Path, model_id: str | None = None) -> Path:
-    """The folder with the ONNX export of ``model_dir``, exporting it the first time."""
-
+def exported(model_dir: Path, model_id: str | None, conversion: str,
+             export: Callable[[Path, Path], None], version: str) -> Path:
+    """The folder holding ``export(model_dir, out_dir)``'s output, built the first time
+    (and again when the weights or ``version`` change)."""
     if model_id is None:  # a local folder: name its cache after the folder and its path
         digest = hashlib.sha1(str(model_dir.resolve()).encode()).hexdigest()[:8]
         model_id = f"local-{model_dir.name}-{digest}"
-    return converted(model_id, CONVERSION_NAME, _weight_files(model_dir),
-                     partial(onnx_export.export_decoder, model_dir),
-                     version=onnx_export.EXPORT_VERSION)
+    return converted(model_id, conversion, _weight_files(model_dir),
+                     partial(export, model_dir), version=version)
+
+
+def exported_decoder(model_dir: Path, model_id: str | None = None) -> Path:
+    """The folder with the ONNX export of ``model_dir``, exporting it the first time."""
+    return exported(model_dir, model_id, CONVERSION_NAME, onnx_export.export_decoder,
+                    onnx_export.EXPORT_VERSION)
 
 
 def prepare_cpu_decoder(model_id: str) -> Path:
-    """Build (once) the CPU decoder of a catalog chat model; used by `models prepare`."""
+    """Build (once) the CPU graphs of a catalog chat model, used by `models prepare`: the
+    decoder that writes replies and the graph that scores recognition hypotheses
+    (``onnx_hypothesis_scorer``), so that neither export runs in the app."""
+    from voicebot.lm.onnx_hypothesis_scorer import exported_scorer
 
-    return exported_decoder(resolve(model_id), model_id)
+    folder = resolve(model_id)
+    exported_scorer(folder, model_id)
+    return exported_decoder(folder, model_id)
 
 
 class OnnxBackend:

@@ -3,11 +3,12 @@
 For every clip of the context sets (``testsets.CONTEXT_SETS``: the conversation decides)
 and of the plain sets (no conversation), the app's recogniser (Whisper tiny.en int8,
 5-best, whole clip, as ``parity``'s app_final) gives its n-best once; the chat model
-(``voicebot.lm.hypothesis_scorer``, 1 CPU thread) scores its distinct word sequences once
-as the user's reply to the clip's conversation. Then the rescored WER is computed per set
-for each neural weight (n-gram weight and word bonus as shipped), for two length
-normalisations (the plain sum, what rescoring uses, or per token like the acoustic
-score). The chosen weight
+(``voicebot.lm.hypothesis_scorer``: the ONNX scoring graph as in the app, or
+``--rescoring-scorer torch`` for the float32 copy; 1 CPU thread unless
+``--rescoring-threads``) scores its distinct word sequences once as the user's reply to
+the clip's conversation. Then the rescored WER is computed per set for each neural weight
+(n-gram weight and word bonus as shipped), for two length normalisations (the plain sum,
+what rescoring uses, or per token like the acoustic score). The chosen weight
 is the one with the lowest WER over the context sets among those that make no plain set
 worse than weight 0 (ties: the smaller).
 
@@ -40,6 +41,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="rescoring: neural weights to compare")
     parser.add_argument("--rescoring-out", type=Path, default=None,
                         help="rescoring: test-set folder (default: the cache)")
+    parser.add_argument("--rescoring-scorer", choices=("auto", "onnx", "torch"),
+                        default="auto",
+                        help="rescoring: the chat model's scorer (auto: as the app: ONNX "
+                             "when the model exports, else torch float32)")
+    parser.add_argument("--rescoring-threads", type=int, default=1,
+                        help="rescoring: CPU threads of the scorer (default: 1)")
     parser.add_argument("--rescoring-details", action="store_true",
                         help="rescoring: every clip's n-best with its scores")
 
@@ -133,7 +140,9 @@ def run(args: argparse.Namespace) -> dict:
     settings = AsrSettings()
     lm, shipped = ngram_from_settings(settings), Weights.from_settings(settings)
     started = time.perf_counter()
-    scorer = load_hypothesis_scorer(threads=1)
+    threads = getattr(args, "rescoring_threads", 1)
+    scorer = load_hypothesis_scorer(threads=threads,
+                                    backend=getattr(args, "rescoring_scorer", "auto"))
     load_s = time.perf_counter() - started
 
     items: dict[str, list[dict]] = {}
@@ -222,7 +231,7 @@ def run(args: argparse.Namespace) -> dict:
         if getattr(args, "rescoring_details", False):
             per_set[name]["details"] = [_details(row, lm, shipped) for row in items[name]]
     return {
-        "scorer": scorer.name, "threads": torch.get_num_threads(),
+        "scorer": scorer.name, "threads": threads,
         "scorer_load_s": round(load_s, 2),
         "weights": {"acoustic": shipped.acoustic, "lm": shipped.lm,
                     "word_bonus": shipped.word_bonus},

@@ -53,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "is not counted")
     group.add_argument("--turn-no-speculation", action="store_true",
                        help="start the reply only after the final transcript")
+    group.add_argument("--turn-neural-weight", type=float, default=None,
+                       help="weight of the chat model's n-best rescoring term (default: "
+                            "the settings' default; 0 turns it off)")
 
 
 def _rss_peak_mb() -> float:
@@ -216,6 +219,8 @@ def run(args: argparse.Namespace) -> dict:
 
     settings = Settings()
     settings.chat.speculative_start = not getattr(args, "turn_no_speculation", False)
+    if getattr(args, "turn_neural_weight", None) is not None:
+        settings.asr.neural_weight = args.turn_neural_weight
     turns_wanted = max(1, args.turn_count)
     runner = _run_session if args.turn_audio == "memory" else _run_virtual
     records, overflows = runner(settings, args, turns_wanted)

@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 ASR_THREADS = 2
 CHAT_THREADS = 1
 TTS_THREADS = 1
+# The n-best scorer runs after the final decode, on the threads Whisper just left.
+SCORER_THREADS = ASR_THREADS
 # For the same reason the voice decodes one window at a time here: beside the chat model
 # it already runs far ahead of playback, and a third busy thread would starve the audio
 # threads. (`voicebot say` and `bench tts` use both cores.)
@@ -152,15 +154,15 @@ def load_rescoring_lm(settings: Settings) -> Any:
 
 
 def load_hypothesis_scorer(settings: Settings) -> Any:
-    """The chat model as n-best scorer, only when the settings switch the neural term on
-    (``asr.neural_weight`` > 0; off by default): it holds its own
-    float32 copy of the weights (~0.55 GB) and costs ~0.3 s per n-best on one thread of
-    this 2-core CPU (``voicebot bench rescoring``), between release and the reply."""
+    """The chat model as n-best scorer when the settings switch the neural term on
+    (``asr.neural_weight`` > 0): on the CPU its ONNX scoring graph, which costs ~80 ms per
+    n-best on 2 threads of this 2-core CPU (``voicebot bench rescoring``). It runs
+    between the final decode and the reply, when Whisper's threads are free."""
     if not settings.asr.neural_weight:
         return None
     from voicebot.lm.hypothesis_scorer import load_hypothesis_scorer as load
 
-    return load(settings.chat.model, threads=None)  # runs after Whisper, on its threads
+    return load(settings.chat.model, threads=SCORER_THREADS)
 
 
 def load_chat(settings: Settings, device: str = "auto") -> Any:
@@ -278,8 +280,12 @@ class _PreparesScorer:
 
     def turn_finished(self, turn: Any) -> None:
         self.inner.turn_finished(turn)
+        # Not a daemon: the interpreter waits for it (~0.1-0.2 s) at exit. A daemon thread
+        # still inside ONNX Runtime as the process tore the library down aborted `bench
+        # turn` ("terminate called without an active exception") in 2 of 2 runs with a
+        # one-thread scorer, which leaves it in flight longer.
         threading.Thread(target=self._prepare, args=(self.history(),),
-                         name="scorer-prepare", daemon=True).start()
+                         name="scorer-prepare", daemon=False).start()
 
     def _prepare(self, history: Any) -> None:
         try:

@@ -313,6 +313,12 @@ class SettingsDialog(QDialog):
         weights_form.addRow("Acoustic", self.acoustic_spin)
         weights_form.addRow("N-gram LM", self.lm_spin)
         weights_form.addRow("Word bonus", self.bonus_spin)
+        # The chat model's view of the conversation ("What's your name?" makes a name
+        # likely); 0 turns it off and frees its memory (~160 MB).
+        self.neural_spin = self._weight_spin(r.neural_weight)
+        self.neural_spin.setToolTip("How much the chat model's judgement of what you are "
+                                    "likely to say next counts (0: off)")
+        weights_form.addRow("Chat model", self.neural_spin)
         self.ngram_model = ModelChooser(("ngram-lm",), r.ngram_model)
         form.addRow("Engine", self.engine_combo)
         form.addRow("Model", self.asr_model)
@@ -401,6 +407,7 @@ class SettingsDialog(QDialog):
         s.asr.acoustic_weight = self.acoustic_spin.value()
         s.asr.lm_weight = self.lm_spin.value()
         s.asr.word_bonus = self.bonus_spin.value()
+        s.asr.neural_weight = self.neural_spin.value()
         s.asr.ngram_model = self.ngram_model.value()
         s.chat.model = self.chat_model.value() or s.chat.model
         s.chat.system_prompt = self.prompt_edit.toPlainText().strip() or s.chat.system_prompt
