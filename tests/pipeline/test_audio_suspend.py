@@ -69,8 +69,9 @@ def test_push_to_talk_streams_rest_between_turns_and_the_press_wakes_them(virtua
     try:
         session.start(fake_engines())
         assert not session.audio.suspended and session.audio.capture.running
-        assert wait_until(lambda: session.audio.suspended, 5)
-        assert not session.audio.capture.running
+        # ``suspended`` is set as the streams begin to stop; the capture stops just after.
+        assert wait_until(lambda: session.audio.suspended
+                          and not session.audio.capture.running, 5)
         played_before = virtual_audio.speaker_frames()
         turn = session.start_listening()
         assert session.audio.capture.running and not session.audio.suspended

@@ -79,6 +79,7 @@ class ConversationTab(QWidget):
         self._bot_bubbles: dict[int, Bubble] = {}
         self._last_reply_id = -1  # the turn whose reply bubble is newest
         self._went_on: dict[int, str] = {}  # turn id -> "went on after your 'mm-hmm'"
+        self._finished_meta: dict[int, str] = {}  # the last finished reply id -> its timing
         self._ptt_key_held = False
         self._on_screen = True
         self._build()
@@ -331,9 +332,10 @@ class ConversationTab(QWidget):
         if bubble is not None:
             bubble.set_text(bubble.text().strip())
             meta = timing_text(turn.timing.breakdown())
+            meta += "  (interrupted)" if turn.cancelled else ""
+            self._finished_meta = {turn.id: meta}  # only the latest reply can be paused
             went_on = self._went_on.pop(turn.id, "")
-            bubble.set_meta(meta + ("  (interrupted)" if turn.cancelled else "")
-                            + (f"  · {went_on}" if went_on else ""))
+            bubble.set_meta(meta + (f"  · {went_on}" if went_on else ""))
 
     def _on_dropped(self, turn: Turn) -> None:
         """Hands-free: what the user said over the reply paused it, and was only a
@@ -344,8 +346,11 @@ class ConversationTab(QWidget):
             return  # paused before any of the reply was shown
         heard = turn.user_text.strip()
         note = f"went on after your “{heard}”" if heard else "paused for a sound, went on"
-        self._went_on[self._last_reply_id] = note
-        bubble.set_meta(note)
+        # The reply may have finished first (a short one): keep its timing beside the note.
+        finished = self._finished_meta.get(self._last_reply_id)
+        if finished is None:
+            self._went_on[self._last_reply_id] = note
+        bubble.set_meta(f"{finished}  · {note}" if finished else note)
 
     def _show_record(self, record: dict) -> None:
         if record.get("user"):
