@@ -26,3 +26,4 @@ def chat_model():
 @pytest.fixture(scope="session")
 def tokenizer(chat_model):
     return chat_model.tokenizer
+

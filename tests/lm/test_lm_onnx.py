@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.lm.tiny_models import tiny_random_model
 from voicebot.lm.onnx_quantize import (
     BLOCK,
     approximate_four_bit,
@@ -113,25 +114,12 @@ def test_decoder_of_a_tiny_random_model_matches_transformers(model_type, tmp_pat
     """The graph builder for other Llama-style models (Qwen2 has q/k/v biases), through
     the backend's in-place cache, prefix reuse and chunked prefill."""
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
 
     from voicebot.lm import backend as backend_module
     from voicebot.lm.onnx_backend import OnnxBackend
     from voicebot.lm.onnx_export import export_decoder
 
-    config = AutoConfig.for_model(
-        model_type, vocab_size=128, hidden_size=64, intermediate_size=128,
-        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-        max_position_embeddings=256, tie_word_embeddings=False)
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(config).eval()
-    if model_type == "qwen2":
-        assert model.model.layers[0].self_attn.q_proj.bias is not None
-        with torch.no_grad():
-            for layer in model.model.layers:
-                for proj in (layer.self_attn.q_proj, layer.self_attn.k_proj,
-                             layer.self_attn.v_proj):
-                    proj.bias.normal_(0, 0.5)  # random init leaves them at zero
+    model = tiny_random_model(model_type, seed=0)
     model.save_pretrained(tmp_path / "model")
     out = tmp_path / "onnx"
     out.mkdir()

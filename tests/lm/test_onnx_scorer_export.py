@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tests.lm.tiny_models import tiny_random_model
+
 
 class _Ids:
     """The two token facts the scorer reads from a tokenizer (the graph is what is tested
@@ -20,23 +22,11 @@ class _Ids:
 @pytest.mark.parametrize("model_type", ["llama", "qwen2"])
 def test_scoring_graph_of_a_tiny_random_model_matches_transformers(model_type, tmp_path):
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
 
     from voicebot.lm.onnx_hypothesis_scorer import OnnxHypothesisScorer
     from voicebot.lm.onnx_scorer_export import export_scorer
 
-    config = AutoConfig.for_model(
-        model_type, vocab_size=128, hidden_size=64, intermediate_size=128,
-        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-        max_position_embeddings=256, tie_word_embeddings=False)
-    torch.manual_seed(1)
-    model = AutoModelForCausalLM.from_config(config).eval()
-    if model_type == "qwen2":
-        with torch.no_grad():
-            for layer in model.model.layers:
-                for proj in (layer.self_attn.q_proj, layer.self_attn.k_proj,
-                             layer.self_attn.v_proj):
-                    proj.bias.normal_(0, 0.5)  # random init leaves them at zero
+    model = tiny_random_model(model_type, seed=1)
     model.save_pretrained(tmp_path / "model")
     out = tmp_path / "scorer"
     out.mkdir()
