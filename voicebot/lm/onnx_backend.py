@@ -74,6 +74,20 @@ def prepare_cpu_decoder(model_id: str) -> Path:
     return exported_decoder(folder, model_id)
 
 
+def cpu_session(path: Path, threads: int) -> Any:
+    """An ONNX Runtime CPU session with its own ``threads``-thread pool that does not spin
+    while idle (a spinning pool would steal the core another stage needs)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
 class OnnxBackend:
     """The exported decoder with its key/value cache in preallocated buffers.
 
@@ -95,14 +109,7 @@ class OnnxBackend:
                              "delete it to export again")
         self.threads = threads or default_threads()
         self.capacity = min(capacity, self.layout["max_positions"])
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(export_dir / onnx_export.MODEL_FILE), options,
-                                            providers=["CPUExecutionProvider"])
+        self.session = cpu_session(export_dir / onnx_export.MODEL_FILE, self.threads)
         shape = (1, self.layout["kv_heads"], self.capacity, self.layout["head_dim"])
         layers = self.layout["layers"]
         self._binding = self.session.io_binding()

@@ -57,24 +57,15 @@ class OnnxHypothesisScorer(HypothesisTokens):
     """Scores hypotheses with the exported scoring graph; thread-safe (one call at a time)."""
 
     def __init__(self, export_dir: Path, tokenizer: Any, threads: int = 1):
-        import onnxruntime as ort
-
         super().__init__(tokenizer)
         self.layout = json.loads((export_dir / onnx_scorer_export.LAYOUT_FILE)
                                  .read_text("utf-8"))
         if self.layout.get("export_version") != onnx_scorer_export.EXPORT_VERSION:
             raise ValueError(f"{export_dir} was exported by another voicebot version; "
                              "delete it to export again")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        # An idle spinning pool would steal the core the reply's voice needs.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(
-            str(export_dir / onnx_scorer_export.MODEL_FILE), options,
-            providers=["CPUExecutionProvider"])
+        from voicebot.lm.onnx_backend import cpu_session
+
+        self.session = cpu_session(export_dir / onnx_scorer_export.MODEL_FILE, threads)
         self.name = "onnxruntime-cpu-scorer"
         self.groups = self.layout["heads"] // self.layout["kv_heads"]
         self._names = [f"present_{i}_{kind}" for i in range(self.layout["layers"])
