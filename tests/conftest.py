@@ -79,3 +79,28 @@ def pytest_sessionfinish(session, exitstatus):
     from voicebot.audio import portaudio_life
 
     portaudio_life.exit_status = int(exitstatus)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A test that failed while waiting (a ``waitUntil`` or ``wait_until`` that ran out)
+    reports where every thread of the process was at that moment: a hang that happens
+    once in many CI runs is then diagnosed from that run's output, not guessed at."""
+    outcome = yield
+    report = outcome.get_result()
+    if call.when == "call" and report.failed and call.excinfo is not None \
+            and "timeout" in f"{call.excinfo.typename} {call.excinfo.value}".lower():
+        report.sections.append(("threads at the failure", _thread_stacks()))
+
+
+def _thread_stacks() -> str:
+    import sys
+    import threading
+    import traceback
+
+    names = {thread.ident: thread.name for thread in threading.enumerate()}
+    parts = []
+    for ident, frame in sys._current_frames().items():
+        stack = "".join(traceback.format_stack(frame, limit=10))
+        parts.append(f"--- {names.get(ident, ident)}\n{stack}")
+    return "\n".join(parts)
