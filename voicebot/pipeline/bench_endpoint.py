@@ -4,7 +4,10 @@ Real speech (the ten pocketsphinx-testdata recordings) and speech of the embedde
 voice (the asr test set's twelve sentences) are cut at word gaps (Whisper tiny's word
 timings, each cut moved to the quietest 10 ms within 60 ms) and joined again with pauses
 of 300-1200 ms of faint noise: a user stopping to think. The same utterances are also run
-whole. Each stream gets 0.5 s of noise before and 2.5 s after, goes through Silero VAD in
+whole, and so are 28 short turns of the Piper voice (every second of
+``testsets.COMMANDS`` and ``SHORT_TURNS``: "Stop.", "Why?", "Thank you."), reported apart
+(``short``: how long they wait; they would drown the sentences' figures). Each stream gets
+0.5 s of noise before and 2.5 s after, goes through Silero VAD in
 32 ms frames, and each end-of-turn rule runs over the same probabilities:
 
 - the silence rule (``VoiceActivity``) at 200-2000 ms;
@@ -55,6 +58,10 @@ from voicebot.audio.resample import ASR_RATE
 RATE = ASR_RATE
 LEAD_S, TAIL_S = 0.5, 2.5
 PAUSE_S = (0.3, 1.2)
+# Short turns said whole (with every second of ``testsets.COMMANDS``): a voice assistant
+# hears many, and a rule that learned long sentences may keep them waiting.
+SHORT_TURNS = ["Hello.", "Thank you.", "Why?", "Tell me a joke.", "How are you?", "Yes.",
+               "No.", "Okay."]
 NOISE = 1e-3  # -60 dBFS: a quiet room between the words
 # A partial decode of Whisper tiny (a few seconds of audio) on the 2-core test machine:
 # median 0.23 s on one torch thread with other jobs running (the app gives it two).
@@ -101,7 +108,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 @dataclass
 class Stream:
     name: str
-    source: str  # "recorded" or "piper"
+    source: str  # "recorded", "piper" or "short" (SHORT_TURNS)
     paused: bool  # has inserted pauses
     audio: np.ndarray
     true_end: float  # seconds
@@ -145,7 +152,7 @@ def _utterances(seed: int) -> list[tuple[str, str, np.ndarray, str]]:
 
     from voicebot.asr.audio_input import read_audio_file
     from voicebot.asr.evaluate import pocketsphinx_testdata
-    from voicebot.asr.testsets import SENTENCES
+    from voicebot.asr.testsets import COMMANDS, SENTENCES
     from voicebot.tts.base import collect
     from voicebot.tts.voices import load_voice
 
@@ -161,6 +168,10 @@ def _utterances(seed: int) -> list[tuple[str, str, np.ndarray, str]]:
         audio, rate = collect(voice.stream(text, split_first=False))
         audio = soxr.resample(audio, rate, RATE).astype(np.float32)
         items.append((f"piper-{number:02d}", "piper", audio, text))
+    for number, text in enumerate([*COMMANDS[::2], *SHORT_TURNS]):
+        audio, rate = collect(voice.stream(text, split_first=False))
+        audio = soxr.resample(audio, rate, RATE).astype(np.float32)
+        items.append((f"short-{number:02d}", "short", audio, text))
     trimmed = []
     for name, source, audio, text in items:
         start, end = speech_span(audio)
@@ -184,6 +195,8 @@ def build_streams(seed: int, variants: int) -> list[Stream]:
         audio = audio + (NOISE * rng.standard_normal(len(audio))).astype(np.float32)
         whole = np.concatenate([_noise(rng, LEAD_S), audio, _noise(rng, TAIL_S)])
         streams.append(Stream(name, source, False, whole, LEAD_S + speech_end(audio)))
+        if source == "short":
+            continue  # said whole: how long a short turn waits, not where it breaks
         timed = aligned_words(model, audio, text)
         if timed is None or len(timed) < 3:
             continue
@@ -286,6 +299,10 @@ def _run_rule(stream: Stream, activity: Any) -> tuple[list[float], float]:
 
 
 def _score(streams: list[Stream], ends: list[list[float]]) -> dict[str, Any]:
+    """The figures of the paused and whole sentences; the short turns' apart ("short")."""
+    short = [(s, e) for s, e in zip(streams, ends, strict=True) if s.source == "short"]
+    streams, ends = ([s for s in streams if s.source != "short"],
+                     [e for s, e in zip(streams, ends, strict=True) if s.source != "short"])
     cut, dead = [], []
     for stream, times in zip(streams, ends, strict=True):
         cut.append(any(t < stream.true_end for t in times))
@@ -312,7 +329,21 @@ def _score(streams: list[Stream], ends: list[list[float]]) -> dict[str, Any]:
                      "dead_air_ms_median": median("recorded")},
         "piper": {"false_cutoff_rate": rate(True, "piper"),
                   "dead_air_ms_median": median("piper")},
+        "short": _short_figures(short),
     }
+
+
+def _short_figures(short: list[tuple[Stream, list[float]]]) -> dict[str, Any] | None:
+    """How long the short whole turns ("Stop.", "Thank you.") wait after their end."""
+    if not short:
+        return None
+    waits = [1000 * (next((t for t in times if t >= s.true_end), s.true_end + TAIL_S)
+                     - s.true_end) for s, times in short]
+    return {"turns": len(short),
+            "cut_off": int(sum(any(t < s.true_end for t in times) for s, times in short)),
+            "dead_air_ms_median": round(float(np.median(waits))),
+            "dead_air_ms_p90": round(float(np.percentile(waits, 90))),
+            "waited_over_1s": int(sum(w > 1000 for w in waits))}
 
 
 class _CachedModel:
@@ -445,9 +476,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "benchmark": "endpoint",
         "seed": seed,
-        "streams": {"paused": len(paused), "whole": len(streams) - len(paused),
+        "streams": {"paused": len(paused),
+                    "whole": sum(not s.paused and s.source != "short" for s in streams),
                     "recorded": sum(s.source == "recorded" for s in streams),
-                    "piper": sum(s.source == "piper" for s in streams)},
+                    "piper": sum(s.source == "piper" for s in streams),
+                    "short": sum(s.source == "short" for s in streams)},
         "silence_700ms": results["silence"]["700ms"],
         "default": {"policy": _key(default) if default.learned
                     else f"silence{default.silence_ms:.0f}ms", **default_row,
