@@ -52,12 +52,12 @@ class AudioSettings:
     turn_end_learned: bool = True
     turn_end_model: bool = False  # Smart Turn: more cut-offs on the bench, not fewer
     turn_end_text: bool = True
-    turn_end_complete_ms: float = 150.0
+    turn_end_complete_ms: float = 250.0
     turn_end_incomplete_ms: float = 2000.0
-    turn_end_threshold: float = 0.8  # P(finished) that ends the turn at once
+    turn_end_threshold: float = 0.7  # P(finished) that ends the turn at once
     turn_end_unfinished: float = 0.3
-    turn_end_unknown_text: float = 0.1
-    turn_end_text_lag_ms: float = 300.0
+    turn_end_unknown_text: float = 0.3
+    turn_end_text_lag_ms: float = 150.0
     turn_end_recheck_ms: float = 0.0
     turn_end_model_weight: float = 1.0
     silence_end_ms: float = 700.0

@@ -36,7 +36,8 @@ on the hands-free monitor thread (``intra_op_num_threads = 1``), and counts as d
 
 Measured with ``voicebot bench endpoint --json`` (63 streams with 300-1200 ms pauses
 spliced in at word gaps, 22 whole; the partials simulated from the app's own Whisper
-path; cut-offs of the paused streams, median and p90 dead air of all; seeds 17 and 29):
+path; cut-offs of the paused streams, median and p90 dead air of all; seeds 17 and 29),
+first with the torch recogniser of that time:
 
                                                    cut-offs     dead air median, p90 ms  whole
                                                    s17   s29    s17         s29          s17/s29
@@ -57,8 +58,16 @@ of seed 17, the model at 93 instead of 113 ms, gave 384 ms for the old default, 
 and 62% for the weighted combination, within a stream of the default's 63%.)
 
 The default is the rule with the fewest cut-offs whose median dead air is within 400 ms
-and whose cut-offs are no worse than the 700 ms silence rule's, on both seeds (the bench
-alone, on seed 17, would pick the last row, whose median is 472 ms on seed 29). Nothing
+and whose cut-offs are no worse than the 700 ms silence rule's, on both seeds. Measured
+again (2026-12-07) with the app's ONNX recogniser, whose partials differ, the bench picks
+the last row on both seeds, now the default: cut-offs 41% / 49% (seeds 17 / 29) at a
+median dead air of 378 / 344 ms, where the former default (150 ms, p 0.8, lag 300) cut
+off 49% / 56% at 384 / 312 ms; whole sentences cut 1 / 1 of 22 instead of 2 / 2, turns
+never ended within 2.5 s 2 / 3 instead of 8 / 5, p90 dead air 1.84 / 1.90 s instead of
+2.11 / 2.00 s. The 28 short turns the bench also says whole ("Stop.", "Why?", "Thank
+you.") wait a median 402 / 398 ms (p90 924 / 898 ms; the former 389 / 411, p90 1110 /
+1084), 3 of them over a second with either: the trigram does not expect "Stop." or
+"Skip." to be a whole sentence. Nothing
 comes near the issue's target (<= 5% at <= 400 ms): only the silence rule at 1200 ms
 keeps cut-offs near 5%; the silence rule at the default's cut-off rate (800 ms) leaves
 844 and 832 ms of dead air. The price of the default: a turn whose words the trigram
