@@ -26,4 +26,3 @@ def chat_model():
 @pytest.fixture(scope="session")
 def tokenizer(chat_model):
     return chat_model.tokenizer
-

@@ -164,14 +164,12 @@ def _utterances(seed: int) -> list[tuple[str, str, np.ndarray, str]]:
 
     onnxruntime.set_seed(seed)  # Piper's noise: the same speech in every run of a seed
     voice = load_voice()
-    for number, text in enumerate(SENTENCES):
-        audio, rate = collect(voice.stream(text, split_first=False))
-        audio = soxr.resample(audio, rate, RATE).astype(np.float32)
-        items.append((f"piper-{number:02d}", "piper", audio, text))
-    for number, text in enumerate([*COMMANDS[::2], *SHORT_TURNS]):
-        audio, rate = collect(voice.stream(text, split_first=False))
-        audio = soxr.resample(audio, rate, RATE).astype(np.float32)
-        items.append((f"short-{number:02d}", "short", audio, text))
+    spoken = [("piper", SENTENCES), ("short", [*COMMANDS[::2], *SHORT_TURNS])]
+    for source, texts in spoken:
+        for number, text in enumerate(texts):
+            audio, rate = collect(voice.stream(text, split_first=False))
+            audio = soxr.resample(audio, rate, RATE).astype(np.float32)
+            items.append((f"{source}-{number:02d}", source, audio, text))
     trimmed = []
     for name, source, audio, text in items:
         start, end = speech_span(audio)
