@@ -80,11 +80,9 @@ class BaseRecipe:
 # What a machine builds when the user does not choose. On CPU one step of 24 teacher
 # sentences took 9.0 s on one thread of this 2-core machine while other jobs ran
 # (8: 2.6 s, 16: 6.9 s, 32: 10.9 s: the cost per sentence is nearly flat, so the batch
-# is as large as an ETA of one night allows), with batches drawn at random and padded to
-# their longest sentence. Batches of similar lengths (``tts_train.epoch_order``) halve
-# that: 3.9 s a step on one thread (10 steps), and 1200 steps of the 40-minute corpus
-# took 45 minutes on two threads (2.3 s a step). 4000 steps are thus 2.5-4.5 hours. On one GPU the
-# recipe runs in minutes, so it gets more data and steps.
+# is as large as an ETA of one night allows); the probe saw 1.8 s on an idle machine.
+# 4000 steps are thus 2-10 hours: a night. On one GPU the recipe runs in minutes, so
+# it gets more data and steps.
 CPU_RECIPE = BaseRecipe(minutes=60, max_steps=4000)
 CUDA_RECIPE = BaseRecipe(minutes=180, max_steps=20000, batch_size=64)
 
