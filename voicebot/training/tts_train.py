@@ -194,35 +194,11 @@ def load_items(data: Path, model, mel_of, sample_rate: int, heldout: bool = True
     return items, [row[0] for row in held_rows]
 
 
-# Batches are drawn from pools of this many batches, sorted by length within the pool.
-# A random batch of 24 teacher sentences is padded to its longest (~620 frames against a
-# mean of ~250): on this 2-core CPU a step spent most of its time on padding.
-BUCKET_POOL_BATCHES = 32
-
-
-def epoch_order(lengths: list[int], batch: int, epoch: int, seed: int) -> list[int]:
-    """A reproducible order per epoch (a resumed run sees the same batches) whose
-    consecutive runs of ``batch`` items have similar lengths.
-
-    The items are shuffled, cut into pools of ``BUCKET_POOL_BATCHES`` batches, each pool
-    sorted by length and cut into batches, and the batches shuffled; the one short batch
-    (if the count is not a multiple of ``batch``) comes last, so every other batch starts
-    at a multiple of ``batch`` as the training loop reads them.
-    """
-    rng = random.Random(seed * 1_000_003 + epoch)
-    order = list(range(len(lengths)))
-    rng.shuffle(order)
-    if batch <= 1 or len(order) <= batch:
-        return order
-    pool = batch * BUCKET_POOL_BATCHES
-    batches: list[list[int]] = []
-    for start in range(0, len(order), pool):
-        part = sorted(order[start:start + pool], key=lambda i: lengths[i])
-        batches += [part[k:k + batch] for k in range(0, len(part), batch)]
-    short = [b for b in batches if len(b) < batch]
-    full = [b for b in batches if len(b) == batch]
-    rng.shuffle(full)
-    return [i for b in full + short for i in b]
+def epoch_order(count: int, epoch: int, seed: int) -> list[int]:
+    """A reproducible shuffle per epoch (a resumed run sees the same batches)."""
+    order = list(range(count))
+    random.Random(seed * 1_000_003 + epoch).shuffle(order)
+    return order
 
 
 def make_batch(items: list[Item], r: int, torch, device):
@@ -681,12 +657,11 @@ def train(options: TrainOptions, stop: StopFlag | None = None) -> int:
         global_batch = per_rank * dist.world_size
         window: list[tuple[float, int]] = []
         last_saved = step
-        lengths = [len(it.mel) for it in items]
-        order = epoch_order(lengths, global_batch, epoch, options.seed)
+        order = epoch_order(len(items), epoch, options.seed)
         while step < max_steps and not _agreed_stop(stop, dist, torch, device):
             if position >= len(order):
                 epoch, position = epoch + 1, 0
-                order = epoch_order(lengths, global_batch, epoch, options.seed)
+                order = epoch_order(len(items), epoch, options.seed)
             chunk = [order[(position + k) % len(order)]
                      for k in range(min(global_batch, len(order)))]
             position += len(chunk)
