@@ -79,8 +79,7 @@ class ConversationTab(QWidget):
         self._bot_bubbles: dict[int, Bubble] = {}
         self._last_reply_id = -1  # the turn whose reply bubble is newest
         self._went_on: dict[int, str] = {}  # turn id -> "went on after your 'mm-hmm'"
-        # The latest finished reply's (id, timing text): only the latest can be paused.
-        self._finished_meta: tuple[int, str] | None = None
+        self._finished_meta: dict[int, str] = {}  # the last finished reply id -> its timing
         self._ptt_key_held = False
         self._on_screen = True
         self._build()
@@ -334,7 +333,7 @@ class ConversationTab(QWidget):
             bubble.set_text(bubble.text().strip())
             meta = timing_text(turn.timing.breakdown())
             meta += "  (interrupted)" if turn.cancelled else ""
-            self._finished_meta = (turn.id, meta)
+            self._finished_meta = {turn.id: meta}  # only the latest reply can be paused
             went_on = self._went_on.pop(turn.id, "")
             bubble.set_meta(meta + (f"  · {went_on}" if went_on else ""))
 
@@ -348,8 +347,7 @@ class ConversationTab(QWidget):
         heard = turn.user_text.strip()
         note = f"went on after your “{heard}”" if heard else "paused for a sound, went on"
         # The reply may have finished first (a short one): keep its timing beside the note.
-        finished = (self._finished_meta[1] if self._finished_meta is not None
-                    and self._finished_meta[0] == self._last_reply_id else None)
+        finished = self._finished_meta.get(self._last_reply_id)
         if finished is None:
             self._went_on[self._last_reply_id] = note
         bubble.set_meta(f"{finished}  · {note}" if finished else note)
