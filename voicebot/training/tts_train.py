@@ -194,11 +194,46 @@ def load_items(data: Path, model, mel_of, sample_rate: int, heldout: bool = True
     return items, [row[0] for row in held_rows]
 
 
-def epoch_order(count: int, epoch: int, seed: int) -> list[int]:
-    """A reproducible shuffle per epoch (a resumed run sees the same batches)."""
-    order = list(range(count))
-    random.Random(seed * 1_000_003 + epoch).shuffle(order)
-    return order
+# A step pads its batch to the longest item. Random batches of 24 teacher sentences
+# (mean 276 frames) were padded to ~630: on this 2-core CPU most of a step was padding.
+# So batches are cut from length-sorted pools of this many batches ...
+BUCKET_POOL_BATCHES = 32
+# ... sorted by length times a random factor exp(U(-j, j)) drawn afresh each epoch, so the
+# batches are not the same neighbours every epoch. Simulated on 828 teacher-like lengths,
+# batch 24: j=0 gives padding efficiency 0.95 but 64% of the pairs that share a batch
+# share it again next epoch; j=0.2: efficiency 0.83, 10% (random batches: 0.48, 3%).
+BUCKET_JITTER = 0.2
+# Below this many batches a set is plain-shuffled: its pools are too small for batches
+# that differ between epochs (a 36-sentence set sorted into batches of 16 repeats the
+# same three batches), and its epochs are short anyway.
+BUCKET_MIN_BATCHES = 8
+
+
+def epoch_order(lengths: list[int], batch: int, epoch: int, seed: int) -> list[int]:
+    """A reproducible order per epoch (a resumed run sees the same batches) whose
+    consecutive runs of ``batch`` items have similar lengths.
+
+    The items are shuffled, cut into pools of ``BUCKET_POOL_BATCHES`` batches, each pool
+    sorted by its jittered lengths and cut into batches, and the batches shuffled; the one
+    short batch (if the count is not a multiple of ``batch``) comes last, so every other
+    batch starts at a multiple of ``batch`` as the training loop reads them.
+    """
+    rng = random.Random(seed * 1_000_003 + epoch)
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    if batch <= 1 or len(order) < batch * BUCKET_MIN_BATCHES:
+        return order
+    key = {i: lengths[i] * math.exp(rng.uniform(-BUCKET_JITTER, BUCKET_JITTER))
+           for i in order}
+    pool = batch * BUCKET_POOL_BATCHES
+    batches: list[list[int]] = []
+    for start in range(0, len(order), pool):
+        part = sorted(order[start:start + pool], key=key.__getitem__)
+        batches += [part[k:k + batch] for k in range(0, len(part), batch)]
+    short = [b for b in batches if len(b) < batch]
+    full = [b for b in batches if len(b) == batch]
+    rng.shuffle(full)
+    return [i for b in full + short for i in b]
 
 
 def make_batch(items: list[Item], r: int, torch, device):
@@ -657,11 +692,12 @@ def train(options: TrainOptions, stop: StopFlag | None = None) -> int:
         global_batch = per_rank * dist.world_size
         window: list[tuple[float, int]] = []
         last_saved = step
-        order = epoch_order(len(items), epoch, options.seed)
+        lengths = [len(it.mel) for it in items]
+        order = epoch_order(lengths, global_batch, epoch, options.seed)
         while step < max_steps and not _agreed_stop(stop, dist, torch, device):
             if position >= len(order):
                 epoch, position = epoch + 1, 0
-                order = epoch_order(len(items), epoch, options.seed)
+                order = epoch_order(lengths, global_batch, epoch, options.seed)
             chunk = [order[(position + k) % len(order)]
                      for k in range(min(global_batch, len(order)))]
             position += len(chunk)
