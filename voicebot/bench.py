@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import logging
 import sys
 
 # name -> ("module:function" that adds arguments or None, "module:function" returning a dict)
@@ -65,7 +66,14 @@ def _load(ref: str):
 
 
 def run(args: argparse.Namespace) -> int:
-    result = _load(BENCHMARKS[args.name][1])(args)
+    try:
+        result = _load(BENCHMARKS[args.name][1])(args)
+    except RuntimeError as exc:
+        # A benchmark that cannot produce its figures (a time budget spent, a device
+        # missing, a run that failed) says why in one line; -v logs the traceback.
+        logging.getLogger(__name__).debug("bench %s failed", args.name, exc_info=True)
+        print(f"voicebot bench {args.name}: {exc}", file=sys.stderr)
+        return 1
     text = json.dumps(result, indent=None if args.json else 2)
     print(text)
     sys.stdout.flush()

@@ -83,3 +83,20 @@ def test_doctor_warns_when_there_is_no_audio_device(monkeypatch, capsys):
     doctor._print_human(report)
     audio_line = next(line for line in capsys.readouterr().out.splitlines() if " audio " in line)
     assert audio_line.startswith("[warn]") and "no input device" in audio_line
+
+
+def _budget_spent(args):
+    raise RuntimeError("the time budget ran out while the base voice was being built")
+
+
+def test_a_bench_that_cannot_finish_says_why_in_one_line(monkeypatch, capsys):
+    # The fault (a training run outliving its time budget) takes an hour to produce.
+    from voicebot import bench
+
+    monkeypatch.setitem(bench.BENCHMARKS, "adapt",
+                        (bench.BENCHMARKS["adapt"][0], f"{__name__}:_budget_spent"))
+    assert main(["bench", "adapt", "--json"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.strip() == ("voicebot bench adapt: the time budget ran out while "
+                                    "the base voice was being built")
