@@ -78,11 +78,13 @@ class BaseRecipe:
 
 
 # What a machine builds when the user does not choose. On CPU one step of 24 teacher
-# sentences took 9.0 s on one thread of this 2-core machine while other jobs ran
-# (8: 2.6 s, 16: 6.9 s, 32: 10.9 s: the cost per sentence is nearly flat, so the batch
-# is as large as an ETA of one night allows); the probe saw 1.8 s on an idle machine.
-# 4000 steps are thus 2-10 hours: a night. On one GPU the recipe runs in minutes, so
-# it gets more data and steps.
+# sentences in random batches took 9.0 s on one thread of this 2-core machine while
+# other jobs ran (8: 2.6 s, 16: 6.9 s, 32: 10.9 s: the cost per sentence is nearly flat,
+# so the batch is as large as an ETA of one night allows). Batches of similar length
+# (tts_train.epoch_order) cut the padding: a build on two threads ran 2.5 s a step over
+# its first 200 steps and 4.0 s over steps 1200-1400 (a fresh process resumed there ran
+# 3.2 s: the host's share of the CPU varied). 4000 steps are thus 3-4.5 hours: a night
+# at most. On one GPU the recipe runs in minutes, so it gets more data and steps.
 CPU_RECIPE = BaseRecipe(minutes=60, max_steps=4000)
 CUDA_RECIPE = BaseRecipe(minutes=180, max_steps=20000, batch_size=64)
 
