@@ -146,13 +146,7 @@ class VirtualAudio:
             self.root = (self._given_root or Path(tempfile.mkdtemp(prefix="voicebot-vaudio-")))
         self._write_config()
         self._launch_daemon(timeout)
-        self._stop.clear()
-        self._open_fifos()
-        self._threads = [threading.Thread(target=self._feed_mic, name="vaudio-mic", daemon=True),
-                         threading.Thread(target=self._drain_speaker, name="vaudio-speaker",
-                                          daemon=True)]
-        for thread in self._threads:
-            thread.start()
+        self._start_feeders()
         for key, value in self.client_env().items():
             self._saved_env.setdefault(key, os.environ.get(key))
             os.environ[key] = value
@@ -160,16 +154,7 @@ class VirtualAudio:
 
     def stop(self) -> None:
         """Stop the daemon and the threads, remove the root, restore the environment."""
-        self._stop.set()
-        self.kill_daemon()
-        for thread in self._threads:
-            thread.join(timeout=2)
-        self._threads = []
-        for fd in (self._mic_fd, self._spk_fd):
-            if fd is not None:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-        self._mic_fd = self._spk_fd = None
+        self._stop_daemon_and_feeders()
         for key, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -201,9 +186,39 @@ class VirtualAudio:
                 daemon.stderr.close()
 
     def restart(self, timeout: float = 10.0) -> None:
-        """Start the daemon again after :meth:`kill_daemon` (same root, same devices)."""
-        self.stop()
-        self.start(timeout)
+        """Start the daemon again after :meth:`kill_daemon`: same root, same devices, the
+        environment and PortAudio left as they are, as when a user's sound server restarts
+        under a running app. Re-initialising PortAudio here (what :meth:`stop` and
+        :meth:`start` do) would race the app's own reopening of the devices: a stream it
+        had just reopened died under the re-initialisation (CI, stop 28)."""
+        if self.root is None:
+            self.start(timeout)
+            return
+        self._stop_daemon_and_feeders()
+        self._write_config()
+        self._launch_daemon(timeout)
+        self._start_feeders()
+
+    def _stop_daemon_and_feeders(self) -> None:
+        self._stop.set()
+        self.kill_daemon()
+        for thread in self._threads:
+            thread.join(timeout=2)
+        self._threads = []
+        for fd in (self._mic_fd, self._spk_fd):
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._mic_fd = self._spk_fd = None
+
+    def _start_feeders(self) -> None:
+        self._stop.clear()
+        self._open_fifos()
+        self._threads = [threading.Thread(target=self._feed_mic, name="vaudio-mic", daemon=True),
+                         threading.Thread(target=self._drain_speaker, name="vaudio-speaker",
+                                          daemon=True)]
+        for thread in self._threads:
+            thread.start()
 
     # ----- microphone -----------------------------------------------------------
     def inject(self, samples: np.ndarray, sample_rate: int) -> float:
