@@ -6,7 +6,14 @@ import time
 
 import numpy as np
 
-from tests.pipeline.fakes import RATE, FakeChat, GuessingRecognizer, fake_session, wait_until
+from tests.pipeline.fakes import (
+    RATE,
+    FakeChat,
+    FakeVoice,
+    GuessingRecognizer,
+    fake_session,
+    wait_until,
+)
 from voicebot.pipeline.speculation import same_words
 from voicebot.settings import Settings
 
@@ -80,6 +87,56 @@ def test_more_speech_abandons_the_guess(sessions):
     _release(session, turn)
     assert turn.speculated == "kept" and chat.calls == 2
     assert chat.histories[1][-1]["content"] == FINAL and turn.reply_text == chat.reply
+
+
+def _clauses(reply: str) -> list[str]:
+    from voicebot.lm.speech_shaping import ClauseSplitter
+
+    splitter = ClauseSplitter()
+    return [c for c in [*splitter.push(reply), *splitter.flush()] if c.strip()]
+
+
+def test_a_kept_guess_plays_its_first_clause_spoken_ahead(sessions):
+    chat = FakeChat(delay=0.01)
+    voice = FakeVoice(chunks=2, seconds=0.1)
+    session, _recorder, mic = fake_session(
+        recognizer=GuessingRecognizer(FINAL, guess=FINAL), chat=chat, voice=voice)
+    sessions.append(session)
+    clauses = _clauses(chat.reply)
+    assert len(clauses) >= 2
+    turn = _hold(session, mic)
+    # While the button is held the first clause's first chunk is spoken ahead, and the
+    # chat model waits there: the rest of the reply is not made before it is wanted.
+    assert wait_until(lambda: voice.said == clauses[:1])
+    time.sleep(0.2)
+    assert chat.yielded < len(chat.reply.split())
+    _release(session, turn)
+    assert turn.speculated == "kept" and turn.reply_text == chat.reply
+    # Every clause spoken once, in order, and all of it played.
+    assert voice.said == clauses and turn.spoken == clauses
+    speaker = session.audio.speaker
+    assert wait_until(lambda: speaker.samples_played == len(clauses) * 2 * int(0.1 * RATE))
+
+
+def test_a_restarted_guess_never_plays_what_was_spoken_ahead(sessions):
+    chat = FakeChat(delay=0.01)
+    voice = FakeVoice(chunks=2, seconds=0.1)
+    session, _recorder, mic = fake_session(
+        recognizer=GuessingRecognizer(FINAL, guess="what is the capital of spain"),
+        chat=chat, voice=voice)
+    sessions.append(session)
+    clauses = _clauses(chat.reply)
+    turn = _hold(session, mic)
+    assert wait_until(lambda: voice.said == clauses[:1])  # the guess's first clause
+    _release(session, turn)
+    assert turn.speculated == "restarted" and chat.calls == 2
+    # The voice spoke the reply to the final transcript from its first clause again, and
+    # only that reply reached the speaker.
+    assert voice.said == clauses[:1] + clauses and turn.spoken == clauses
+    speaker = session.audio.speaker
+    assert wait_until(lambda: speaker.samples_played == len(clauses) * 2 * int(0.1 * RATE))
+    time.sleep(0.2)
+    assert speaker.samples_played == len(clauses) * 2 * int(0.1 * RATE)
 
 
 def test_switched_off_the_reply_waits_for_the_final_transcript(sessions):

@@ -30,6 +30,9 @@ import numpy as np
 
 from voicebot.pipeline.timing import STAGES
 
+# Push-to-talk: the button is let go this long after the question's recording ends (its
+# own trailing quiet comes first).
+HOLD_MS = 200.0
 QUESTIONS = (
     "What is the capital of France?",
     "How many days are there in a week?",
@@ -51,6 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="virtual: PulseAudio virtual microphone and speaker; memory: "
                             "no sound system (GPU servers), the output device's latency "
                             "is not counted")
+    group.add_argument("--turn-hold-ms", type=float, default=HOLD_MS,
+                       help="push-to-talk: how long the button stays held after the "
+                            f"recording ends (default {HOLD_MS:.0f})")
     group.add_argument("--turn-no-speculation", action="store_true",
                        help="start the reply only after the final transcript")
     group.add_argument("--turn-neural-weight", type=float, default=None,
@@ -80,14 +86,17 @@ def _questions(engines) -> list:
     return questions
 
 
-def _talk(session, say, questions: list, turns_wanted: int) -> list:
-    """Hold the talk button over each question, release, wait for the reply."""
+def _talk(session, say, questions: list, turns_wanted: int, hold_ms: float = HOLD_MS
+          ) -> list:
+    """Hold the talk button over each question (and ``hold_ms`` after it), release,
+    wait for the reply."""
     records = []
     for i in range(turns_wanted):
         question = questions[i % len(questions)]
         turn = session.start_listening()
         starts = say(question)
-        time.sleep(max(0.0, starts - time.monotonic()) + len(question) / 16000 + 0.2)
+        time.sleep(max(0.0, starts - time.monotonic()) + len(question) / 16000
+                   + hold_ms / 1000)
         session.stop_listening()
         if not turn.finished.wait(120):
             raise RuntimeError(f"turn {turn.id} did not finish in 120 s")
@@ -193,7 +202,8 @@ def _run_session(settings, args, turns_wanted: int, inject=None) -> tuple[list, 
         if hands_free:
             records = _talk_hands_free(session, say, questions, turns_wanted)
         else:
-            records = _talk(session, say, questions, turns_wanted)
+            hold_ms = getattr(args, "turn_hold_ms", HOLD_MS)
+            records = _talk(session, say, questions, turns_wanted, hold_ms)
         capture = session.capture
         return records, capture.input_overflows if capture is not None else 0
     finally:

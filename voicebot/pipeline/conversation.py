@@ -42,14 +42,14 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from voicebot.memory import trim_heap
-from voicebot.pipeline.speculation import Speculation
+from voicebot.pipeline.speculation import FirstClause, Speculation
 from voicebot.pipeline.state import ALLOWED, TurnState
 from voicebot.pipeline.timing import TurnTiming, now
 from voicebot.text.backchannel import lets_reply_go_on
@@ -57,7 +57,7 @@ from voicebot.text.backchannel import lets_reply_go_on
 if TYPE_CHECKING:
     from voicebot.asr.recognizer import Recognizer
     from voicebot.lm.chat import ChatModel
-    from voicebot.tts.base import Synthesizer
+    from voicebot.tts.base import AudioChunk, Synthesizer
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +67,9 @@ MAX_UTTERANCE_S = 120.0
 MIC_POLL_S = 0.03
 # How long close() waits for the workers in total.
 CLOSE_TIMEOUT_S = 1.5
+# How long a voice may take to finish the chunk it was speaking ahead for an abandoned
+# guess (Piper's chunks: tens of ms) before the reply uses it again.
+VOICE_IDLE_WAIT_S = 1.0
 
 
 class Speaker(Protocol):
@@ -171,6 +174,8 @@ class Turn:
     # "kept" or "restarted" (None: no guess).
     speculation: Speculation | None = None
     speculated: str | None = None
+    # A kept speculation's first clause, spoken ahead: played instead of synthesised.
+    first_clause: FirstClause | None = None
 
     @property
     def cancelled(self) -> bool:
@@ -577,7 +582,10 @@ class Conversation:
         if speculation is None and text:
             with self._lock:
                 history = [*self.history, {"role": "user", "content": text}]
-            speculation = Speculation(self.chat, history, text, turn.cancel)
+            # Spoken ahead only where someone will hear it.
+            voice = self.synthesizer if self.player is not None else None
+            speculation = Speculation(self.chat, history, text, turn.cancel, voice=voice,
+                                      splitter=self.splitter_factory())
         return speculation
 
     def _reply_pieces(self, turn: Turn, before: list[dict[str, str]],
@@ -588,10 +596,13 @@ class Conversation:
         if speculation is not None:
             if speculation.agrees(turn.user_text) and speculation.history[:-1] == before:
                 turn.speculated = "kept"
+                turn.first_clause = speculation.take()
                 return speculation.pieces()
             log.info("turn %d: heard %r, not the guess %r: the reply starts again",
                      turn.id, turn.user_text, speculation.guess)
             speculation.abandon()
+            # The voice finishes its chunk before the restarted reply uses it.
+            speculation.wait_voice_idle(VOICE_IDLE_WAIT_S)
             turn.speculated = "restarted"
         return self.chat.stream(history, turn.cancel)
 
@@ -616,7 +627,7 @@ class Conversation:
                 # start): the voice only normalises and speaks it.
                 turn.clause_starts.append(getattr(self.player, "written_s", 0.0))
                 turn.spoken.append(clause)
-                for chunk in self.synthesizer.stream(clause, turn.cancel, split_first=False):
+                for chunk in self._clause_audio(turn, clause):
                     if turn.cancelled:
                         break
                     turn.timing.mark("first_audio")
@@ -637,6 +648,16 @@ class Conversation:
             self._fail(turn, exc)
             turn.cancel.set()  # the chat model should stop too: nobody will hear it
 
+    def _clause_audio(self, turn: Turn, clause: str) -> Iterator[AudioChunk]:
+        """The clause's audio: spoken ahead by a kept speculation when it is that clause
+        (the same splitter cut both), otherwise synthesised now."""
+        first, turn.first_clause = turn.first_clause, None
+        if first is not None:
+            if first.text == clause:
+                return first.chunks()
+            first.discard(VOICE_IDLE_WAIT_S)  # one voice, one synthesis at a time
+        return self.synthesizer.stream(clause, turn.cancel, split_first=False)
+
     def _note_first_sample(self, turn: Turn) -> None:
         first = self.player.first_sample_time
         if first is not None:
@@ -652,6 +673,9 @@ class Conversation:
         if turn.speculation is not None:  # the turn ended before its reply began
             turn.speculation.abandon()
             turn.speculation = None
+        if turn.first_clause is not None:  # spoken ahead, never played (cancelled)
+            turn.first_clause.discard(VOICE_IDLE_WAIT_S)
+            turn.first_clause = None
         if turn.tentative:  # never announced: cancelled, failed or dropped while recorded
             try:
                 self._drop(turn)
