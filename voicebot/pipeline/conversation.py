@@ -514,9 +514,14 @@ class Conversation:
                     continue
                 if released:
                     break
+            decoding = time.monotonic()
             hypotheses = self.recognizer.finish(self.nbest)
+        rescoring = time.monotonic()
         if self.rescore is not None and hypotheses:
             hypotheses = self.rescore(hypotheses)
+        log.debug("turn %d: final decode %.0f ms, rescoring %d hypotheses %.0f ms", turn.id,
+                  (rescoring - decoding) * 1000, len(hypotheses),
+                  (time.monotonic() - rescoring) * 1000)
         turn.hypotheses = list(hypotheses)
         turn.user_text = hypotheses[0].text.strip() if hypotheses else ""
         turn.timing.mark("final_transcript")
