@@ -13,6 +13,8 @@ import json
 import logging
 import sys
 
+from voicebot.bench_error import BenchUnfinishedError
+
 # name -> ("module:function" that adds arguments or None, "module:function" returning a dict)
 BENCHMARKS: dict[str, tuple[str | None, str]] = {
     # Chat model: first token, first speakable clause, tokens/s against plain transformers.
@@ -68,7 +70,7 @@ def _load(ref: str):
 def run(args: argparse.Namespace) -> int:
     try:
         result = _load(BENCHMARKS[args.name][1])(args)
-    except RuntimeError as exc:
+    except BenchUnfinishedError as exc:
         # A benchmark that cannot produce its figures (a time budget spent, a device
         # missing, a run that failed) says why in one line; -v logs the traceback.
         logging.getLogger(__name__).debug("bench %s failed", args.name, exc_info=True)

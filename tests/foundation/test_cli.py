@@ -86,7 +86,13 @@ def test_doctor_warns_when_there_is_no_audio_device(monkeypatch, capsys):
 
 
 def _budget_spent(args):
-    raise RuntimeError("the time budget ran out while the base voice was being built")
+    from voicebot.bench_error import BenchUnfinishedError
+
+    raise BenchUnfinishedError("the time budget ran out while the base voice was being built")
+
+
+def _bug(args):
+    raise RuntimeError("a bug in the benchmark")
 
 
 def test_a_bench_that_cannot_finish_says_why_in_one_line(monkeypatch, capsys):
@@ -100,3 +106,14 @@ def test_a_bench_that_cannot_finish_says_why_in_one_line(monkeypatch, capsys):
     assert captured.out == ""
     assert captured.err.strip() == ("voicebot bench adapt: the time budget ran out while "
                                     "the base voice was being built")
+
+
+def test_a_bench_with_a_bug_keeps_its_traceback(monkeypatch):
+    """Only a benchmark's own "cannot produce the figures" becomes one line: a bug is not
+    dressed up as a reason."""
+    from voicebot import bench
+
+    monkeypatch.setitem(bench.BENCHMARKS, "adapt",
+                        (bench.BENCHMARKS["adapt"][0], f"{__name__}:_bug"))
+    with pytest.raises(RuntimeError, match="a bug in the benchmark"):
+        main(["bench", "adapt", "--json"])

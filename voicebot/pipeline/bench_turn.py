@@ -28,6 +28,7 @@ import time
 
 import numpy as np
 
+from voicebot.bench_error import BenchUnfinishedError
 from voicebot.pipeline.timing import STAGES
 
 # Push-to-talk: the button is let go this long after the question's recording ends (its
@@ -99,7 +100,7 @@ def _talk(session, say, questions: list, turns_wanted: int, hold_ms: float = HOL
                    + hold_ms / 1000)
         session.stop_listening()
         if not turn.finished.wait(120):
-            raise RuntimeError(f"turn {turn.id} did not finish in 120 s")
+            raise BenchUnfinishedError(f"turn {turn.id} did not finish in 120 s")
         records.append(turn)
         time.sleep(0.2)
     return records
@@ -139,7 +140,7 @@ def _talk_hands_free(session, say, questions: list, turns_wanted: int) -> list:
                 break
             time.sleep(0.05)
         else:
-            raise RuntimeError(f"question {i + 1} got no finished turn in time")
+            raise BenchUnfinishedError(f"question {i + 1} got no finished turn in time")
         results.append((speech_end, opened))
         time.sleep(0.8)  # past hands-free's echo guard before the next question
     return results
@@ -198,7 +199,7 @@ def _run_session(settings, args, turns_wanted: int, inject=None) -> tuple[list, 
             def say(question) -> float:
                 return inject(question, 16000)
         if not session.can_talk:
-            raise RuntimeError(f"no microphone to talk into: {session.shown.status}")
+            raise BenchUnfinishedError(f"no microphone to talk into: {session.shown.status}")
         if hands_free:
             records = _talk_hands_free(session, say, questions, turns_wanted)
         else:

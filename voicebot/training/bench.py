@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from voicebot.bench_error import BenchUnfinishedError
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("train benchmark")
@@ -61,7 +63,8 @@ def run_ours(data: Path, out: Path, args) -> dict:
     proc = subprocess.run(command, capture_output=True, text=True, check=False)
     events = [e for e in map(parse_line, proc.stdout.splitlines()) if e]
     if proc.returncode != 0:
-        raise RuntimeError(f"training process failed ({proc.returncode}): {proc.stderr[-2000:]}")
+        raise BenchUnfinishedError(
+            f"training process failed ({proc.returncode}): {proc.stderr[-2000:]}")
     start = next(e for e in events if e["event"] == "start")
     steps = [e for e in events if e["event"] == "step"]
     rate = _rate([e["time"] for e in steps])

@@ -46,6 +46,8 @@ import threading
 import time
 from pathlib import Path
 
+from voicebot.bench_error import BenchUnfinishedError
+
 # Scoring on the CPU, measured on 2 busy cores: 12 held-out sentences x 2 voices (an
 # untrained decoder running to its cap) took 79 s, loading both voices (ONNX export
 # included) 8-23 s, the speed figures ~20 s.
@@ -353,10 +355,10 @@ def run(args: argparse.Namespace) -> dict:
         if code != 0 or not (out / "model_file.pth").is_file():
             error = trainer.last("error")
             if trainer.stopped_for_time and not trainer.first("start", phase="fine-tune"):
-                raise RuntimeError("the time budget ran out while the base voice was being "
+                raise BenchUnfinishedError("the time budget ran out while the base voice was being "
                                    "built: give a larger --adapt-time-budget-s or a smaller "
                                    "--adapt-base-minutes / --adapt-base-steps")
-            raise RuntimeError(f"training failed ({code}): "
+            raise BenchUnfinishedError(f"training failed ({code}): "
                                f"{error['message'] if error else trainer.stderr_tail[-1500:]}")
         # The takes the trainer never trained on (every 10th, voicebot.training.heldout).
         heldout = heldout_ids(out)

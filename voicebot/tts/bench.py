@@ -29,6 +29,7 @@ import time
 
 import numpy as np
 
+from voicebot.bench_error import BenchUnfinishedError
 from voicebot.paths import user_dirs
 
 ONE_SENTENCE = "Sure, I can set a timer for ten minutes."
@@ -84,7 +85,7 @@ def measure_stream(voice, text: str, repeats: int) -> dict:
             audio_s += chunk.duration_s
         total, total_cpu = time.perf_counter() - started, time.process_time() - started_cpu
         if first_at is None:
-            raise RuntimeError(f"voice produced no audio for {text!r}")
+            raise BenchUnfinishedError(f"voice produced no audio for {text!r}")
         first.append((first_at - started) * 1000)
         first_cpu.append((first_at_cpu - started_cpu) * 1000)
         rtf.append(total / audio_s)
