@@ -60,6 +60,9 @@ class AudioSettings:
     turn_end_text_lag_ms: float = 150.0
     turn_end_recheck_ms: float = 0.0
     turn_end_model_weight: float = 1.0
+    # Who judges whether the words so far can end the turn: "ngram" (the trigram) or
+    # "chat" (the chat model, needs asr.neural_weight > 0 for its scorer; ~0.1 s a partial).
+    turn_end_text_model: str = "ngram"
     silence_end_ms: float = 700.0
     # Push-to-talk, on screen and idle: stop the microphone and speaker streams after this
     # many seconds (reopened by the talk button or a typed message); 0: keep them open.

@@ -82,6 +82,28 @@ def test_onnx_scores_agree_with_the_float_model(onnx_scorer, torch_scorer):
                 exact[i].logprob - exact[0].logprob, abs=0.6), (texts, context)
 
 
+def test_the_sentence_end_is_the_float_models_next_mark(onnx_scorer, torch_scorer):
+    """P(".", "?" or "!" next) after the user's words, as a plain forward of the float
+    model gives it (within the int8 activations' rounding), and far apart for a sentence
+    and its unfinished start."""
+    import torch
+
+    tokenizer = torch_scorer.tokenizer
+    marks = [tokenizer(m, add_special_tokens=False)["input_ids"][0] for m in ".?!"]
+    ends = {}
+    for text in ("What is the capital of France", "What is the capital", "My name is John",
+                 "My name is", "Stop"):
+        ids = torch_scorer.prefix_ids(None) + tokenizer(text, add_special_tokens=False)[
+            "input_ids"]
+        with torch.inference_mode():
+            logits = torch_scorer.model(input_ids=torch.tensor([ids])).logits[0, -1]
+        expected = float(torch.logsumexp(torch.log_softmax(logits.float(), -1)[marks], 0))
+        ends[text] = onnx_scorer.sentence_end_logprob(text)
+        assert ends[text] == pytest.approx(expected, abs=0.3), text
+    assert ends["What is the capital of France"] > ends["What is the capital"] + 5
+    assert ends["My name is John"] > ends["My name is"] + 5
+
+
 def test_the_question_makes_the_answer_likely(scorer):
     """After "What's your name?" a name beats the common words that sound like it; with
     no conversation it does not."""

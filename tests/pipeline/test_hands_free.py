@@ -239,6 +239,7 @@ class _Recognizer:
 
 class _ListeningConversation(_IdleConversation):
     recognizer = _Recognizer()
+    history = ()  # no messages yet
 
 
 def test_hands_free_gives_the_policy_the_recognisers_partial_text():
@@ -266,3 +267,31 @@ def test_hands_free_gives_the_policy_the_recognisers_partial_text():
     assert unfinished < 0.05 and seconds == 2.5
     conversation.recognizer.last_partial = Partial("I want to go to", "the park.", 3.0)
     assert monitor.partial_text()[0] > 0.8
+
+
+def test_hands_free_lets_the_chat_model_judge_the_words_when_told():
+    """``text_model`` "chat" with the chat model's scorer: "What is the capital" is
+    unfinished (the n-gram alone calls it finished more often than not); without a
+    scorer the n-gram judges."""
+    from voicebot.asr.recognizer import Partial
+    from voicebot.audio.turn_end import TurnEndPolicy
+    from voicebot.lm.hypothesis_scorer import load_hypothesis_scorer
+    from voicebot.pipeline.hands_free import HandsFree
+
+    policy = TurnEndPolicy(use_model=False, use_text=True, text_model="chat")
+    scores = {}
+    for name, scorer in (("chat", load_hypothesis_scorer(threads=1)), ("ngram", None)):
+        conversation = _ListeningConversation()
+        conversation.recognizer = _Recognizer()
+        monitor = HandsFree(conversation, _SilentMic(), vad=_DeafVad(), turn_end=policy,
+                            sentence_ends=scorer).start()
+        try:
+            assert _wait(lambda m=monitor: m.activity is not None
+                         and m.activity.text is not None, 20)
+        finally:
+            assert monitor.stop(2.0)
+        assert monitor._text_score.sentence_ends is scorer
+        monitor._listening_turn = object()
+        conversation.recognizer.last_partial = Partial("What is the", "capital", 1.5)
+        scores[name] = monitor.partial_text()[0]
+    assert scores["chat"] < 0.05 < scores["ngram"]

@@ -132,3 +132,44 @@ def test_the_text_alone_waits_on_the_and_ends_after_park(spoken, text):
     waited, _ = _end_after(FINISHED, spoken, text, TEXT_ONLY)
     assert waited < 0.5, waited
 
+
+
+@pytest.fixture(scope="module")
+def chat_text(text):
+    """The text scored by the chat model (the embedded SmolLM2's ONNX scorer)."""
+    from voicebot.lm.hypothesis_scorer import load_hypothesis_scorer
+    from voicebot.lm.turn_text import TextCompleteness
+
+    return TextCompleteness(text.lm, sentence_ends=load_hypothesis_scorer(threads=1))
+
+
+def test_the_chat_model_knows_a_question_is_unfinished_where_the_trigram_does_not(
+        text, chat_text):
+    """"... the capital" ends sentences often enough for a trigram; a question to a
+    chatbot does not end there, and the chat model knows it."""
+    assert chat_text.probability("What is the capital") < 0.05
+    assert chat_text.probability("What is the capital of France?") > 0.7
+    assert chat_text.probability("My name is") < 0.05
+    assert chat_text.probability(UNFINISHED) < 0.05
+    assert chat_text.probability(FINISHED) > 0.5
+    # The rules that need no model still hold: a word that cannot end a sentence.
+    assert chat_text.probability("tell me about the weather and") < 0.05
+    # What the chat model reads, the bot's question, counts: a place answers it (0.15
+    # alone, 0.86 after the question).
+    question = [{"role": "assistant", "content": "Where do you live?"}]
+    assert chat_text.probability("I live in Paris", question) > 0.7
+    assert chat_text.probability("I live in Paris") < 0.4
+    # Turns under three words are the n-gram's (the chat model expects "Yes" to go on).
+    assert chat_text.probability("Thank you") == pytest.approx(text.probability("Thank you"))
+
+
+def test_a_chat_model_that_fails_leaves_the_trigram_judging(text):
+    from voicebot.lm.turn_text import TextCompleteness
+
+    class Broken:
+        def sentence_end_logprob(self, text, context=None):
+            raise RuntimeError("the scorer's session is gone")
+
+    broken = TextCompleteness(text.lm, sentence_ends=Broken())
+    assert broken.probability(FINISHED) == pytest.approx(text.probability(FINISHED))
+    assert broken.sentence_ends is None  # asked once, not at every partial

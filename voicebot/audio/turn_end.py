@@ -78,6 +78,25 @@ calls most clean word-boundary cuts of fluent speech finished (0.9+ on nearly ev
 cut), so here it adds cut-offs and inference time; real mid-thought pauses (hesitation,
 continuation intonation, "um") are what it was trained on and the bench's spliced pauses
 are not, so it stays one setting away (``turn_end_model``).
+
+The words can also be judged by the chat model (``turn_end_text_model`` "chat", with the
+n-best scorer loaded: ``lm.turn_text``'s ``sentence_ends``; turns under three words stay
+the n-gram's). Measured 2026-12-07 (bench endpoint, the ``text_chat`` rows, its ~0.08 s a
+partial modelled as 0.1 s), with the default's wait rule (250 ms, p 0.7, lag 150):
+
+                                   cut-offs   dead air median   whole cut   short turns (28):
+                                   s17  s29   s17   s29  (ms)   s17 / s29   median ms, over 1 s
+the n-gram (the default)           41%  49%   378   344         1 / 1       402 / 398, 3 / 3
+the chat model                     14%  25%   474   448         0 / 0       498 / 494, 7 / 7
+the chat model, p 0.5, lag 300     25%  30%   420   388         0 / 0       485 / 493, 6 / 6
+
+The chat model cuts a third to a half as many paused sentences off (the silence rule
+needs 1200 ms for those rates) and ends no whole sentence early, but its median dead air
+is over the bench's 400 ms bar on seed 17 (the last row passes it on seed 29 only), and
+commands it expects to go on ("Set a timer for ten minutes") wait up to the 2 s cap; so
+the default stays the n-gram. In a conversation it reads the
+bot's last question too ("I live in Paris": 0.15 alone, 0.86 after "Where do you
+live?"), which the bench's streams have none of.
 """
 
 from __future__ import annotations
@@ -204,6 +223,9 @@ class TurnEndPolicy:
     recheck_ms: float = 0.0  # ask the model again after this much more silence (0: once)
     model_weight: float = 1.0  # the model's log-odds count this much beside the text's
     text_lag_ms: float = 150.0  # a partial that read up to this close to the pause is current
+    # Who scores the text (voicebot.lm.turn_text): "ngram" (the trigram, microseconds) or
+    # "chat" (the chat model's P(end mark next), ~0.1 s a partial).
+    text_model: str = "ngram"
 
     @classmethod
     def from_settings(cls, audio: Any) -> TurnEndPolicy:
@@ -216,7 +238,8 @@ class TurnEndPolicy:
                    unfinished=audio.turn_end_unfinished,
                    recheck_ms=audio.turn_end_recheck_ms,
                    text_lag_ms=audio.turn_end_text_lag_ms,
-                   model_weight=audio.turn_end_model_weight)
+                   model_weight=audio.turn_end_model_weight,
+                   text_model=getattr(audio, "turn_end_text_model", "ngram"))
 
     def combined(self, model: float, text: float | None) -> float:
         """P(finished) from the model's and the text's (None: the model's alone): their

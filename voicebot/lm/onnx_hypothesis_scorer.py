@@ -133,6 +133,37 @@ class OnnxHypothesisScorer(HypothesisTokens):
                 for row, seq in enumerate(seqs)]
 
 
+    def sentence_end_logprob(self, text: str,
+                             context: Sequence[Message] | str | None = None) -> float:
+        """ln P(a sentence ends right after ``text`` | context): the chat model's summed
+        probability of ".", "?" and "!" as the user's next token. "What is the capital"
+        -10.2, "What is the capital of France" -0.1 (smollm2-135m-instruct, no context).
+        ``text`` is taken as written (no end mark added)."""
+        with self._lock:
+            prefix = self.prefix_ids(context)
+            past = self._cached_prefix(prefix)
+            ids = list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+            if not ids:
+                raise ValueError("no text to score")
+            # The words once (the prefix's last token, then all but the last word
+            # token), then each end mark after the last one, as rows sharing that past.
+            _, present = self._run(np.asarray([[prefix[-1], *ids[:-1]]], np.int64), past,
+                                   np.asarray([ids], np.int64))
+            past = _as_past(present)
+            marks = self._end_mark_ids()
+            logprobs, _ = self._run(np.full((len(marks), 1), ids[-1], np.int64), past,
+                                    np.asarray([[m] for m in marks], np.int64))
+            return float(np.logaddexp.reduce(logprobs[:, 0].astype(np.float64)))
+
+    def _end_mark_ids(self) -> list[int]:
+        marks = []
+        for mark in (".", "?", "!"):
+            ids = self.tokenizer(mark, add_special_tokens=False)["input_ids"]
+            if len(ids) == 1:
+                marks.append(ids[0])
+        return marks
+
+
 def _as_past(present: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """A one-row run's ``present_*`` outputs as the next run's ``past_*`` inputs."""
     return {name.replace("present_", "past_", 1): value for name, value in present.items()}

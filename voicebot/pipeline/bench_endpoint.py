@@ -14,7 +14,8 @@ whole, and so are 28 short turns of the Piper voice (every second of
 - Smart Turn v3.2 alone (``voicebot.audio.turn_end``: asked after ``complete_ms`` of
   silence, capped at ``incomplete_ms``), at a few settings;
 - Smart Turn with the partial transcript (``COMBINED``), and the transcript alone
-  (``TEXT_ONLY``), scored by ``voicebot.lm.turn_text``;
+  (``TEXT_ONLY``), scored by ``voicebot.lm.turn_text``'s n-gram, and by the chat model
+  (``TEXT_CHAT``, each partial there ``CHAT_TEXT_S`` later);
 - the product default (``AudioSettings``).
 
 The transcript is what the app would have at that moment, not the reference: each stream
@@ -66,6 +67,9 @@ NOISE = 1e-3  # -60 dBFS: a quiet room between the words
 # A partial decode of Whisper tiny (a few seconds of audio) on the 2-core test machine:
 # median 0.23 s on one torch thread with other jobs running (the app gives it two).
 PARTIAL_DECODE_S = 0.25
+# The chat model's P(end mark next) of a partial (smollm2-135m's ONNX scorer): 85 ms
+# median on 2 threads, 120 on one, on the idle 2-core machine; fixed, like the decode.
+CHAT_TEXT_S = 0.1
 SILENCE_MS = [200, 300, 400, 500, 600, 700, 800, 1000, 1200, 1500, 2000]
 # (complete_ms, incomplete_ms, threshold); the first is the product default.
 LEARNED = [(250.0, 2000.0, 0.5), (150.0, 2000.0, 0.5), (200.0, 2000.0, 0.5),
@@ -97,6 +101,16 @@ TEXT_ONLY = [_combined(0.7, 0.3, 0.3, model=False),
              _combined(0.9, 0.3, 0.1, complete=150.0, lag=300.0, model=False)]
 
 
+# The text alone, scored by the chat model (the same wait rules as TEXT_ONLY's first, and
+# at a stricter threshold and a shorter first look).
+TEXT_CHAT = [_combined(0.7, 0.3, 0.3, model=False),
+             _combined(0.7, 0.3, 0.1, model=False),
+             _combined(0.5, 0.3, 0.1, lag=300.0, model=False),
+             _combined(0.7, 0.3, 0.1, lag=300.0, model=False),
+             _combined(0.7, 0.3, 0.1, complete=150.0, model=False)]
+GROUPS = ("learned", "combined", "text_only", "text_chat")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("endpoint")
     group.add_argument("--endpoint-seed", type=int, default=17,
@@ -116,6 +130,9 @@ class Stream:
     # The streaming recogniser's partials: (seconds into the stream when the text is
     # there, seconds of the turn it read, P(finished) of its text, the text).
     partials: list[tuple[float, float, float | None, str]] = field(default_factory=list)
+    # The same partials scored by the chat model (``lm.turn_text`` with sentence_ends),
+    # there ``CHAT_TEXT_S`` later.
+    chat_partials: list[tuple[float, float, float | None, str]] = field(default_factory=list)
     text_start: float = 0.0  # seconds into the stream where the recogniser's turn starts
 
 
@@ -252,17 +269,19 @@ def stream_partials(stream: Stream, recognizer: Any, text: Any) -> list[float]:
 
 
 class _PartialClock:
-    """The ``TurnEnd.text`` of a bench stream: the latest partial there at ``now``."""
+    """The ``TurnEnd.text`` of a bench stream: the latest partial there at ``now``
+    (``chat``: as the chat model scores it)."""
 
-    def __init__(self, stream: Stream) -> None:
+    def __init__(self, stream: Stream, chat: bool = False) -> None:
         self.stream, self.start, self.now = stream, stream.text_start, 0.0
+        self.partials = stream.chat_partials if chat else stream.partials
         self.activity: Any = None
 
     def __call__(self) -> tuple[float, float] | None:
         from voicebot.audio.turn_end import PREROLL_S
 
         latest = None
-        for at, read, probability, _ in self.stream.partials:
+        for at, read, probability, _ in self.partials:
             if at > self.now:
                 break
             if probability is not None:
@@ -374,21 +393,42 @@ def prepare(seed: int, variants: int) -> list[Stream]:
         vad.reset()
         stream.probabilities = vad.probabilities(stream.audio)
         DECODE_TIMES.extend(stream_partials(stream, recognizer, text))
+    _score_with_chat(streams)
     return streams
 
 
+def _score_with_chat(streams: list[Stream]) -> None:
+    """Each stream's partials as the chat model scores them (``chat_partials``)."""
+    from voicebot.lm.hypothesis_scorer import load_hypothesis_scorer
+    from voicebot.lm.turn_text import TextCompleteness, load_text_completeness
+
+    chat = TextCompleteness(load_text_completeness().lm,
+                            sentence_ends=load_hypothesis_scorer(threads=2))
+    scored: dict[str, float | None] = {}
+    for stream in streams:
+        for at, read, _, text in stream.partials:
+            if text not in scored:
+                began = time.perf_counter()
+                scored[text] = chat.probability(text)
+                CHAT_TIMES.append(time.perf_counter() - began)
+            stream.chat_partials.append((at + CHAT_TEXT_S, read, scored[text], text))
+
+
 DECODE_TIMES: list[float] = []  # the partial decodes' measured seconds (the report)
+CHAT_TIMES: list[float] = []  # the chat model's scoring of each partial, measured
 
 
-def run_policy(streams: list[Stream], policy: Any, model: Any) -> dict[str, Any]:
-    """``_score`` of ``TurnEnd(policy)`` over the streams, each with its partials."""
+def run_policy(streams: list[Stream], policy: Any, model: Any, chat: bool = False
+               ) -> dict[str, Any]:
+    """``_score`` of ``TurnEnd(policy)`` over the streams, each with its partials
+    (``chat``: scored by the chat model)."""
     from voicebot.audio.turn_end import TurnEnd
 
     ends = []
     for stream in streams:
         if isinstance(model, _CachedModel):
             model.stream = stream.name
-        clock = _PartialClock(stream)
+        clock = _PartialClock(stream, chat)
         activity = TurnEnd(policy=policy, model=model, text=clock)
         clock.activity = activity
         ends.append(_run_rule(stream, activity)[0])
@@ -425,7 +465,8 @@ def evaluate(streams: list[Stream], model: Any, combined: list[Any] | None = Non
     from voicebot.audio.turn_end import NoModel, TurnEndPolicy
     from voicebot.audio.vad import VoiceActivity
 
-    results: dict[str, Any] = {"silence": {}, "learned": {}, "combined": {}, "text_only": {}}
+    results: dict[str, Any] = {"silence": {}, "learned": {}, "combined": {}, "text_only": {},
+                               "text_chat": {}}
     for ms in SILENCE_MS:
         ends = [_run_rule(s, VoiceActivity(end_ms=ms))[0] for s in streams]
         results["silence"][f"{ms}ms"] = _score(streams, ends)
@@ -437,7 +478,9 @@ def evaluate(streams: list[Stream], model: Any, combined: list[Any] | None = Non
         results["combined"][_key(policy)] = run_policy(streams, policy, model)
     for policy in TEXT_ONLY:
         results["text_only"][_key(policy)] = run_policy(streams, policy, NoModel())
-    for group in ("learned", "combined", "text_only"):
+    for policy in TEXT_CHAT:
+        results["text_chat"][_key(policy)] = run_policy(streams, policy, NoModel(), chat=True)
+    for group in GROUPS:
         for row in results[group].values():
             row["matched_silence_ms"] = (matched_silence(results["silence"],
                                                          row["false_cutoff_rate"]) or
@@ -451,7 +494,7 @@ def choose(results: dict[str, Any], dead_air_ms: float = 400.0) -> str:
     within ``dead_air_ms``; the silence rule at 700 ms when none is."""
     bar = results["silence"]["700ms"]["false_cutoff_rate"]
     fits = [(row["false_cutoff_rate"], row["dead_air_ms_median"], f"{group}/{key}")
-            for group in ("learned", "combined", "text_only")
+            for group in GROUPS
             for key, row in results[group].items()
             if row["false_cutoff_rate"] <= bar and row["dead_air_ms_median"] <= dead_air_ms]
     return min(fits)[2] if fits else "silence/700ms"
@@ -468,7 +511,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     model = _CachedModel(SmartTurn(threads=1))
     results = evaluate(streams, model)
     default = TurnEndPolicy.from_settings(AudioSettings())
-    default_row = (run_policy(streams, default, model if default.use_model else NoModel())
+    default_row = (run_policy(streams, default, model if default.use_model else NoModel(),
+                              chat=default.text_model == "chat")
                    if default.learned else results["silence"][f"{default.silence_ms:.0f}ms"])
     paused = [s for s in streams if s.paused]
     return {
@@ -485,8 +529,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "matched_silence": matched_silence(results["silence"],
                                                        default_row["false_cutoff_rate"])},
         "targets": {"false_cutoff_rate_max": 0.05, "dead_air_ms_median_max": 400,
-                    "met_by": sorted(f"{group}/{key}" for group in ("learned", "combined",
-                                                                     "text_only")
+                    "met_by": sorted(f"{group}/{key}" for group in GROUPS
                                      for key, row in results[group].items()
                                      if row["false_cutoff_rate"] <= 0.05
                                      and row["dead_air_ms_median"] <= 400)},
@@ -494,6 +537,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "model_ms": {"median": round(1000 * float(np.median(model.times)), 1),
                      "p90": round(1000 * float(np.percentile(model.times, 90)), 1),
                      "calls": len(model.times)},
+        "chat_text_ms": {"modelled": 1000 * CHAT_TEXT_S,
+                         "measured_median": round(1000 * float(np.median(
+                             CHAT_TIMES or [0.0])), 1), "calls": len(CHAT_TIMES)},
         "partials": {"count": sum(len(s.partials) for s in streams),
                      "decode_ms_modelled": 1000 * PARTIAL_DECODE_S,
                      "decode_ms_measured_median": round(1000 * float(np.median(

@@ -53,7 +53,7 @@ import numpy as np
 
 from voicebot.audio.turn_end import TurnEndPolicy, load_turn_end
 from voicebot.audio.vad import FRAME, RATE, SileroVad, VadEvent, VoiceActivity
-from voicebot.lm.turn_text import load_text_completeness
+from voicebot.lm.turn_text import TextCompleteness, load_text_completeness
 from voicebot.pipeline.conversation import Conversation
 from voicebot.pipeline.state import TurnState
 
@@ -72,9 +72,11 @@ POLL_S = 0.03
 class HandsFree:
     def __init__(self, conversation: Conversation, mic: Any, headset: bool = False,
                  vad: SileroVad | None = None, activity: VoiceActivity | None = None,
-                 turn_end: TurnEndPolicy | None = None) -> None:
+                 turn_end: TurnEndPolicy | None = None, sentence_ends: Any = None) -> None:
         """``activity``: decides when speech starts and ends (None: ``turn_end``'s policy,
-        its model loaded on the monitor thread)."""
+        its model loaded on the monitor thread). ``sentence_ends``: the chat model's
+        n-best scorer, which judges the words when the policy's ``text_model`` is
+        "chat" (without it the n-gram does)."""
         self.conversation = conversation
         self.mic = mic
         self.headset = headset
@@ -91,6 +93,7 @@ class HandsFree:
         self._unconfirmed_ms = 0.0
         self._quiet_until = 0.0
         self.turns_started = 0
+        self._sentence_ends = sentence_ends
         self._text_score: Any = None  # voicebot.lm.turn_text.TextCompleteness
         self._scored: tuple[str, float | None] = ("", None)  # the latest text, its score
 
@@ -137,6 +140,13 @@ class HandsFree:
             if not hasattr(self.conversation.recognizer, "last_partial"):
                 raise RuntimeError("the recogniser shows no partial transcripts")
             self._text_score = load_text_completeness()
+            if self.turn_end.text_model == "chat":
+                if self._sentence_ends is None:
+                    log.warning("end of turn: no chat model scorer (asr.neural_weight is "
+                                "0?): the n-gram judges the words")
+                else:
+                    self._text_score = TextCompleteness(self._text_score.lm,
+                                                        sentence_ends=self._sentence_ends)
         except Exception as exc:  # the model alone decides then, or the silence rule
             log.warning("end of turn: the text signal is off (%s)", exc)
             if not self.turn_end.use_model:
@@ -153,7 +163,10 @@ class HandsFree:
             return None
         text = partial.text
         if text != self._scored[0]:
-            self._scored = (text, self._text_score.probability(text))
+            # The conversation as the n-best rescoring reads it: the scorer keeps one
+            # context computed, and the chat model judges the words as an answer to it.
+            self._scored = (text, self._text_score.probability(
+                text, list(self.conversation.history)))
         score = self._scored[1]
         return None if score is None else (score, partial.audio_seconds)
 

@@ -109,7 +109,8 @@ class Session:
         # With the echo cancelled the bot cannot hear itself: listen while it speaks.
         self.hands_free = HandsFree(self.conversation, self.audio.mic, vad=self.vad,
                                     headset=headset or self.audio.echo_cancelling,
-                                    turn_end=TurnEndPolicy.from_settings(self.settings.audio)
+                                    turn_end=TurnEndPolicy.from_settings(self.settings.audio),
+                                    sentence_ends=getattr(self.engines, "scorer", None)
                                     ).start()
         self._show_idle("")
         return self.hands_free
