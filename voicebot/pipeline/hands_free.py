@@ -177,6 +177,10 @@ class HandsFree:
             self._onset.reset()
             return
         self.activity.hear(block)
+        if self._listening_turn is not None and self._text_score is not None:
+            # A new partial is judged when it comes, not at the pause: the chat model's
+            # judgement (~75 ms) would otherwise add to the dead air.
+            self.partial_text()
         for probability in self.vad.probabilities(block):
             event = self.activity.update(probability)
             onset = self._onset.update(probability)
