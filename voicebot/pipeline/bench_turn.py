@@ -58,6 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--turn-hold-ms", type=float, default=HOLD_MS,
                        help="push-to-talk: how long the button stays held after the "
                             f"recording ends (default {HOLD_MS:.0f})")
+    group.add_argument("--turn-text-model", choices=("ngram", "chat"), default=None,
+                       help="hands-free: who judges the words at a pause (default: the "
+                            "settings' default, audio.turn_end_text_model)")
     group.add_argument("--turn-no-speculation", action="store_true",
                        help="start the reply only after the final transcript")
     group.add_argument("--turn-neural-weight", type=float, default=None,
@@ -232,6 +235,8 @@ def run(args: argparse.Namespace) -> dict:
     settings.chat.speculative_start = not getattr(args, "turn_no_speculation", False)
     if getattr(args, "turn_neural_weight", None) is not None:
         settings.asr.neural_weight = args.turn_neural_weight
+    if getattr(args, "turn_text_model", None) is not None:
+        settings.audio.turn_end_text_model = args.turn_text_model
     turns_wanted = max(1, args.turn_count)
     runner = _run_session if args.turn_audio == "memory" else _run_virtual
     records, overflows = runner(settings, args, turns_wanted)
