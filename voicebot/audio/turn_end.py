@@ -239,7 +239,7 @@ class TurnEndPolicy:
                    recheck_ms=audio.turn_end_recheck_ms,
                    text_lag_ms=audio.turn_end_text_lag_ms,
                    model_weight=audio.turn_end_model_weight,
-                   text_model=getattr(audio, "turn_end_text_model", "ngram"))
+                   text_model=audio.turn_end_text_model)
 
     def combined(self, model: float, text: float | None) -> float:
         """P(finished) from the model's and the text's (None: the model's alone): their

@@ -15,6 +15,7 @@ the batch (as the torch scorer does).
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from collections.abc import Sequence
@@ -132,7 +133,6 @@ class OnnxHypothesisScorer(HypothesisTokens):
                 base + float(logprobs[row, :len(seq)].sum(dtype=np.float64)), shared + len(seq))
                 for row, seq in enumerate(seqs)]
 
-
     def sentence_end_logprob(self, text: str,
                              context: Sequence[Message] | str | None = None) -> float:
         """ln P(a sentence ends right after ``text`` | context): the chat model's summed
@@ -150,12 +150,14 @@ class OnnxHypothesisScorer(HypothesisTokens):
             _, present = self._run(np.asarray([[prefix[-1], *ids[:-1]]], np.int64), past,
                                    np.asarray([ids], np.int64))
             past = _as_past(present)
-            marks = self._end_mark_ids()
+            marks = self._end_mark_ids
             logprobs, _ = self._run(np.full((len(marks), 1), ids[-1], np.int64), past,
                                     np.asarray([[m] for m in marks], np.int64))
             return float(np.logaddexp.reduce(logprobs[:, 0].astype(np.float64)))
 
+    @functools.cached_property
     def _end_mark_ids(self) -> list[int]:
+        """The tokens of ".", "?" and "!" (tokenised once, not at every partial)."""
         marks = []
         for mark in (".", "?", "!"):
             ids = self.tokenizer(mark, add_special_tokens=False)["input_ids"]

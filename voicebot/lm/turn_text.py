@@ -95,7 +95,6 @@ class TextCompleteness:
             p *= 0.5
         return p
 
-
     def _chat_logprob(self, words: list[str], context: Any) -> float | None:
         if self.sentence_ends is None or len(words) < CHAT_MIN_WORDS:
             return None

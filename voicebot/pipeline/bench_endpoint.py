@@ -101,8 +101,9 @@ TEXT_ONLY = [_combined(0.7, 0.3, 0.3, model=False),
              _combined(0.9, 0.3, 0.1, complete=150.0, lag=300.0, model=False)]
 
 
-# The text alone, scored by the chat model (the same wait rules as TEXT_ONLY's first, and
-# at a stricter threshold and a shorter first look).
+# The text alone, scored by the chat model: the product default's wait rule (TEXT_ONLY's
+# first), then with a lagging text at 0.1, a longer lag (at p 0.7 and 0.5) and a shorter
+# first look.
 TEXT_CHAT = [_combined(0.7, 0.3, 0.3, model=False),
              _combined(0.7, 0.3, 0.1, model=False),
              _combined(0.5, 0.3, 0.1, lag=300.0, model=False),

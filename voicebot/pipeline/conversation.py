@@ -589,8 +589,9 @@ class Conversation:
                 history = [*self.history, {"role": "user", "content": text}]
             # Spoken ahead only where someone will hear it.
             voice = self.synthesizer if self.player is not None else None
-            speculation = Speculation(self.chat, history, text, turn.cancel, voice=voice,
-                                      splitter=self.splitter_factory())
+            speculation = Speculation(
+                self.chat, history, text, turn.cancel, voice=voice,
+                splitter=self.splitter_factory() if voice is not None else None)
         return speculation
 
     def _reply_pieces(self, turn: Turn, before: list[dict[str, str]],
