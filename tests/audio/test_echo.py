@@ -77,6 +77,21 @@ def test_the_user_talking_over_the_bot_comes_through(speech, vad):
     assert onset <= starts[0] <= onset + 0.6  # measured +0.16 s, as for the user alone
 
 
+def test_the_users_onset_is_the_first_word_not_the_hiss_before_it():
+    # "he was not an ill disposed young man": hiss 19-22 dB under the speech, the first
+    # word at 0.26 s (by its energy; Silero on the clean recording passes 0.5 at 0.26-0.29)
+    hiss_first = read_audio_file(f"{DATA}/librivox/sense_and_sensibility_01_austen_64kb-0880.wav")
+    assert speech_onset(hiss_first, RATE) == pytest.approx(0.26, abs=0.03)
+    # Synthetic: noise 18 dB under a tone burst that starts at 0.3 s; one loud 10 ms blip
+    # at 0.1 s is not a word.
+    rng = np.random.default_rng(3)
+    x = (0.1 * 10 ** (-18 / 20) * rng.standard_normal(RATE)).astype(np.float32)
+    t = np.arange(RATE - 4800) / RATE
+    x[4800:] += (0.1 * np.sqrt(2) * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    x[1600:1760] += 0.1
+    assert speech_onset(x, RATE) == pytest.approx(0.30, abs=0.011)
+
+
 def test_without_a_reference_the_microphone_passes(speech, vad):
     _, user = speech
     stream = _stream()  # no player: the far end is silence

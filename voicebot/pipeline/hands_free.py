@@ -22,7 +22,8 @@ pauses (5 in 77 s of the bot alone: 3 taken back after 0.3 s, 2 confirmed and se
 what Whisper heard in the residual, "Okay." and nothing, so both replies went on: no
 self-interruption left, where the old rule cut 2 replies off). The rule is not what
 limits it: the same VAD on the user's speech alone, with no echo at all, starts within
-300 ms for only 12 of 20 (Silero's probability rises slowly on soft onsets), and AEC3's
+300 ms for only 12 of 20 (most of those misses were the bench's: it took the hiss before
+four recordings' first word for the onset; measured from the word, 19 of 20), and AEC3's
 residual suppression leaves the user's voice 8-12 dB quieter while the bot talks (the
 cleaned microphone against the user alone, median over the first 2 s of double talk),
 which costs a further ~60 ms (median). Shorter onsets buy little: 64 ms pauses 11 in
