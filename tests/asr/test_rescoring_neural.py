@@ -133,3 +133,27 @@ def test_the_session_prepares_the_next_context_when_a_turn_ends():
     assert prepared[0][-1]["role"] == "assistant"
     assert prepared[0] == conversation.history
     conversation.close()
+
+
+def test_the_chat_model_is_not_asked_when_it_could_not_change_the_winner():
+    """A lead the neural term cannot undo skips the scorer (its ~100 ms come off the
+    reply); a close call still asks it."""
+    from types import SimpleNamespace
+
+    from voicebot.asr.rescoring import NEURAL_DECIDES_NATS
+
+    asked = []
+
+    class Recording:
+        def score(self, texts, context=None):
+            asked.append(list(texts))
+            return [SimpleNamespace(logprob=-1.0 - i, n_tokens=3) for i in range(len(texts))]
+
+    lead = WITH_NEURAL.neural * NEURAL_DECIDES_NATS
+    close = [Hypothesis("four of clubs", -3.0), Hypothesis("four of close", -3.1)]
+    far = [Hypothesis("four of clubs", -3.0), Hypothesis("four of close", -3.0 - 2 * lead)]
+    assert rescore(far, None, WITH_NEURAL, neural=Recording()).text == "four of clubs"
+    assert asked == []
+    ranked = rescore(close, None, WITH_NEURAL, neural=Recording()).hypotheses
+    assert asked == [["four of clubs", "four of close"]]
+    assert all("neural_score" in h.extras for h in ranked)
