@@ -124,6 +124,7 @@ class Speculation:
                  splitter: ClauseSplitter | None = None) -> None:
         self.guess = guess
         self.history = list(history)  # what the guess's reply reads
+        self.started = time.monotonic()
         self._abandoned = threading.Event()
         self._stop = _Either(turn_cancel, self._abandoned)
         self._pieces: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -150,6 +151,8 @@ class Speculation:
                     clause = _first_said(self._splitter.push(piece))
                     if clause is not None:
                         voicing = False
+                        log.debug("speculation: first clause of %r %.0f ms after it started",
+                                  self.guess, (time.monotonic() - self.started) * 1000)
                         self._speak_ahead(clause)
                         self._wait_until_taken()
             else:
@@ -195,7 +198,8 @@ class Speculation:
         with self._lock:
             self._voicing_closed = True
             first = self.first_clause
-        log.debug("speculation: %r taken, first clause %s", self.guess,
+        log.debug("speculation: %r taken %.0f ms after it started, first clause %s",
+                  self.guess, (time.monotonic() - self.started) * 1000,
                   "none" if first is None else "ready" if first.done.is_set() else "under way")
         return first
 
