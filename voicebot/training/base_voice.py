@@ -194,7 +194,7 @@ def prepare_corpus(recipe: BaseRecipe, text_to_ids, *, folder: Path | None = Non
                                      max_words=recipe.max_words)
     emit("corpus", phase="base", done=0, total=len(texts), minutes=0.0, folder=str(folder))
     return teacher_corpus.synthesize(
-        folder, texts, text_to_ids, threads=threads,
+        folder, texts, text_to_ids, threads=threads, seed=recipe.seed,
         on_progress=lambda p: emit("corpus", phase="base", **p))
 
 

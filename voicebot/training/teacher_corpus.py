@@ -344,13 +344,18 @@ def _read_shard(path: Path) -> list[CorpusItem]:
 
 def synthesize(folder: Path, texts: list[str], text_to_ids: Callable[[str], list[int]],
                *, voice=None, on_progress: Callable[[dict], None] | None = None,
-               threads: int = 2) -> list[CorpusItem]:
+               threads: int = 2, seed: int | None = None) -> list[CorpusItem]:
     """Speak ``texts`` with the Piper voice into ``folder`` (shards of V1 mels + ids);
     shards already there are read, not redone. Returns every item, in order.
 
     ``on_progress`` gets {done, total, minutes, eta_s} after every shard.
     ``text_to_ids`` is the student's tokenizer; it runs on the text front end's
     normalized text (what ``TacotronVoice`` feeds it at inference).
+
+    With ``seed`` (and no ``voice`` given) the Piper voice's sampling noise is seeded:
+    onnxruntime draws it from a generator seeded when the voice loads, so a recipe's
+    corpus is the same on every run. Unseeded, the same 12 sentences gave a small test
+    base whose mel loss fell 35% in one run and 24% in another.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -371,6 +376,10 @@ def synthesize(folder: Path, texts: list[str], text_to_ids: Callable[[str], list
                 if voice is None:
                     from voicebot.tts.voices import load_voice
 
+                    if seed is not None:
+                        import onnxruntime
+
+                        onnxruntime.set_seed(seed)
                     voice = load_voice(PIPER_VOICE)
                 if voice.sample_rate != SAMPLE_RATE:
                     raise ValueError(f"the teacher voice speaks at {voice.sample_rate} Hz, "
