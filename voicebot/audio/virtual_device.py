@@ -39,6 +39,7 @@ import argparse
 import collections
 import contextlib
 import fcntl
+import logging
 import os
 import select
 import shutil
@@ -56,6 +57,8 @@ import soxr
 
 from voicebot.audio import portaudio_life
 
+log = logging.getLogger(__name__)
+
 MIC_NAME = "vmic"
 SPEAKER_NAME = "vspeaker"
 SPEAKER_RATE = 48_000
@@ -65,6 +68,7 @@ _FEED_BLOCK_S = 0.010
 # in the microphone FIFO (4 KiB of 16 kHz s16le mono is 128 ms).
 _F_SETPIPE_SZ = 1031
 _MIC_PIPE_BYTES = 4096
+LAUNCH_TRIES = 3  # pulseaudio starts (see VirtualAudio._launch_daemon)
 
 _CLIENT_VARS = ("XDG_RUNTIME_DIR", "PULSE_RUNTIME_PATH", "PULSE_STATE_PATH", "PULSE_SERVER",
                 "PULSE_CLIENTCONFIG", "PULSE_COOKIE", "ALSA_CONFIG_PATH")
@@ -72,6 +76,10 @@ _CLIENT_VARS = ("XDG_RUNTIME_DIR", "PULSE_RUNTIME_PATH", "PULSE_STATE_PATH", "PU
 
 class VirtualAudioError(RuntimeError):
     """The virtual devices could not be started (or PulseAudio is not installed)."""
+
+
+class _ExitedAtStartError(Exception):
+    """pulseaudio ended before its devices appeared; the message is its log."""
 
 
 def pulseaudio_available() -> bool:
@@ -371,6 +379,22 @@ class VirtualAudio:
         (root / "client.conf").write_text("autospawn = no\n")
 
     def _launch_daemon(self, timeout: float) -> None:
+        """Start pulseaudio, trying again if it dies while starting: now and then it aborts
+        in the dynamic loader while loading its modules ("Inconsistency detected by
+        ld.so: dl-open.c: ... dl_open_worker_begin", seen once in a CI run's restart, which
+        then left the suite without sound devices); a second start works."""
+        for attempt in range(1, LAUNCH_TRIES + 1):
+            try:
+                self._launch_daemon_once(timeout)
+                return
+            except _ExitedAtStartError as exc:
+                if attempt == LAUNCH_TRIES:
+                    raise VirtualAudioError(f"pulseaudio exited at start {attempt} times:\n"
+                                            f"{exc}") from None
+                log.warning("pulseaudio exited at start (try %d of %d):\n%s", attempt,
+                            LAUNCH_TRIES, exc)
+
+    def _launch_daemon_once(self, timeout: float) -> None:
         root = self.root
         assert root is not None
         env = {**os.environ, **self.client_env()}
@@ -384,7 +408,7 @@ class VirtualAudio:
         while time.monotonic() < deadline:
             if self._daemon.poll() is not None:
                 self.kill_daemon()
-                raise VirtualAudioError(f"pulseaudio exited at start:\n{self.daemon_log}")
+                raise _ExitedAtStartError(self.daemon_log)
             probe = subprocess.run(["pactl", "list", "short", "sources"], env=env,
                                    capture_output=True, text=True, timeout=5)
             if probe.returncode == 0 and MIC_NAME in probe.stdout:
