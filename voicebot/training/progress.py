@@ -11,7 +11,9 @@ emits them:
 - ``step``: step, epoch, losses {name: value}, lr, steps_per_s, samples_per_s, eta_s
   (of this phase), total_eta_s (this phase and the fine-tune that follows it),
   align_score (how diagonal the batch's attention is, 0-1; above 0.5 = aligned, see
-  ``voicebot.training.alignment``), gpu_mem_mb (CUDA only)
+  ``voicebot.training.alignment``), path_error (tokens between where the attention
+  looks and where the Piper teacher said the phoneme was; null without teacher items),
+  gpu_mem_mb (CUDA only)
 - ``checkpoint``: step, path (training state), model_path (the voice folder to use)
 - ``sample``: step, path (a WAV preview synthesised from that checkpoint), vocoder
   ("hifigan (...)" or "griffin-lim")

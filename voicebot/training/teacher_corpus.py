@@ -295,6 +295,9 @@ class CorpusItem:
     text: str
     ids: np.ndarray  # token ids (the student's tokenizer)
     mel: np.ndarray  # (frames, 80) V1 log-mel
+    # (frames,) the token position each mel frame belongs to, from the teacher's phoneme
+    # durations (``voicebot.training.attention_targets``); None in an older corpus
+    positions: np.ndarray | None = None
 
 
 def seconds_of(items: list[CorpusItem]) -> float:
@@ -327,30 +330,39 @@ def _write_shard(path: Path, items: list[CorpusItem]) -> None:
     id_lengths = np.array([len(it.ids) for it in items], np.int64)
     # float16 halves the cache (log-mels span about -11.5..2.5: 3 significant digits
     # are far below what the model can tell apart).
+    extra = {}
+    if all(it.positions is not None for it in items):
+        extra["positions"] = np.concatenate([it.positions for it in items]).astype(np.float32)
     with atomic_path(path, suffix=".npz") as tmp:  # np.savez wants the .npz itself
         np.savez(tmp, mels=np.concatenate([it.mel for it in items]).astype(np.float16),
                  lengths=lengths, ids=np.concatenate([it.ids for it in items]).astype(np.int16),
                  id_lengths=id_lengths, texts=np.array([it.text for it in items]),
-                 names=np.array([it.id for it in items]))
+                 names=np.array([it.id for it in items]), **extra)
 
 
 def _read_shard(path: Path) -> list[CorpusItem]:
     with np.load(path) as data:
         mels = np.split(data["mels"].astype(np.float32), np.cumsum(data["lengths"])[:-1])
         ids = np.split(data["ids"].astype(np.int64), np.cumsum(data["id_lengths"])[:-1])
-        return [CorpusItem(str(n), str(t), i, m) for n, t, i, m in
-                zip(data["names"], data["texts"], ids, mels, strict=True)]
+        positions = (np.split(data["positions"], np.cumsum(data["lengths"])[:-1])
+                     if "positions" in data.files else [None] * len(mels))
+        return [CorpusItem(str(n), str(t), i, m, p) for n, t, i, m, p in
+                zip(data["names"], data["texts"], ids, mels, positions, strict=True)]
 
 
 def synthesize(folder: Path, texts: list[str], text_to_ids: Callable[[str], list[int]],
-               *, voice=None, on_progress: Callable[[dict], None] | None = None,
+               *, token_text: Callable[[list[int]], str] | None = None, voice=None,
+               on_progress: Callable[[dict], None] | None = None,
                threads: int = 2, seed: int | None = None) -> list[CorpusItem]:
     """Speak ``texts`` with the Piper voice into ``folder`` (shards of V1 mels + ids);
     shards already there are read, not redone. Returns every item, in order.
 
     ``on_progress`` gets {done, total, minutes, eta_s} after every shard.
     ``text_to_ids`` is the student's tokenizer; it runs on the text front end's
-    normalized text (what ``TacotronVoice`` feeds it at inference).
+    normalized text (what ``TacotronVoice`` feeds it at inference). ``token_text``
+    (ids -> one character per id) lets the teacher's phoneme durations be mapped onto
+    the tokens (each item's ``positions``); without it they are not stored.
+    ``voice``: a ``piper_durations.DurationVoice`` (default: the embedded Piper voice's).
 
     With ``seed`` (and no ``voice`` given) the Piper voice's sampling noise is seeded:
     onnxruntime draws it from a generator seeded when the voice loads, so a recipe's
@@ -374,24 +386,24 @@ def synthesize(folder: Path, texts: list[str], text_to_ids: Callable[[str], list
             shard = _read_shard(path) if path.is_file() else None
             if shard is None or [it.text for it in shard] != batch:
                 if voice is None:
-                    from voicebot.tts.voices import load_voice
+                    from voicebot.tts.piper import PiperVoice
+                    from voicebot.tts.piper_durations import DurationVoice
 
                     if seed is not None:
                         import onnxruntime
 
                         onnxruntime.set_seed(seed)
-                    voice = load_voice(PIPER_VOICE)
+                    model = piper_model_file()
+                    voice = DurationVoice(PiperVoice(model, streaming=False, warm_up=False,
+                                                     threads=1), model, threads=threads)
                 if voice.sample_rate != SAMPLE_RATE:
                     raise ValueError(f"the teacher voice speaks at {voice.sample_rate} Hz, "
                                      f"the V1 mel needs {SAMPLE_RATE} Hz")
                 id_jobs = [pool.submit(text_to_ids, normalize(t)) for t in batch]
                 shard = []
                 for k, text in enumerate(batch):
-                    audio = np.concatenate([c.samples for c in voice.stream(
-                        text, split_first=False)])
-                    shard.append(CorpusItem(f"t{first + k:06d}", text,
-                                            np.asarray(id_jobs[k].result(), np.int64),
-                                            trim_silence(mel_v1(audio).T)))
+                    shard.append(_spoken_item(f"t{first + k:06d}", text, voice,
+                                              id_jobs[k].result(), token_text))
                 _write_shard(path, shard)
                 made += len(batch)
             items.extend(shard)
@@ -404,15 +416,41 @@ def synthesize(folder: Path, texts: list[str], text_to_ids: Callable[[str], list
     return items
 
 
-def trim_silence(mel: np.ndarray) -> np.ndarray:
-    """(frames, mels) with the silence before the first and after the last loud frame
-    cut to ``KEEP_SILENCE_FRAMES``."""
+def _spoken_item(name: str, text: str, voice, ids: list[int],
+                 token_text: Callable[[list[int]], str] | None) -> CorpusItem:
+    """One sentence said by the teacher: its trimmed mel, ids and frame positions."""
+    from voicebot.training.attention_targets import frame_positions
+
+    spoken = voice.speak(normalize(text))
+    mel = mel_v1(spoken.audio).T
+    start, stop = loud_span(mel)
+    positions = None
+    if token_text is not None and len(ids):
+        every = frame_positions(spoken.phonemes, spoken.frames, token_text(list(ids)))
+        # mel_v1 makes len(audio) // 256 frames, the durations' sum: one per frame
+        every = np.concatenate([every, np.full(max(0, len(mel) - len(every)),
+                                               every[-1] if every.size else 0.0)])
+        positions = every[start:stop].astype(np.float32)
+    return CorpusItem(name, text, np.asarray(ids, np.int64), mel[start:stop].copy(),
+                      positions)
+
+
+def loud_span(mel: np.ndarray) -> tuple[int, int]:
+    """[start, stop) of ``mel`` (frames, mels) with the silence before the first and
+    after the last loud frame cut to ``KEEP_SILENCE_FRAMES``."""
     loudest = mel.max(axis=1)
     loud = np.flatnonzero(loudest > loudest.max() - QUIET_NATS)
     if loud.size == 0:
-        return mel.copy()
-    start = max(0, loud[0] - KEEP_SILENCE_FRAMES)
-    return mel[start:loud[-1] + 1 + KEEP_SILENCE_FRAMES].copy()
+        return 0, len(mel)
+    return (max(0, loud[0] - KEEP_SILENCE_FRAMES),
+            min(len(mel), loud[-1] + 1 + KEEP_SILENCE_FRAMES))
+
+
+def trim_silence(mel: np.ndarray) -> np.ndarray:
+    """(frames, mels) with the silence before the first and after the last loud frame
+    cut to ``KEEP_SILENCE_FRAMES``."""
+    start, stop = loud_span(mel)
+    return mel[start:stop].copy()
 
 
 def iter_cached(folder: Path) -> Iterator[CorpusItem]:

@@ -48,6 +48,11 @@ import numpy as np
 from voicebot.atomic_write import write_json_atomic
 from voicebot.training import progress, run_folder
 from voicebot.training.alignment import batch_score
+from voicebot.training.attention_targets import (
+    guided_attention_loss,
+    path_error,
+    step_centres,
+)
 from voicebot.training.run_folder import (  # shared with the asr trainer
     RunLock,
     StopFlag,
@@ -103,6 +108,8 @@ class TrainOptions:
     phase: str | None = None  # "base" / "fine-tune": added to every event
     then_steps: int = 0  # steps of a phase that follows (for total_eta_s)
     heldout: bool = True  # hold out every 10th take of ``data``
+    # guide the attention along the items' teacher paths (base_voice.BaseRecipe)
+    attention_path: bool = False
     # --- the Piper-taught base, when it has to be built first ---
     base_minutes: float | None = None
     base_steps: int | None = None
@@ -140,6 +147,8 @@ class Item:
     id: str
     ids: np.ndarray  # token ids
     mel: np.ndarray  # (frames, mels), normalized as the model expects
+    # (frames,) token position of each frame, where a teacher said it (attention_targets)
+    positions: np.ndarray | None = None
 
 
 def mel_function(config, audio_processor):
@@ -253,7 +262,14 @@ def make_batch(items: list[Item], r: int, torch, device):
         mel[i, :len(it.mel)] = it.mel
         stop[i, :math.ceil(len(it.mel) / r) - 1] = 0.0
     mel_lengths = torch.tensor([len(it.mel) for it in items])
+    centres = np.full((batch, frames // r), np.nan, np.float32)
+    for i, it in enumerate(items):
+        if it.positions is not None and len(it.positions):
+            centres[i] = step_centres(it.positions, r, frames // r)
     return {
+        # where each decoder step's attention belongs (NaN: unknown), for the
+        # duration-guided attention loss; Coqui's train_step ignores the key
+        "attention_centres": torch.from_numpy(centres).to(device),
         "text_input": torch.from_numpy(text).to(device),
         "text_lengths": torch.tensor([len(it.ids) for it in items]).to(device),
         "mel_input": torch.from_numpy(mel).to(device),
@@ -548,6 +564,9 @@ class _StepModule:
                 self.model = model
 
             def forward(self, batch):
+                guide = getattr(criterion, "criterion_ga", None)
+                if hasattr(guide, "centres"):  # attention_targets' loss reads them
+                    guide.centres = batch.get("attention_centres")
                 return self.model.train_step(batch, criterion)
 
         return StepModule()
@@ -618,6 +637,11 @@ def train(options: TrainOptions, stop: StopFlag | None = None) -> int:
                                           else DEFAULT_FINE_TUNE_STEPS)
         model.to(device).train()
         criterion = model.get_criterion().to(device)
+        if options.attention_path and getattr(criterion, "criterion_ga", None) is not None \
+                and any(it.positions is not None for it in items):
+            # The teacher said where each frame's phoneme is: guide the attention
+            # along that path rather than the straight diagonal.
+            criterion.criterion_ga = guided_attention_loss(criterion.criterion_ga)
         optimizer = model.get_optimizer()
         scheduler = model.get_scheduler([optimizer])  # Coqui passes a list
         use_cuda = device.type == "cuda"
@@ -734,6 +758,9 @@ def train(options: TrainOptions, stop: StopFlag | None = None) -> int:
                      align_score=round(batch_score(
                          outputs["alignments"], batch["text_lengths"], batch["mel_lengths"],
                          model.decoder.r), 4),
+                     path_error=_rounded(path_error(
+                         outputs["alignments"], batch["attention_centres"],
+                         batch["mel_lengths"], model.decoder.r)),
                      losses={k: _number(v) for k, v in losses.items()},
                      grad_norm=_number(grad_norm), lr=optimizer.param_groups[0]["lr"],
                      steps_per_s=round(steps_per_s, 4),
@@ -795,6 +822,10 @@ def _agreed_stop(stop: StopFlag, dist: Dist, torch, device) -> bool:
     if flag.item() > 0 and not stop.set:
         stop.signal = signal.SIGTERM
     return flag.item() > 0
+
+
+def _rounded(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(value, digits)
 
 
 def _number(value) -> float | None:
