@@ -446,12 +446,6 @@ def loud_span(mel: np.ndarray) -> tuple[int, int]:
             min(len(mel), loud[-1] + 1 + KEEP_SILENCE_FRAMES))
 
 
-def trim_silence(mel: np.ndarray) -> np.ndarray:
-    """(frames, mels) with the silence before the first and after the last loud frame
-    cut to ``KEEP_SILENCE_FRAMES``."""
-    start, stop = loud_span(mel)
-    return mel[start:stop].copy()
-
 
 def iter_cached(folder: Path) -> Iterator[CorpusItem]:
     """Items already synthesised in ``folder``, shard by shard."""
