@@ -41,8 +41,12 @@ def test_the_next_turn_works_after_the_sound_server_comes_back(virtual_audio, mo
         assert "No microphone" in session.shown.status
         virtual_audio.restart()
         assert wait_until(lambda: session.audio.mic is not None, 10), session.shown
+        # The session was already READY without devices (typing works), so the phase
+        # alone does not say the devices are back: the status must stop saying so (a CI
+        # run read it in the moment between the microphone's return and the new status).
         assert wait_until(lambda: session.shown.phase is Phase.READY, 5), session.shown
-        assert "No microphone" not in session.shown.status
+        assert wait_until(lambda: "No microphone" not in session.shown.status, 5), \
+            session.shown.status
         # The microphone hears again...
         mic = session.audio.mic.reader()
         virtual_audio.inject(np.full(8000, 0.2, np.float32), 16000)
