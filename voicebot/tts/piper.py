@@ -196,7 +196,9 @@ class PiperVoice:
 
     # --- synthesis -------------------------------------------------------------------
 
-    def _feeds(self, ids: list[int]) -> dict[str, np.ndarray]:
+    def feeds(self, ids: list[int]) -> dict[str, np.ndarray]:
+        """The graph's inputs for one phoneme-id sequence (the voice's scales; speaker 0):
+        also what a graph cut from this voice's (``piper_durations``) is fed."""
         feeds = {
             "input": np.asarray([ids], dtype=np.int64),
             "input_lengths": np.asarray([len(ids)], dtype=np.int64),
@@ -243,7 +245,7 @@ class PiperVoice:
         if self._decoder is None:
             yield functools.partial(self._whole, ids), True
             return
-        front = self._front.run(None, self._feeds(ids))
+        front = self._front.run(None, self.feeds(ids))
         frames = front[0].shape[2]
         start = 0
         stop = min(frames, schedule.next_window())
@@ -275,7 +277,7 @@ class PiperVoice:
         return latent[:, :, lo - first:hi - first]
 
     def _whole(self, ids: list[int]) -> np.ndarray:
-        return _as_audio(self._session.run(None, self._feeds(ids))[0])
+        return _as_audio(self._session.run(None, self.feeds(ids))[0])
 
     def _decode(self, latent: np.ndarray, start: int, stop: int) -> np.ndarray:
         """Audio of latent frames [start, stop), decoded with context on both sides."""

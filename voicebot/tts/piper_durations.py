@@ -74,7 +74,7 @@ class DurationVoice:
     def speak(self, text: str) -> Spoken:
         """Say normalized ``text`` in one call."""
         ids = self.voice.phoneme_ids(self.voice.phonemes(text))
-        audio, durations = self._session.run(None, self.voice._feeds(ids))
+        audio, durations = self._session.run(None, self.voice.feeds(ids))
         audio = np.asarray(audio, np.float32).reshape(-1)
         return Spoken(audio, *phoneme_frames(ids, durations.reshape(-1), self._char_of))
 
